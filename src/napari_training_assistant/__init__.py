@@ -1,0 +1,21 @@
+"""napari-training-assistant: a Training Project Folder for the SAM3-to-U-Net segmentation loop."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("napari-training-assistant")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+from .project import TrainingProject
+
+__all__ = ["TrainingProject", "__version__", "build_model", "describe"]
+
+
+def __getattr__(name: str):
+    # torch-backed API, imported on first use so that `import napari_training_assistant` stays light
+    if name in ("build_model", "describe"):
+        from . import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,57 @@
+"""Parser, dispatch and the error contract: exit 0 on success, 2 with one stderr line on a user error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..project.errors import ProjectError
+from . import dataset_commands, model_commands, project_commands
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Bad arguments found after parsing (printed as one line, exit 2)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors on one line with a pointer to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="nta",
+        description="napari-training-assistant: the Training Project Folder from the command line.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"napari-training-assistant {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    for module in (project_commands, dataset_commands, model_commands):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except (ProjectError, UserError) as exc:
+        print(f"nta {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"nta {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

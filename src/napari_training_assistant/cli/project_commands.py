@@ -1,0 +1,128 @@
+"""`nta init`, `nta status`, `nta doctor`, `nta demo`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..project import TrainingProject
+from ..project.status import project_status
+from .output import emit_json, fmt_metric
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="create a Training Project Folder")
+    p.add_argument("project", type=Path)
+    p.add_argument("--name", help="project name (default: the folder name)")
+    p.add_argument("--spatial-dims", choices=["2d", "3d"], default="2d")
+    p.add_argument("--output-mode", choices=["binary", "multiclass", "multilabel"], default="binary")
+    p.add_argument("--num-classes", type=int, default=None, help="classes incl. background (multiclass)")
+    p.add_argument("--output-channels", type=int, default=None, help="channels (multilabel)")
+    p.add_argument("--preset", choices=["standard_unet", "small_unet", "tiny_unet"], default=None)
+    p.add_argument("--class-names", help="comma-separated class names, background first")
+    p.add_argument("--force", action="store_true", help="allow a folder that is not empty")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=init)
+
+    p = sub.add_parser("status", help="show what a project holds")
+    p.add_argument("project", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=status)
+
+    p = sub.add_parser("doctor", help="check a project and repair what can be repaired safely")
+    p.add_argument("project", type=Path)
+    p.add_argument("--check", action="store_true", help="only report, change nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=doctor)
+
+    p = sub.add_parser("demo", help="the main job on bundled sample data")
+    p.add_argument("--dir", type=Path, default=Path("demo_project"), help="demo project folder (replaced)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=demo)
+
+
+def init(args: argparse.Namespace) -> int:
+    from .main import UserError
+
+    overrides = {}
+    if args.preset:
+        overrides["preset"] = args.preset
+    num_classes = args.num_classes
+    if args.output_mode == "multiclass" and num_classes is None:
+        raise UserError("--output-mode multiclass needs --num-classes K (classes including background, K >= 2)")
+    if args.output_channels is not None and args.output_mode != "multilabel":
+        raise UserError("--output-channels applies to --output-mode multilabel only")
+    names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+    project = TrainingProject.create(
+        args.project,
+        args.name,
+        spatial_dims=args.spatial_dims,
+        output_mode=args.output_mode,
+        num_classes=num_classes or 2,
+        class_names=names,
+        architecture=overrides | ({"output_channels": args.output_channels} if args.output_channels else {}),
+        allow_non_empty=args.force,
+    )
+    if args.json:
+        emit_json(project_status(project))
+    else:
+        arch = project.architecture
+        print(f"created project {project.name!r} at {project.root}")
+        print(f"architecture: {arch.spatial_dims} {arch.output_mode} U-Net, depth {arch.depth}, base {arch.base_channels}")
+        print(f"next: nta add-pair {project.root} --image IMAGE --mask MASK")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    project = TrainingProject.open(args.project)
+    info = project_status(project)
+    summary = _architecture_summary(info["architecture"])
+    info["architecture_summary"] = summary
+    if args.json:
+        emit_json(info)
+        return 0
+    counts = info["split_counts"]
+    bench = info["latest_benchmark"]
+    print(f"project      {info['project_name']}  ({info['project_path']})")
+    print(f"state        {info['state']}")
+    print(f"dataset      {info['dataset_count']} pairs (train {counts['train']}, val {counts['val']}, benchmark {counts['benchmark']})")
+    print(f"checkpoints  {info['checkpoint_count']} (latest: {info['latest_checkpoint'] or 'none'})")
+    print(
+        "benchmark    "
+        + (f"{bench['checkpoint_id']}: Dice {fmt_metric(bench['dice'])}, IoU {fmt_metric(bench['iou'])}" if bench else "none yet")
+    )
+    print(f"architecture {summary['text'] if summary else info['architecture']}")
+    print(f"start from   {info['starting_weights']}")
+    for decision in info["auto_configuration_decisions"]:
+        print(f"auto-config  {decision['setting']} = {decision['value']} ({decision['source']}: {decision['reason']})")
+    return 0
+
+
+def _architecture_summary(architecture: dict) -> dict | None:
+    try:
+        from ..model import describe
+    except ImportError:  # torch missing: the project still reports
+        return None
+    return describe(architecture)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from ..project.doctor import run_doctor
+
+    report = run_doctor(Path(args.project), repair=not args.check)
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        for finding in report.findings:
+            print(finding.line())
+        print(report.summary())
+    return 0 if report.healthy_after else 1
+
+
+def demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    result = run_demo(args.dir)
+    if args.json:
+        emit_json(result)
+    return 0

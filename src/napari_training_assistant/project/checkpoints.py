@@ -1,0 +1,125 @@
+"""Checkpoint registry: numbered files never overwritten, `latest.pt` moved only after registration."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CheckpointError
+from .schemas import CheckpointRecord, CheckpointRegistry
+from .storage import atomic_copy, write_model
+
+if TYPE_CHECKING:
+    from .training_project import TrainingProject
+
+CHECKPOINT_PATTERN = re.compile(r"^unet_run_(\d{3,})\.pt$")
+
+
+def checkpoint_name(number: int) -> str:
+    return f"unet_run_{number:03d}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class CheckpointStore:
+    """`checkpoints/`: `checkpoints.json`, `unet_run_NNN.pt` and `latest.pt`."""
+
+    def __init__(self, project: TrainingProject):
+        self._project = project
+        self._layout = project.layout
+
+    @property
+    def registry(self) -> CheckpointRegistry:
+        return self._project.read(self._layout.checkpoint_registry, CheckpointRegistry)
+
+    @property
+    def records(self) -> list[CheckpointRecord]:
+        return self.registry.checkpoints
+
+    @property
+    def latest_id(self) -> str | None:
+        return self.registry.latest
+
+    def get(self, checkpoint_id: str) -> CheckpointRecord:
+        if checkpoint_id == "latest":
+            latest = self.latest_id
+            if latest is None:
+                raise CheckpointError(f"{self._project.root} has no completed checkpoint yet: train first (nta train)")
+            checkpoint_id = latest
+        record = self.registry.get(checkpoint_id)
+        if record is None:
+            known = ", ".join(c.checkpoint_id for c in self.records[-5:]) or "none"
+            raise CheckpointError(f"no checkpoint {checkpoint_id!r} in this project (latest ones: {known})")
+        return record
+
+    def path_of(self, checkpoint_id: str) -> Path:
+        return self._layout.absolute(self.get(checkpoint_id).path)
+
+    def reserve(self) -> tuple[str, Path]:
+        """Claim the next checkpoint number (under the lock) so concurrent runs never collide."""
+        with self._project.locked():
+            registry = self.registry
+            on_disk = [int(m.group(1)) for f in self._layout.checkpoints_dir.glob("unet_run_*.pt") if (m := CHECKPOINT_PATTERN.match(f.name))]
+            number = max([registry.next_number, *(n + 1 for n in on_disk)])
+            registry.next_number = number + 1
+            write_model(self._layout.checkpoint_registry, registry, previous_is_valid=True)
+        name = checkpoint_name(number)
+        return name, self._layout.checkpoints_dir / f"{name}.pt"
+
+    def register(self, checkpoint_id: str, *, architecture: dict[str, Any], status: str = "completed", **fields: Any) -> CheckpointRecord:
+        """Record a checkpoint whose file was written at its reserved path.
+
+        Order: the record is saved first; only then, for a completed run, `latest.pt` is replaced
+        atomically and the registry's `latest` pointer moves. A crash at any point leaves either the
+        old or the new state (`nta doctor` realigns `latest.pt` with the pointer).
+        """
+        path = self._layout.checkpoints_dir / f"{checkpoint_id}.pt"
+        if not path.is_file():
+            raise CheckpointError(f"cannot register {checkpoint_id}: {path} was not written")
+        with self._project.locked():
+            registry = self.registry
+            if registry.get(checkpoint_id) is not None:
+                raise CheckpointError(f"{checkpoint_id} is already registered; checkpoints are never overwritten")
+            record = CheckpointRecord(
+                checkpoint_id=checkpoint_id,
+                status=status,
+                timestamp=fields.pop("timestamp", None) or _now(),
+                path=self._layout.relative(path),
+                file_sha256=file_sha256(path),
+                architecture=architecture,
+                manifest_sha256=fields.pop("manifest_sha256", None) or self.manifest_sha256(),
+                **fields,
+            )
+            registry.checkpoints.append(record)
+            write_model(self._layout.checkpoint_registry, registry, previous_is_valid=True)
+            if record.dataset_pair_ids:
+                self._project.dataset.mark_used(record.dataset_pair_ids, checkpoint_id)
+            if status == "completed":
+                atomic_copy(path, self._layout.latest_checkpoint)
+                registry.latest = checkpoint_id
+                write_model(self._layout.checkpoint_registry, registry, previous_is_valid=True)
+        return record
+
+    def manifest_sha256(self) -> str:
+        return file_sha256(self._layout.manifest)
+
+    def latest_file_matches(self) -> bool:
+        latest = self.latest_id
+        target = self._layout.latest_checkpoint
+        if latest is None:
+            return not target.exists()
+        return target.is_file() and file_sha256(target) == self.get(latest).file_sha256
+
+
+def _now():
+    from .training_project import now
+
+    return now()

@@ -1,0 +1,221 @@
+"""Accepted image/mask pairs: add (arrays or files), split, remove, list."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DatasetError
+from .schemas import DatasetManifest, PairRecord, RemovedPair, Split
+from .splits import auto_split
+
+if TYPE_CHECKING:
+    from .training_project import TrainingProject
+
+SPLITS: tuple[str, ...] = ("train", "val", "benchmark")
+
+
+class Dataset:
+    """The project's `dataset/` folder and `manifest.json`."""
+
+    def __init__(self, project: TrainingProject):
+        self._project = project
+        self._layout = project.layout
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def pairs(self) -> list[PairRecord]:
+        return self._project.manifest.pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def get(self, pair_id: str) -> PairRecord:
+        record = self._project.manifest.get(pair_id)
+        if record is None:
+            raise DatasetError(f"no pair {pair_id!r} in this project: list pairs with `nta status {self._project.root}`")
+        return record
+
+    def ids(self, split: str | None = None) -> list[str]:
+        return [p.pair_id for p in self.pairs if split is None or p.split == split]
+
+    def split_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(SPLITS, 0)
+        for pair in self.pairs:
+            counts[pair.split] += 1
+        return counts
+
+    def load(self, pair_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image, mask) as saved: image channel-first when it has channels."""
+        from .image_io import read_tiff
+
+        record = self.get(pair_id)
+        return read_tiff(self._layout.absolute(record.image_path)), read_tiff(self._layout.absolute(record.mask_path))
+
+    # ----------------------------------------------------------------- add
+    def add_files(
+        self,
+        image: str | Path,
+        mask: str | Path | Sequence[str | Path],
+        *,
+        image_dataset: str | None = None,
+        mask_dataset: str | None = None,
+        **options: Any,
+    ) -> PairRecord:
+        """Read image and mask files (TIFF, PNG, NPY, Zarr, OME-Zarr) and add them as a pair.
+
+        `mask` may be a list of files for `multilabel` (one binary mask per channel).
+        """
+        from .image_io import read_array
+
+        image_array = read_array(Path(image), dataset=image_dataset)
+        if isinstance(mask, (str, Path)):
+            mask_array: Any = read_array(Path(mask), dataset=mask_dataset)
+            mask_files = str(mask)
+        else:
+            mask_array = [read_array(Path(m), dataset=mask_dataset) for m in mask]
+            mask_files = ";".join(str(m) for m in mask)
+        options.setdefault("source_files", {"image": str(image), "mask": mask_files})
+        return self.add(image_array, mask_array, **options)
+
+    def add(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | Sequence[np.ndarray],
+        *,
+        mask_mode: str = "binary",
+        channel_axis: int | None = None,
+        mask_channel_axis: int | None = None,
+        slice_index: int | None = None,
+        split: Split | None = None,
+        target_class: str | int | None = None,
+        label_map: Mapping[int, int] | None = None,
+        image_layer: str | None = None,
+        mask_layer: str | None = None,
+        source: str = "manual",
+        prompts: list[dict[str, Any]] | None = None,
+        source_files: dict[str, str] | None = None,
+    ) -> PairRecord:
+        """Prepare the mask, check shapes against each other and the architecture, save, record."""
+        from .image_io import array_sha256, write_tiff
+        from .pair_preparation import prepare_pair
+
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        config = self._project.config
+        prepared = prepare_pair(
+            image,
+            mask,
+            architecture=self._project.architecture,
+            class_names=config.class_names,
+            mask_mode=mask_mode,
+            channel_axis=channel_axis,
+            mask_channel_axis=mask_channel_axis,
+            slice_index=slice_index,
+            target_class=target_class,
+            label_map=label_map,
+        )
+        with self._project.locked():
+            manifest = self._project.manifest
+            pair_id = f"pair_{manifest.next_pair_number:04d}"
+            image_path = self._layout.images_dir / f"{pair_id}.tif"
+            mask_path = self._layout.masks_dir / f"{pair_id}.tif"
+            chosen = split or auto_split(manifest.pairs, config.benchmark_every, config.training.val_fraction)
+            record = PairRecord(
+                pair_id=pair_id,
+                image_path=self._layout.relative(image_path),
+                mask_path=self._layout.relative(mask_path),
+                image_layer=image_layer,
+                mask_layer=mask_layer,
+                source_files=source_files or {},
+                spatial_dims=prepared.spatial_dims,
+                image_shape=list(prepared.image.shape),
+                mask_shape=list(prepared.mask.array.shape),
+                image_channels=prepared.image_channels,
+                image_dtype=str(prepared.image.dtype),
+                mask_dtype=str(prepared.mask.array.dtype),
+                slice_index=slice_index,
+                mask_mode=mask_mode,
+                source_labels=prepared.mask.source_labels,
+                saved_labels=prepared.mask.saved_labels,
+                target_class_name=prepared.mask.target_class_name,
+                label_transform=prepared.mask.label_transform,
+                source=source,
+                prompts=prompts or [],
+                created_at=_now(),
+                image_sha256=array_sha256(prepared.image),
+                mask_sha256=array_sha256(prepared.mask.array),
+                split=chosen,
+                split_assigned_by="user" if split else "auto",
+            )
+            # arrays first, manifest last: a crash in between leaves only orphan files (nta doctor lists them)
+            write_tiff(image_path, prepared.image)
+            write_tiff(mask_path, prepared.mask.array)
+            manifest.pairs.append(record)
+            manifest.next_pair_number += 1
+            self._save(manifest)
+        return record
+
+    # ----------------------------------------------------------------- change
+    def set_split(self, pair_id: str, split: Split) -> PairRecord:
+        if split not in SPLITS:
+            raise DatasetError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        with self._project.locked():
+            manifest = self._project.manifest
+            record = _find(manifest, pair_id, self._project.root)
+            record.split = split
+            record.split_assigned_by = "user"
+            self._save(manifest)
+        return record
+
+    def mark_used(self, pair_ids: Sequence[str], checkpoint_id: str) -> None:
+        with self._project.locked():
+            manifest = self._project.manifest
+            wanted = set(pair_ids)
+            for record in manifest.pairs:
+                if record.pair_id in wanted and checkpoint_id not in record.used_by_checkpoints:
+                    record.used_by_checkpoints = [*record.used_by_checkpoints, checkpoint_id]
+            self._save(manifest)
+
+    def remove(self, pair_id: str) -> RemovedPair:
+        """Delete the pair's files and manifest entry; a tombstone keeps checkpoint history readable."""
+        with self._project.locked():
+            manifest = self._project.manifest
+            record = _find(manifest, pair_id, self._project.root)
+            tombstone = RemovedPair(
+                pair_id=record.pair_id,
+                removed_at=_now(),
+                image_sha256=record.image_sha256,
+                mask_sha256=record.mask_sha256,
+                split=record.split,
+                used_by_checkpoints=record.used_by_checkpoints,
+            )
+            manifest.pairs = [p for p in manifest.pairs if p.pair_id != pair_id]
+            manifest.removed_pairs.append(tombstone)
+            self._save(manifest)  # manifest first: files of a pair never vanish while it is listed
+            for relative in (record.image_path, record.mask_path):
+                with contextlib.suppress(FileNotFoundError):
+                    self._layout.absolute(relative).unlink()
+        return tombstone
+
+    def _save(self, manifest: DatasetManifest) -> None:
+        from .storage import write_model
+
+        write_model(self._layout.manifest, manifest, previous_is_valid=True)
+
+
+def _find(manifest: DatasetManifest, pair_id: str, root: Path) -> PairRecord:
+    record = manifest.get(pair_id)
+    if record is None:
+        raise DatasetError(f"no pair {pair_id!r} in {root}: list pairs with `nta status {root}`")
+    return record
+
+
+def _now():
+    from .training_project import now
+
+    return now()

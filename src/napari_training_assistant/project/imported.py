@@ -1,0 +1,75 @@
+"""`models/imported/` and `model_registry.json`: pretrained weights brought into the project."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CheckpointError
+from .schemas import ImportedModel, ModelRegistry
+from .storage import atomic_copy, write_model
+
+if TYPE_CHECKING:
+    from .training_project import TrainingProject
+    from .weights_file import WeightsInfo
+
+
+def sanitise_filename(name: str) -> str:
+    """Letters, digits, dot, dash and underscore only; never a path."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "weights"
+    return stem[:80]
+
+
+class ImportedModels:
+    def __init__(self, project: TrainingProject):
+        self._project = project
+        self._layout = project.layout
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self._project.read(self._layout.model_registry, ModelRegistry)
+
+    def get(self, model_id: str) -> ImportedModel:
+        model = self.registry.get(model_id)
+        if model is None:
+            known = ", ".join(m.model_id for m in self.registry.models) or "none"
+            raise CheckpointError(f"no imported model {model_id!r} (imported: {known})")
+        return model
+
+    def path_of(self, model_id: str) -> Path:
+        return self._layout.absolute(self.get(model_id).path)
+
+    def add(self, source: Path, info: WeightsInfo, architecture: dict[str, Any], key_prefix_stripped: str = "") -> ImportedModel:
+        """Copy an inspected, checked weights file into the project and record it."""
+        with self._project.locked():
+            registry = self.registry
+            duplicate = next((m for m in registry.models if m.sha256 == info.sha256), None)
+            if duplicate is not None:
+                raise CheckpointError(f"{source.name} is already imported as {duplicate.model_id} (same sha256)")
+            model_id = f"imported_{registry.next_number:03d}"
+            suffix = ".safetensors" if info.format == "safetensors" else ".pt"
+            target = self._layout.imported_dir / f"{model_id}_{sanitise_filename(Path(source.name).stem)}{suffix}"
+            atomic_copy(source, target)
+            record = ImportedModel(
+                model_id=model_id,
+                name=Path(source.name).stem,
+                source_filename=source.name,
+                path=self._layout.relative(target),
+                sha256=info.sha256,
+                format=info.format,
+                architecture=architecture,
+                imported_at=_now(),
+                tensor_count=len(info.tensors),
+                key_prefix_stripped=key_prefix_stripped,
+            )
+            registry.models.append(record)
+            registry.next_number += 1
+            write_model(self._layout.model_registry, registry, previous_is_valid=True)
+        return record
+
+
+def _now():
+    from .training_project import now
+
+    return now()

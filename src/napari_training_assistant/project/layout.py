@@ -1,0 +1,144 @@
+"""Where every file of a Training Project Folder lives (the seed's layout, verbatim)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schemas import (
+    ArchitectureConfig,
+    CheckpointRegistry,
+    DatasetManifest,
+    ModelRegistry,
+    ProjectConfig,
+    Sam3Config,
+    StartingWeightsConfig,
+    TrainingRunHistory,
+    VersionedModel,
+)
+
+BENCHMARK_COLUMNS: tuple[str, ...] = (
+    "checkpoint_id",
+    "parent_id",
+    "timestamp",
+    "n_images",
+    "dice",
+    "iou",
+    "dice_per_class",
+    "iou_per_class",
+    "delta_dice",
+    "delta_iou",
+)
+
+
+@dataclass(frozen=True)
+class ProjectLayout:
+    root: Path
+
+    @property
+    def project_config(self) -> Path:
+        return self.root / "project_config.json"
+
+    @property
+    def architecture_config(self) -> Path:
+        return self.root / "architecture" / "architecture_config.json"
+
+    @property
+    def sam3_config(self) -> Path:
+        return self.root / "sam3" / "sam3_config.json"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "dataset" / "images"
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.root / "dataset" / "masks"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "dataset" / "manifest.json"
+
+    @property
+    def imported_dir(self) -> Path:
+        return self.root / "models" / "imported"
+
+    @property
+    def model_registry(self) -> Path:
+        return self.root / "models" / "model_registry.json"
+
+    @property
+    def starting_weights(self) -> Path:
+        return self.root / "models" / "starting_weights_config.json"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def checkpoint_registry(self) -> Path:
+        return self.checkpoints_dir / "checkpoints.json"
+
+    @property
+    def latest_checkpoint(self) -> Path:
+        return self.checkpoints_dir / "latest.pt"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def history_dir(self) -> Path:
+        return self.root / "history"
+
+    @property
+    def training_runs(self) -> Path:
+        return self.history_dir / "training_runs.json"
+
+    @property
+    def benchmark_history(self) -> Path:
+        return self.history_dir / "benchmark_history.csv"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def training_log(self) -> Path:
+        return self.logs_dir / "training.log"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".nta.lock"
+
+    def folders(self) -> list[Path]:
+        return [
+            self.architecture_config.parent,
+            self.sam3_config.parent,
+            self.images_dir,
+            self.masks_dir,
+            self.imported_dir,
+            self.checkpoints_dir,
+            self.predictions_dir,
+            self.history_dir,
+            self.logs_dir,
+        ]
+
+    def json_files(self) -> dict[Path, type[VersionedModel]]:
+        """Every JSON file with the schema that validates it."""
+        return {
+            self.project_config: ProjectConfig,
+            self.architecture_config: ArchitectureConfig,
+            self.sam3_config: Sam3Config,
+            self.manifest: DatasetManifest,
+            self.model_registry: ModelRegistry,
+            self.starting_weights: StartingWeightsConfig,
+            self.checkpoint_registry: CheckpointRegistry,
+            self.training_runs: TrainingRunHistory,
+        }
+
+    def relative(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def absolute(self, relative: str) -> Path:
+        return self.root / relative

@@ -1,0 +1,111 @@
+"""Turn a user's image and mask into the arrays a pair stores, checked against the architecture."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import DatasetError
+from .masks import PreparedMask, align_pair, prepare_mask
+from .schemas import ArchitectureConfig
+
+
+@dataclass(frozen=True)
+class PreparedPair:
+    image: np.ndarray  # channel axis first when the image has one
+    mask: PreparedMask
+    spatial_dims: str
+    image_channels: int | None
+
+
+def prepare_pair(
+    image: Any,
+    mask: Any,
+    *,
+    architecture: ArchitectureConfig,
+    class_names: Sequence[str],
+    mask_mode: str = "binary",
+    channel_axis: int | None = None,
+    mask_channel_axis: int | None = None,
+    slice_index: int | None = None,
+    target_class: str | int | None = None,
+    label_map: Mapping[int, int] | None = None,
+) -> PreparedPair:
+    if isinstance(mask, (list, tuple)):
+        mask = np.stack([np.asarray(m) for m in mask])
+        mask_channel_axis = 0
+    if mask_mode == "multilabel" and mask_channel_axis is None:
+        raise DatasetError("a multilabel mask needs its channel axis (mask_channel_axis / --mask-channel-axis) or one file per channel")
+    image_arr, mask_arr, shapes = align_pair(
+        np.asarray(image),
+        np.asarray(mask),
+        image_channel_axis=channel_axis,
+        mask_channel_axis=mask_channel_axis,
+        slice_index=slice_index,
+        ndim_hint=architecture.spatial_dims,
+    )
+    channels = int(image_arr.shape[0]) if channel_axis is not None else None
+    if (channels or 1) != architecture.input_channels:
+        raise DatasetError(
+            f"image has {channels or 1} channel(s) but the architecture expects input_channels "
+            f"{architecture.input_channels}: declare the right channel axis or change the architecture"
+        )
+    if image_arr.dtype == bool:
+        image_arr = image_arr.astype(np.uint8)
+    class_id, class_name = _target_class(target_class, class_names, mask_mode)
+    prepared = prepare_mask(
+        mask_arr,
+        mask_mode,  # type: ignore[arg-type]
+        num_classes=None if mask_mode in ("binary", "multilabel") else _num_classes(architecture),
+        target_class_id=class_id,
+        target_class_name=class_name,
+        label_map=label_map,
+        channel_axis=0 if mask_mode == "multilabel" else None,
+    )
+    _check_fits_output(prepared, architecture, mask_mode)
+    return PreparedPair(np.ascontiguousarray(image_arr), prepared, shapes.spatial_dims, channels)
+
+
+def _num_classes(architecture: ArchitectureConfig) -> int:
+    return architecture.num_classes if architecture.output_mode == "multiclass" else 2
+
+
+def _target_class(target: str | int | None, class_names: Sequence[str], mask_mode: str) -> tuple[int | None, str | None]:
+    if mask_mode != "target-class":
+        if target is not None:
+            raise DatasetError(f"a target class is only used with mask mode target-class, not {mask_mode}")
+        return None, None
+    if target is None:
+        raise DatasetError(f"mask mode target-class needs a target class: one of {', '.join(class_names[1:])}")
+    if isinstance(target, int):
+        if not 1 <= target < len(class_names):
+            raise DatasetError(f"target class id {target} is not a foreground class id (1..{len(class_names) - 1})")
+        return target, class_names[target]
+    if target not in class_names[1:]:
+        raise DatasetError(f"unknown target class {target!r}: the project's classes are {', '.join(class_names[1:])}")
+    return class_names.index(target), target
+
+
+def _check_fits_output(prepared: PreparedMask, architecture: ArchitectureConfig, mask_mode: str) -> None:
+    mode = architecture.output_mode
+    if mode == "multilabel":
+        if mask_mode != "multilabel":
+            raise DatasetError("the project's output mode is multilabel: add masks with mask mode multilabel")
+        found = prepared.array.shape[0]
+        if found != architecture.output_channels:
+            raise DatasetError(
+                f"multilabel mask has {found} channel(s) but the architecture has output_channels {architecture.output_channels}"
+            )
+        return
+    if mask_mode == "multilabel":
+        raise DatasetError(f"mask mode multilabel needs a multilabel project, this one is {mode}")
+    top = max(prepared.saved_labels, default=0)
+    limit = 1 if mode == "binary" else architecture.num_classes - 1
+    if top > limit:
+        raise DatasetError(
+            f"saved mask labels go up to {top} but a {mode} project allows 0..{limit}: "
+            + ("use mask mode binary" if mode == "binary" else "check the mask mode and --num-classes")
+        )

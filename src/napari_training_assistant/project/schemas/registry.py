@@ -1,0 +1,106 @@
+"""Checkpoint registry, imported-model registry, starting-weight choice and training-run history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .base import VersionedModel
+
+CheckpointStatus = Literal["completed", "cancelled", "failed"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class CheckpointRecord(_Strict):
+    checkpoint_id: str
+    parent_id: str | None = None
+    status: CheckpointStatus = "completed"
+    training_mode: str = "pairs"
+    dataset_pair_ids: list[str] = Field(default_factory=list)
+    image_count: int = 0
+    patch_count: int = 0
+    split: dict[str, list[str]] = Field(default_factory=dict, description="split name -> pair ids")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="losses, dice, iou, ...")
+    timestamp: datetime
+    path: str = Field(description="relative to the project folder")
+    file_sha256: str
+    architecture: dict[str, Any]
+    starting_weights: dict[str, Any] = Field(default_factory=dict)
+    architecture_summary: dict[str, Any] = Field(default_factory=dict)
+    manifest_sha256: str | None = None
+    run_id: str | None = None
+
+
+class CheckpointRegistry(VersionedModel):
+    checkpoints: list[CheckpointRecord] = Field(default_factory=list)
+    latest: str | None = Field(None, description="checkpoint id that latest.pt holds")
+    next_number: int = Field(1, ge=1)
+
+    MIGRATIONS: ClassVar = {0: lambda d: {"checkpoints": [], "latest": None, "next_number": 1}}
+
+    def get(self, checkpoint_id: str) -> CheckpointRecord | None:
+        return next((c for c in self.checkpoints if c.checkpoint_id == checkpoint_id), None)
+
+
+class ImportedModel(_Strict):
+    model_id: str
+    name: str
+    source_filename: str
+    path: str = Field(description="relative to the project folder")
+    sha256: str
+    format: Literal["pt", "safetensors"]
+    architecture: dict[str, Any]
+    imported_at: datetime
+    tensor_count: int
+    key_prefix_stripped: str = ""
+
+
+class ModelRegistry(VersionedModel):
+    models: list[ImportedModel] = Field(default_factory=list)
+    next_number: int = Field(1, ge=1)
+
+    def get(self, model_id: str) -> ImportedModel | None:
+        return next((m for m in self.models if m.model_id == model_id), None)
+
+
+class StartingWeightsConfig(VersionedModel):
+    choice: Literal["scratch", "latest", "checkpoint", "imported"] = "scratch"
+    checkpoint_id: str | None = None
+    imported_model_id: str | None = None
+
+    @model_validator(mode="after")
+    def _target_named(self) -> StartingWeightsConfig:
+        if self.choice == "checkpoint" and not self.checkpoint_id:
+            raise ValueError("choice 'checkpoint' needs checkpoint_id")
+        if self.choice == "imported" and not self.imported_model_id:
+            raise ValueError("choice 'imported' needs imported_model_id")
+        return self
+
+    def describe(self) -> str:
+        if self.choice == "checkpoint":
+            return f"checkpoint:{self.checkpoint_id}"
+        if self.choice == "imported":
+            return f"imported:{self.imported_model_id}"
+        return self.choice
+
+
+class TrainingRun(_Strict):
+    run_id: str
+    status: Literal["running", "completed", "cancelled", "failed"]
+    started_at: datetime
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    checkpoint_id: str | None = None
+    parent_id: str | None = None
+    reason: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class TrainingRunHistory(VersionedModel):
+    runs: list[TrainingRun] = Field(default_factory=list)

@@ -1,0 +1,46 @@
+"""One summary of a project's state, shared by `nta status` and the widget's status bar."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .training_project import TrainingProject
+
+
+def project_state(dataset_count: int, checkpoint_count: int, benchmarked: bool) -> str:
+    if dataset_count == 0:
+        return "empty: add image/mask pairs"
+    if checkpoint_count == 0:
+        return "ready to train"
+    return "trained and benchmarked" if benchmarked else "trained"
+
+
+def project_status(project: TrainingProject) -> dict[str, Any]:
+    """Everything `nta status --json` reports (plain JSON types)."""
+    config = project.config
+    manifest = project.manifest
+    registry = project.checkpoints.registry
+    latest_benchmark = project.history.latest_benchmark()
+    counts = project.dataset.split_counts()
+    completed = [c for c in registry.checkpoints if c.status == "completed"]
+    return {
+        "project_name": config.project_name,
+        "project_path": str(project.root.resolve()),
+        "state": project_state(len(manifest.pairs), len(completed), latest_benchmark is not None),
+        "dataset_count": len(manifest.pairs),
+        "split_counts": counts,
+        "removed_pairs": len(manifest.removed_pairs),
+        "latest_checkpoint": registry.latest,
+        "checkpoint_count": len(registry.checkpoints),
+        "latest_benchmark": latest_benchmark,
+        "architecture": project.architecture.model_dump(mode="json"),
+        "starting_weights": project.starting_weights.describe(),
+        "imported_models": [m.model_id for m in project.imported_models.registry.models],
+        "class_names": config.class_names,
+        "training": config.training.model_dump(mode="json"),
+        "auto_configuration_decisions": [d.model_dump(mode="json") for d in config.auto_configuration_decisions],
+        "selected_layers": config.ui.selected_layers,
+        "created_at": config.created_at.isoformat(),
+        "notes": config.notes,
+    }

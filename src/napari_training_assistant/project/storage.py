@@ -1,0 +1,181 @@
+"""Atomic, validated reads and writes of project files, and the project-wide writer lock."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import filelock
+from pydantic import ValidationError
+
+from .errors import ProjectError, ProjectFileError, SchemaVersionError
+from .schemas import VersionedModel
+
+M = TypeVar("M", bound=VersionedModel)
+BACKUP_SUFFIX = ".bak"
+LOCK_TIMEOUT_S = 120.0
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then `os.replace` over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_copy(source: Path, target: Path) -> None:
+    """Copy `source` over `target` so that readers see the old or the new file, never a mix."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def dump_model(model: VersionedModel) -> bytes:
+    return (model.model_dump_json(indent=2) + "\n").encode()
+
+
+def write_model(path: Path, model: VersionedModel, *, previous_is_valid: bool | None = None) -> None:
+    """Save `model` atomically; the previous good version of the file becomes `<file>.bak`.
+
+    `previous_is_valid` skips re-validating the file being replaced when the caller just read it.
+    """
+    if previous_is_valid is None:
+        previous_is_valid = path.exists() and _is_valid(path, type(model))
+    if previous_is_valid and path.exists():
+        atomic_copy(path, backup_path(path))
+    atomic_write_bytes(path, dump_model(model))
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + BACKUP_SUFFIX)
+
+
+def parse_model(path: Path, schema: type[M], text: str, project_root: Path | None = None) -> M:
+    """Validate JSON text against `schema`, migrating older versions; errors name file, field and fix."""
+    where = _display(path, project_root)
+    fix = _fix_hint(path, project_root)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProjectFileError(f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {fix}") from None
+    if not isinstance(data, dict):
+        raise ProjectFileError(f"{where} must hold a JSON object, found {type(data).__name__}; {fix}")
+    data = migrate(data, schema, where)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(file)"
+        value = f" (found {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        more = f" and {exc.error_count() - 1} more problem(s)" if exc.error_count() > 1 else ""
+        raise ProjectFileError(f"{where}: field '{field}': {err['msg']}{value}{more}; {fix}") from None
+
+
+def migrate(data: dict, schema: type[M], where: str) -> dict:
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version < 0:
+        raise ProjectFileError(f"{where}: field 'schema_version' must be a whole number, found {version!r}")
+    if version > schema.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{where} has schema_version {version} but this napari-training-assistant reads up to "
+            f"{schema.SCHEMA_VERSION}: upgrade napari-training-assistant to open this project"
+        )
+    while version < schema.SCHEMA_VERSION:
+        step = schema.MIGRATIONS.get(version)
+        data = dict(step(data)) if step else dict(data)
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+def read_model(path: Path, schema: type[M], project_root: Path | None = None) -> M:
+    if not path.exists():
+        raise ProjectFileError(f"{_display(path, project_root)} is missing; {_fix_hint(path, project_root)}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectFileError(f"{_display(path, project_root)} cannot be read ({exc}); {_fix_hint(path, project_root)}") from None
+    return parse_model(path, schema, text, project_root)
+
+
+def _is_valid(path: Path, schema: type[VersionedModel]) -> bool:
+    try:
+        read_model(path, schema)
+    except ProjectError:
+        return False
+    return True
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        with contextlib.suppress(ValueError):
+            return path.resolve().relative_to(root.resolve()).as_posix()
+    return str(path)
+
+
+def _fix_hint(path: Path, root: Path | None) -> str:
+    target = root if root is not None else path.parent
+    backup = backup_path(path)
+    if backup.exists():
+        return f"fix it by hand, or run `nta doctor {target}` to restore the last good copy ({backup.name})"
+    return f"fix it by hand, or run `nta doctor {target}` to repair what can be repaired"
+
+
+class ProjectLock:
+    """Project-wide writer lock: re-entrant within a process, exclusive across processes (filelock)."""
+
+    def __init__(self, lock_file: Path, timeout: float = LOCK_TIMEOUT_S):
+        self._lock = filelock.FileLock(str(lock_file), timeout=timeout, is_singleton=True)
+        self._thread_lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._thread_lock:
+            try:
+                self._lock.acquire()
+            except filelock.Timeout:
+                raise ProjectError(
+                    f"another process has held the project lock {self._lock.lock_file} for "
+                    f"{self._lock.timeout:.0f} s; wait for it to finish, or delete the lock file if no "
+                    "napari-training-assistant process is running"
+                ) from None
+            try:
+                yield
+            finally:
+                self._lock.release()
