@@ -292,7 +292,9 @@ def test_missing_file_names_path_and_formats(tmp_path):
 
 def test_unknown_extension(tmp_path):
     (tmp_path / "a.bmp").write_bytes(b"BM")
-    with pytest.raises(DatasetError, match=r"a\.bmp: unknown file extension '\.bmp'; accepted formats: \.tif"):
+    with pytest.raises(
+        DatasetError, match=r"a\.bmp: unknown file extension '\.bmp'; accepted formats: \.tif"
+    ):
         read_array(tmp_path / "a.bmp")
 
 

@@ -83,6 +83,19 @@ def test_state_dict_shapes_dtypes_and_hash(tmp_path: Path) -> None:
     assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_newer_pickle_protocols(tmp_path: Path, protocol: int) -> None:
+    path = tmp_path / "p.pt"
+    torch.save(
+        {"state_dict": small_state(), "architecture": ARCH, "tags": {"a", "b"}},
+        path,
+        pickle_protocol=protocol,
+    )
+    info = inspect_weights(path)
+    assert info.tensors == torch_shapes(path)
+    assert info.architecture == ARCH
+
+
 def test_pth_suffix_and_parameters(tmp_path: Path) -> None:
     path = tmp_path / "w.PTH"
     torch.save({"p": nn.Parameter(torch.ones(2, 2)), "t": torch.ones(3)}, path)
@@ -139,6 +152,13 @@ def test_third_party_wrappers(tmp_path: Path, key: str) -> None:
     assert info.metadata["pytorch-lightning_version"] == "2.4"
     assert info.metadata["optimizer"] == {"param_groups": [{"lr": 0.1, "params": [0]}]}  # tensors pruned
     assert strip_prefix(info.tensors, "model.") == {k: tuple(v.shape) for k, v in small_state().items()}
+
+
+def test_wrapper_wins_over_stray_top_level_tensors(tmp_path: Path) -> None:
+    path = tmp_path / "w.pt"
+    torch.save({"model": small_state(), "step": torch.tensor(5), "best": torch.tensor(0.9)}, path)
+    info = inspect_weights(path)
+    assert set(info.tensors) == set(small_state())
 
 
 def test_strip_prefix_drops_other_keys() -> None:

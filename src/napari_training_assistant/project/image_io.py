@@ -87,6 +87,8 @@ def _read_pillow(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             return _pillow_to_array(img)
+    except Image.DecompressionBombError as exc:
+        raise _fail(path, "too many pixels for Pillow's safety limit", "convert it to TIFF") from exc
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise _fail(path, f"cannot read as {path.suffix} image ({_reason(exc)})") from exc
 

@@ -57,10 +57,10 @@ def as_label_array(mask: Any) -> np.ndarray:
     non-numeric and empty masks are refused.
     """
     arr = np.asarray(mask)
-    if arr.dtype == bool:
-        return arr.astype(np.uint8)
     if arr.size == 0:
         raise DatasetError(f"mask is empty (shape {arr.shape}): give a mask with at least one pixel")
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
     if arr.dtype.kind == "f":
         arr = _float_to_int(arr)
     elif arr.dtype.kind not in "iu":

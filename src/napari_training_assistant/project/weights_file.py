@@ -34,7 +34,6 @@ ACCEPTED_SUFFIXES = (".pt", ".pth", ".safetensors")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 _MAX_PICKLE_BYTES = 512 * 1024**2
 _MAX_SAFETENSORS_HEADER = 100 * 1024**2  # the limit the safetensors library itself enforces
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a pre-1.6 (non-zip) torch.save file
 
 # torch dtype name -> bits per element (canonical names, as `str(torch.float32)` minus "torch.").
 _DTYPE_BITS = {
@@ -469,14 +468,9 @@ def _read_torch(file: Path, head: bytes) -> tuple[dict, dict, dict, dict | None]
             if infos[pickles[0]].file_size > _MAX_PICKLE_BYTES:
                 raise _corrupt(file, "its data.pkl is implausibly large")
             data = archive.read(pickles[0])
-    except (
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        EOFError,
-        OSError,
-        ValueError,
-        NotImplementedError,
-    ) as exc:
+    except CheckpointError:
+        raise
+    except Exception as exc:  # zipfile raises several types for damaged archives
         raise _corrupt(file, f"the zip archive cannot be read ({exc})") from exc
     try:
         top = _RestrictedUnpickler(data, file, storages).load()
@@ -505,46 +499,48 @@ def _refuse_non_zip(file: Path) -> None:
     raise legacy
 
 
+def _has_tensors(value: Any) -> bool:
+    return isinstance(value, dict) and any(isinstance(v, _TensorStub) for v in value.values())
+
+
 def _split_checkpoint(top: Any, file: Path) -> tuple[dict, dict, dict, dict | None]:
     """Find the state dict in the unpickled top object; plain entries around it become metadata."""
     if not isinstance(top, dict):
         raise CheckpointError(
             f"{file} holds a {type(top).__name__}, not a state dict; save model.state_dict() with torch.save"
         )
-    if any(isinstance(v, _TensorStub) for v in top.values()):
-        state, wrapper_key = top, None
-    else:
-        wrapper_key = next(
-            (
-                k
-                for k in _WRAPPER_KEYS
-                if isinstance(top.get(k), dict) and any(isinstance(v, _TensorStub) for v in top[k].values())
-            ),
-            None,
-        )
-        if wrapper_key is None:
-            raise CheckpointError(
-                f"no state dict found in {file}: expected name -> tensor entries at the top level or under "
-                f"{', '.join(repr(k) for k in _WRAPPER_KEYS)}; save model.state_dict() with torch.save"
-            )
+    wrapper_key = next((k for k in _WRAPPER_KEYS if _has_tensors(top.get(k))), None)
+    if wrapper_key is not None:
         state = top[wrapper_key]
+    elif _has_tensors(top):
+        state = top
+    else:
+        raise CheckpointError(
+            f"no state dict found in {file}: expected name -> tensor entries at the top level or under "
+            f"{', '.join(repr(k) for k in _WRAPPER_KEYS)}; save model.state_dict() with torch.save"
+        )
 
     tensors: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, str] = {}
     metadata: dict[str, Any] = {}
-    left = _MAX_NODES_PER_FILE
     for key, value in state.items():
         if isinstance(key, str) and isinstance(value, _TensorStub):
             tensors[key] = value.shape
             dtypes[key] = value.dtype
-    sources = [state] if wrapper_key is None else [state, top]  # top-level entries win on a clash
-    for source in sources:
+    left = _MAX_NODES_PER_FILE
+    for source in [state] if wrapper_key is None else [state, top]:  # top-level entries win on a clash
         for key, value in source.items():
-            if source is top and key == wrapper_key or key == "architecture" or not isinstance(key, str):
+            if (
+                not isinstance(key, str)
+                or isinstance(value, _TensorStub)
+                or key == "architecture"
+                or (source is top and key == wrapper_key)
+            ):
                 continue
-            budget = [min(_MAX_NODES, left)]
+            allowed = min(_MAX_NODES, left)
+            budget = [allowed]
             plain = _plain(value, budget)
-            left -= min(_MAX_NODES, left) - max(budget[0], 0)
+            left -= allowed - max(budget[0], 0)
             if plain is not _DROP:
                 metadata[key] = plain
     architecture = _decode_architecture(top["architecture"], file) if "architecture" in top else None
