@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@if [ -n "$(CONSTRAINTS)" ]; then $(BIN)/python -m pip install --quiet $(CONSTRAINTS) torch; fi
-	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[dev,napari,connectomics]"
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[dev,napari,connectomics,bench]"
 	touch $(STAMP)
 
 venv: $(STAMP)

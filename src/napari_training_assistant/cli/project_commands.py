@@ -50,6 +50,8 @@ def init(args: argparse.Namespace) -> int:
     num_classes = args.num_classes
     if args.output_mode == "multiclass" and num_classes is None:
         raise UserError("--output-mode multiclass needs --num-classes K (classes including background, K >= 2)")
+    if num_classes not in (None, 2) and args.output_mode != "multiclass":
+        raise UserError("--num-classes applies to --output-mode multiclass only")
     if args.output_channels is not None and args.output_mode != "multilabel":
         raise UserError("--output-channels applies to --output-mode multilabel only")
     names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
@@ -58,9 +60,9 @@ def init(args: argparse.Namespace) -> int:
         args.name,
         spatial_dims=args.spatial_dims,
         output_mode=args.output_mode,
-        num_classes=num_classes or 2,
+        num_classes=2 if num_classes is None else num_classes,
         class_names=names,
-        architecture=overrides | ({"output_channels": args.output_channels} if args.output_channels else {}),
+        architecture=overrides | ({} if args.output_channels is None else {"output_channels": args.output_channels}),
         allow_non_empty=args.force,
     )
     if args.json:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import torch
 from torch import nn
 
 from ..project.errors import CheckpointError
+from ..project.storage import atomic_output
 from .state import load_state_into
 from .unet import build_model
 
@@ -29,17 +28,8 @@ def save_checkpoint(path: Path, model: nn.Module, architecture: Mapping[str, Any
         "metadata": json.loads(json.dumps(dict(metadata or {}), default=str)),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(Path(path)) as handle:
+        torch.save(payload, handle)
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, dict[str, Any]]:
@@ -50,16 +40,26 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as handle:
-            meta = dict(handle.metadata() or {})
-            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        arch = json.loads(meta.pop("architecture")) if "architecture" in meta else None
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = dict(handle.metadata() or {})
+                state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+            arch = json.loads(meta.pop("architecture")) if "architecture" in meta else None
+        except Exception as exc:  # SafetensorError, bad header, bad architecture JSON
+            raise CheckpointError(f"cannot read {path} as a safetensors file: {_first_line(exc)}") from None
+        if arch is not None and not isinstance(arch, dict):
+            raise CheckpointError(f"the 'architecture' metadata of {path} is not a JSON object")
         return state, arch, meta
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, refused globals
-        raise CheckpointError(f"cannot read {path} as a weights-only PyTorch file: {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(f"cannot read {path} as a weights-only PyTorch file: {_first_line(exc)}") from None
     return unwrap_payload(payload, path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def unwrap_payload(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None, dict[str, Any]]:

@@ -121,7 +121,8 @@ class Dataset:
         )
         with self._project.locked():
             manifest = self._project.manifest
-            pair_id = f"pair_{manifest.next_pair_number:04d}"
+            number = self._free_pair_number(manifest)
+            pair_id = f"pair_{number:04d}"
             image_path = self._layout.images_dir / f"{pair_id}.tif"
             mask_path = self._layout.masks_dir / f"{pair_id}.tif"
             chosen = split or auto_split(manifest.pairs, config.benchmark_every, config.training.val_fraction)
@@ -156,7 +157,7 @@ class Dataset:
             write_tiff(image_path, prepared.image)
             write_tiff(mask_path, prepared.mask.array)
             manifest.pairs.append(record)
-            manifest.next_pair_number += 1
+            manifest.next_pair_number = number + 1
             self._save(manifest)
         return record
 
@@ -201,6 +202,19 @@ class Dataset:
                 with contextlib.suppress(FileNotFoundError):
                     self._layout.absolute(relative).unlink()
         return tombstone
+
+    def _free_pair_number(self, manifest: DatasetManifest) -> int:
+        """`next_pair_number`, skipping ids already listed and numbers whose files are on disk: files
+        left unlisted (an interrupted add, a manifest restored from its backup) are never overwritten."""
+        taken = {p.pair_id for p in manifest.pairs} | {p.pair_id for p in manifest.removed_pairs}
+        number = manifest.next_pair_number
+        while (
+            f"pair_{number:04d}" in taken
+            or (self._layout.images_dir / f"pair_{number:04d}.tif").exists()
+            or (self._layout.masks_dir / f"pair_{number:04d}.tif").exists()
+        ):
+            number += 1
+        return number
 
     def _save(self, manifest: DatasetManifest) -> None:
         from .storage import write_model

@@ -21,7 +21,7 @@ from .schemas import (
     CheckpointRegistry,
     DatasetManifest,
     ModelRegistry,
-    ProjectConfig,
+    PredictionRegistry,
     Sam3Config,
     StartingWeightsConfig,
     TrainingRunHistory,
@@ -30,7 +30,13 @@ from .schemas import (
 from .storage import ProjectLock, atomic_copy, backup_path, read_model, write_model
 
 # files that may be recreated empty when they and their backup are lost (nothing but defaults is lost)
-RECREATABLE: tuple[type[VersionedModel], ...] = (Sam3Config, StartingWeightsConfig, ModelRegistry, TrainingRunHistory)
+RECREATABLE: tuple[type[VersionedModel], ...] = (
+    Sam3Config,
+    StartingWeightsConfig,
+    ModelRegistry,
+    TrainingRunHistory,
+    PredictionRegistry,
+)
 
 
 @dataclass
@@ -143,6 +149,8 @@ def _check_json(layout: ProjectLayout, path: Path, schema: type[VersionedModel],
             write_model(path, arch)
             report.add("fixed", name, "was missing; recreated from the latest checkpoint's architecture" if arch != ArchitectureConfig() else "was missing; recreated with the default architecture")
             return True
+        report.add("problem", name, f"{problem}; `nta doctor` recreates it from the latest checkpoint's architecture (or the default)")
+        return False
     report.add("problem", name, f"{problem}; no good backup to restore: fix it by hand")
     return False
 

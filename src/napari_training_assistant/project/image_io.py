@@ -7,10 +7,8 @@ group + `dataset` key, OME-Zarr multiscales: full resolution). Every failure is 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DatasetError
+from .storage import atomic_output
 
 ACCEPTED_FORMATS = (
     ".tif/.tiff, .png, .jpg/.jpeg, .npy, Zarr (.zarr array, group with a dataset key, or OME-Zarr)"
@@ -225,35 +224,14 @@ def write_tiff(path: str | os.PathLike[str], array: np.ndarray) -> Path:
 
     path = Path(path)
     array = np.ascontiguousarray(array)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # not mkstemp: its 0600 mode would stick to the final file
-    tmp_name = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp_name, "xb") as fh:
-            tifffile.imwrite(fh, array, photometric=_photometric(array), compression="zlib")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_output(path) as fh:
+        tifffile.imwrite(fh, array, photometric=_photometric(array), compression="zlib")
     return path
 
 
 def _photometric(array: np.ndarray) -> str:
     is_rgb = array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype in (np.uint8, np.uint16)
     return "rgb" if is_rgb else "minisblack"
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported everywhere (e.g. Windows)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def array_sha256(array: np.ndarray) -> str:

@@ -10,6 +10,7 @@ from .schemas import (
     CheckpointRegistry,
     DatasetManifest,
     ModelRegistry,
+    PredictionRegistry,
     ProjectConfig,
     Sam3Config,
     StartingWeightsConfig,
@@ -88,6 +89,10 @@ class ProjectLayout:
         return self.root / "predictions"
 
     @property
+    def prediction_registry(self) -> Path:
+        return self.predictions_dir / "predictions.json"
+
+    @property
     def history_dir(self) -> Path:
         return self.root / "history"
 
@@ -135,7 +140,12 @@ class ProjectLayout:
             self.starting_weights: StartingWeightsConfig,
             self.checkpoint_registry: CheckpointRegistry,
             self.training_runs: TrainingRunHistory,
+            self.prediction_registry: PredictionRegistry,
         }
+
+    def run_dir(self, run_id: str) -> Path:
+        """Per-run artefacts: metrics.csv, curves.png, last.ckpt (for --resume), montages."""
+        return self.history_dir / "runs" / run_id
 
     def relative(self, path: Path) -> str:
         return path.resolve().relative_to(self.root.resolve()).as_posix()

@@ -35,7 +35,10 @@ def prepare_pair(
     label_map: Mapping[int, int] | None = None,
 ) -> PreparedPair:
     if isinstance(mask, (list, tuple)):
-        mask = np.stack([np.asarray(m) for m in mask])
+        masks = [np.asarray(m) for m in mask]
+        if len({m.shape for m in masks}) > 1:
+            raise DatasetError(f"multilabel masks differ in shape ({', '.join(str(m.shape) for m in masks)}): give one mask per channel, all of the image's shape")
+        mask = np.stack(masks)
         mask_channel_axis = 0
     if mask_mode == "multilabel" and mask_channel_axis is None:
         raise DatasetError("a multilabel mask needs its channel axis (mask_channel_axis / --mask-channel-axis) or one file per channel")

@@ -6,11 +6,11 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import filelock
 from pydantic import ValidationError
@@ -23,13 +23,24 @@ BACKUP_SUFFIX = ".bak"
 LOCK_TIMEOUT_S = 120.0
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then `os.replace` over `path`."""
+def _temp_path(path: Path) -> Path:
+    """A unique hidden `.<name>.<pid>.<random>.tmp` beside `path` (what `nta doctor` cleans up).
+
+    Not `tempfile.mkstemp`: its 0600 mode would stick to the final file, so project files would
+    ignore the umask (unlike the dataset TIFFs) and be unreadable to others sharing the folder.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A binary handle on a hidden temporary file beside `path`; on success it is flushed, fsynced and
+    renamed over `path` (readers see the old or the new file, never a mix); on failure it is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with open(tmp, "xb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -40,21 +51,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_output(path) as handle:
+        handle.write(data)
+
+
 def atomic_copy(source: Path, target: Path) -> None:
-    """Copy `source` over `target` so that readers see the old or the new file, never a mix."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
+    with atomic_output(target) as handle, open(source, "rb") as src:
+        shutil.copyfileobj(src, handle, 1 << 20)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -33,7 +33,7 @@ class TrainingProject:
 
     Files are read fresh on every access (they are small), so a napari session and a CLI process
     working on one project always see each other's updates; every read-modify-write holds the
-    project lock. Sub-managers: `dataset`, `checkpoints`, `imported_models`, `history`.
+    project lock. Sub-managers: `dataset`, `checkpoints`, `imported_models`, `history`, `predictions`.
     """
 
     def __init__(self, root: Path):
@@ -44,11 +44,13 @@ class TrainingProject:
         from .dataset import Dataset
         from .history import History
         from .imported import ImportedModels
+        from .predictions import Predictions
 
         self.dataset = Dataset(self)
         self.checkpoints = CheckpointStore(self)
         self.imported_models = ImportedModels(self)
         self.history = History(self)
+        self.predictions = Predictions(self)
 
     # ----------------------------------------------------------------- create / open
     @classmethod
@@ -77,14 +79,22 @@ class TrainingProject:
             raise ProjectError(f"{root} is not empty: choose a new or empty folder (or pass --force to use it anyway)")
         arch = _initial_architecture(spatial_dims, output_mode, num_classes, architecture)
         names = class_names or _default_class_names(arch)
+        if class_names and len(class_names) != len(_default_class_names(arch)):
+            raise ProjectError(
+                f"{len(class_names)} class name(s) given but a {arch.output_mode} project with this architecture "
+                f"has {len(_default_class_names(arch))} (background first; one per channel for multilabel)"
+            )
         config = ProjectConfig(
             project_name=name or root.resolve().name or "project",
             created_at=now(),
             created_with=__version__,
             class_names=names,
         )
-        for folder in layout.folders():
-            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for folder in layout.folders():
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProjectError(f"cannot create the project folder {root}: {exc.strerror or exc}; choose a folder path you can write to") from None
         project = cls(root)
         with project.locked():
             for file, schema in layout.json_files().items():
@@ -115,7 +125,7 @@ class TrainingProject:
                 f"{root} is not a Training Project Folder (no project_config.json): "
                 f"create one with `nta init {root}` or choose the project's folder"
             )
-        project.config  # validates project_config.json now, with a clear error
+        _ = project.config  # validates project_config.json now, with a clear error
         return project
 
     @staticmethod

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
 from collections import OrderedDict
@@ -32,7 +33,7 @@ ACCEPTED_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 # Keys under which third-party checkpoints nest the state dict, in order of preference.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
-_MAX_PICKLE_BYTES = 512 * 1024**2
+_MAX_PICKLE_BYTES = 64 * 1024**2  # a data.pkl needs ~100 bytes per tensor
 _MAX_SAFETENSORS_HEADER = 100 * 1024**2  # the limit the safetensors library itself enforces
 
 # torch dtype name -> bits per element (canonical names, as `str(torch.float32)` minus "torch.").
@@ -292,7 +293,7 @@ class _StorageType(_Stub):
 class _StorageStub(_Stub):
     __slots__ = ("dtype", "nbytes")
 
-    def __init__(self, dtype: str | None, nbytes: int) -> None:
+    def __init__(self, dtype: str | None, nbytes: int | None) -> None:
         self.dtype = dtype
         self.nbytes = nbytes
 
@@ -333,7 +334,7 @@ def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: str | None
     else:
         elements = offset + 1 + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
         needed = (elements * _DTYPE_BITS[dtype] + 7) // 8
-    if needed > storage.nbytes:
+    if storage.nbytes is not None and needed > storage.nbytes:  # None: size unknown (legacy scan)
         raise pickle.UnpicklingError("tensor data is shorter than its shape needs (truncated?)")
     return _TensorStub(size, dtype)
 
@@ -404,8 +405,8 @@ _MODULE_RENAMES = {"__builtin__": "builtins"}  # the Python 2 name that protocol
 class _RestrictedUnpickler(pickle.Unpickler):
     """Resolves only `_ALLOWED` names, to stand-ins; `storages` maps a storage key to its byte size."""
 
-    def __init__(self, data: bytes | BinaryIO, file: Path, storages: Mapping[str, int] | None) -> None:
-        super().__init__(io.BytesIO(data) if isinstance(data, bytes) else data, encoding="utf-8")
+    def __init__(self, stream: BinaryIO, file: Path, storages: Mapping[str, int] | None) -> None:
+        super().__init__(stream, encoding="utf-8")
         self._file = file
         self._storages = storages  # None: scanning a legacy file, storages are not checked
         self._seen: dict[str, _StorageStub] = {}
@@ -432,13 +433,30 @@ class _RestrictedUnpickler(pickle.Unpickler):
         key = pid[2]
         if key not in self._seen:
             if self._storages is None:
-                nbytes = 0
+                nbytes = None
             elif key in self._storages:
                 nbytes = self._storages[key]
             else:
                 raise pickle.UnpicklingError(f"the data of storage {key} is missing")
             self._seen[key] = _StorageStub(pid[1].dtype, nbytes)
         return self._seen[key]
+
+
+def _load_restricted(stream: io.BytesIO, file: Path, storages: Mapping[str, int] | None) -> Any:
+    """Unpickle the next pickle of `stream` with `_RestrictedUnpickler`.
+
+    The opcodes are first walked without building anything, so that no length or memo index in the
+    stream can make the unpickler allocate far more memory than the stream's own size.
+    """
+    start = stream.tell()
+    memo_puts = 0
+    for opcode, arg, _ in pickletools.genops(stream):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            if opcode.name != "MEMOIZE" and arg > memo_puts:  # picklers number memo slots 0, 1, 2, ...
+                raise pickle.UnpicklingError("memo index out of sequence")
+            memo_puts += 1
+    stream.seek(start)
+    return _RestrictedUnpickler(stream, file, storages).load()
 
 
 def _read_torch(file: Path, head: bytes) -> tuple[dict, dict, dict, dict | None]:
@@ -473,7 +491,7 @@ def _read_torch(file: Path, head: bytes) -> tuple[dict, dict, dict, dict | None]
     except Exception as exc:  # zipfile raises several types for damaged archives
         raise _corrupt(file, f"the zip archive cannot be read ({exc})") from exc
     try:
-        top = _RestrictedUnpickler(data, file, storages).load()
+        top = _load_restricted(io.BytesIO(data), file, storages)
     except CheckpointError:
         raise
     except Exception as exc:  # a malformed pickle can raise nearly anything; none of it is ours to show
@@ -487,15 +505,16 @@ def _refuse_non_zip(file: Path) -> None:
         f"legacy (non-zip) torch file {file}: re-save it with torch >= 1.6 (torch.save) and import again"
     )
     with file.open("rb") as handle:
-        for loaded in range(8):  # a legacy file holds 4 pickles, then raw storage bytes
-            try:
-                _RestrictedUnpickler(handle, file, None).load()
-            except _UnsafeGlobal:
-                raise
-            except Exception as exc:  # the end of the pickles, or not a pickle at all
-                if loaded == 0:
-                    raise _corrupt(file, "it is neither a torch zip archive nor a pickle") from exc
-                break
+        stream = io.BytesIO(handle.read(_MAX_PICKLE_BYTES))  # its pickles come first
+    for loaded in range(8):  # a legacy file holds 4 pickles, then raw storage bytes
+        try:
+            _load_restricted(stream, file, None)
+        except _UnsafeGlobal:
+            raise
+        except Exception as exc:  # the end of the pickles, or not a pickle at all
+            if loaded == 0:
+                raise _corrupt(file, "it is neither a torch zip archive nor a pickle") from exc
+            break
     raise legacy
 
 
@@ -506,8 +525,9 @@ def _has_tensors(value: Any) -> bool:
 def _split_checkpoint(top: Any, file: Path) -> tuple[dict, dict, dict, dict | None]:
     """Find the state dict in the unpickled top object; plain entries around it become metadata."""
     if not isinstance(top, dict):
+        kind = "single tensor" if isinstance(top, _TensorStub) else type(top).__name__.lstrip("_")
         raise CheckpointError(
-            f"{file} holds a {type(top).__name__}, not a state dict; save model.state_dict() with torch.save"
+            f"{file} holds a {kind}, not a state dict; save model.state_dict() with torch.save"
         )
     wrapper_key = next((k for k in _WRAPPER_KEYS if _has_tensors(top.get(k))), None)
     if wrapper_key is not None:

@@ -112,7 +112,7 @@ def default_architecture(
     elif output_mode == "multiclass":
         derived = {"output_channels": num_classes, "activation": "softmax", "loss": "ce_dice"}
     else:
-        derived = {"output_channels": output_channels or 2, "activation": "sigmoid", "loss": "bce_dice"}
+        derived = {"output_channels": 2 if output_channels is None else output_channels, "activation": "sigmoid", "loss": "bce_dice"}
     if output_channels is not None and output_mode != "multilabel" and output_channels != derived["output_channels"]:
         raise ValueError(
             f"output_channels {output_channels} does not fit output_mode {output_mode!r} "

@@ -104,3 +104,20 @@ class TrainingRun(_Strict):
 
 class TrainingRunHistory(VersionedModel):
     runs: list[TrainingRun] = Field(default_factory=list)
+
+
+class PredictionRecord(_Strict):
+    prediction_id: str
+    path: str = Field(description="relative to the project folder: the label image")
+    probabilities_path: str | None = None
+    source: str = Field(description="image file or napari layer the prediction was made from")
+    checkpoint_id: str
+    created_at: datetime
+    shape: list[int]
+    parameters: dict[str, Any] = Field(default_factory=dict, description="tile size, overlap, device, threshold, ...")
+    duration_s: float | None = None
+
+
+class PredictionRegistry(VersionedModel):
+    predictions: list[PredictionRecord] = Field(default_factory=list)
+    next_number: int = Field(1, ge=1)

@@ -1,0 +1,158 @@
+"""`nta train`, `nta predict`, `nta benchmark`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..project import TrainingProject
+from .output import emit_json, fmt_metric
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the project's U-Net (registers a checkpoint and benchmarks it)")
+    p.add_argument("project", type=Path)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--patch-size", type=int, nargs="+", help="one value per spatial axis, or one for all")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--start", help="scratch, latest, checkpoint:ID or imported:ID (default: the project's choice)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--devices", type=int, help="processes/GPUs per machine; >1 trains with DDP")
+    p.add_argument("--num-nodes", type=int, default=1, help="machines (DDP across nodes, e.g. under SLURM/torchrun)")
+    p.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"])
+    p.add_argument("--samples-per-epoch", type=int)
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the last interrupted, cancelled or failed run")
+    p.add_argument("--no-benchmark", action="store_true", help="skip evaluating on the benchmark pairs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=train)
+
+    p = sub.add_parser("predict", help="predict an image with a checkpoint and save it into the project")
+    p.add_argument("project", type=Path)
+    p.add_argument("--image", required=True, type=Path)
+    p.add_argument("--image-dataset", help="array inside a Zarr group")
+    p.add_argument("--checkpoint", default="latest", help="checkpoint id (default: latest)")
+    p.add_argument("--channel-axis", type=int, default=None)
+    p.add_argument("--tile-size", type=int, nargs="+")
+    p.add_argument("--overlap", type=float, default=0.5)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device")
+    p.add_argument("--save-probabilities", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=predict)
+
+    p = sub.add_parser("benchmark", help="evaluate a checkpoint on the frozen benchmark pairs")
+    p.add_argument("project", type=Path)
+    p.add_argument("--checkpoint", default="latest")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=benchmark)
+
+
+def _progress_printer(quiet: bool):
+    from ..train.events import EventKind
+
+    def show(event) -> None:
+        if quiet and event.kind != EventKind.FINISHED:
+            return
+        if event.kind == EventKind.STARTED:
+            print(event.message, flush=True)
+        elif event.kind == EventKind.STEP and sys.stdout.isatty():
+            eta = f" ETA {event.eta_s:.0f}s" if event.eta_s is not None else ""
+            print(f"\r  epoch {event.epoch}/{event.epochs} step {event.step}/{event.steps} loss {event.loss:.4f}{eta}   ", end="", flush=True)
+        elif event.kind == EventKind.EPOCH:
+            m = event.metrics
+            eta = f", ETA {event.eta_s:.0f}s" if event.eta_s is not None else ""
+            print(
+                f"\r  epoch {event.epoch}/{event.epochs}: train loss {fmt_metric(m.get('train_loss'))}, "
+                f"val loss {fmt_metric(m.get('val_loss'))}, val Dice {fmt_metric(m.get('val_dice'))}, "
+                f"IoU {fmt_metric(m.get('val_iou'))}{eta}",
+                flush=True,
+            )
+
+    return show
+
+
+def train(args: argparse.Namespace) -> int:
+    from ..train import TrainOptions, train_project
+
+    project = TrainingProject.open(args.project)
+    options = TrainOptions(
+        epochs=args.epochs,
+        patch_size=args.patch_size,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        start=args.start,
+        device=args.device,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        samples_per_epoch=args.samples_per_epoch,
+        num_workers=args.num_workers,
+        seed=args.seed,
+        resume=args.resume,
+        run_benchmark=not args.no_benchmark,
+    )
+    result = train_project(project, options, listener=_progress_printer(quiet=args.json), launcher="cli")
+    if result is None:  # a DDP worker process
+        return 0
+    payload = {
+        "run_id": result.run_id,
+        "status": result.status,
+        "checkpoint_id": result.checkpoint_id,
+        "checkpoint_path": result.checkpoint_path,
+        "parent_id": result.parent_id,
+        "metrics": result.metrics,
+        "benchmark": result.benchmark,
+        "curves_path": result.curves_path,
+        "metrics_csv": result.metrics_csv,
+        "duration_s": result.duration_s,
+    }
+    if args.json:
+        emit_json(payload)
+    else:
+        bench = result.benchmark
+        print(f"{result.status}: {result.checkpoint_id} -> {result.checkpoint_path}")
+        print(f"val Dice {fmt_metric(result.metrics.get('dice'))}, IoU {fmt_metric(result.metrics.get('iou'))}")
+        if bench:
+            print(f"benchmark ({bench['n_images']} pairs): Dice {fmt_metric(bench['dice'])}, IoU {fmt_metric(bench['iou'])}")
+        print(f"curves: {result.curves_path}")
+    return 0 if result.status == "completed" else 1
+
+
+def predict(args: argparse.Namespace) -> int:
+    from ..predict.project_prediction import predict_file
+
+    project = TrainingProject.open(args.project)
+    record = predict_file(
+        project,
+        args.image,
+        dataset=args.image_dataset,
+        checkpoint_id=args.checkpoint,
+        channel_axis=args.channel_axis,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        save_probabilities=args.save_probabilities,
+    )
+    path = str(project.layout.absolute(record.path))
+    if args.json:
+        emit_json({"prediction_path": path, **record.model_dump(mode="json")})
+    else:
+        print(f"{record.prediction_id}: {path} (checkpoint {record.checkpoint_id}, {record.duration_s:.1f} s)")
+    return 0
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    from ..train.benchmark import benchmark_checkpoint
+
+    project = TrainingProject.open(args.project)
+    row = benchmark_checkpoint(project, args.checkpoint)
+    if args.json:
+        emit_json(row)
+    else:
+        print(f"{row['checkpoint_id']}: Dice {fmt_metric(row['dice'])}, IoU {fmt_metric(row['iou'])} on {row['n_images']} benchmark pairs")
+    return 0

@@ -1,0 +1,56 @@
+"""Loss and Dice curves of a run, drawn from its metrics CSV (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def read_metrics(csv_path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Column -> [(epoch, value)] from Lightning's CSVLogger file (rows with empty cells skipped)."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    if not csv_path.exists():
+        return series
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            epoch = row.get("epoch")
+            if epoch in (None, ""):
+                continue
+            for key, value in row.items():
+                if key in ("epoch", "step") or value in (None, ""):
+                    continue
+                series.setdefault(key, []).append((int(float(epoch)) + 1, float(value)))
+    return series
+
+
+def write_curves(csv_path: Path, png_path: Path, title: str) -> Path | None:
+    """Two panels: train/val loss, val Dice/IoU per epoch. Returns the PNG path (None without data)."""
+    series = read_metrics(csv_path)
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3.2), dpi=100)
+    loss_ax, score_ax = figure.subplots(1, 2)
+    for key, label in (("train_loss", "train loss"), ("val_loss", "val loss")):
+        if key in series:
+            epochs, values = zip(*series[key], strict=True)
+            loss_ax.plot(epochs, values, marker="o", markersize=3, label=label)
+    for key, label in (("val_dice", "val Dice"), ("val_iou", "val IoU")):
+        if key in series:
+            epochs, values = zip(*series[key], strict=True)
+            score_ax.plot(epochs, values, marker="o", markersize=3, label=label)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    score_ax.set(xlabel="epoch", ylim=(0, 1), title="validation")
+    for ax in (loss_ax, score_ax):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png_path)
+    return png_path

@@ -1,0 +1,109 @@
+"""Typed progress events and cooperative cancel: the one interface the CLI and the widget listen to."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import lightning as L
+
+
+class EventKind(StrEnum):
+    STARTED = "started"  # plan resolved, data loaded, first step about to run
+    STEP = "step"  # one optimisation step done
+    EPOCH = "epoch"  # one epoch (with validation) done
+    MESSAGE = "message"  # a line for the log view
+    FINISHED = "finished"  # run ended (completed, cancelled or failed)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    kind: EventKind
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    eta_s: float | None = None
+    message: str = ""
+
+
+Listener = Callable[[ProgressEvent], None]
+
+
+class CancelToken:
+    """Set from any thread (Stop button, Ctrl-C); the trainer stops after the current step."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        self.reason = reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class ProgressCallback(L.Callback):
+    """Lightning hooks -> `ProgressEvent`s for a listener; honours a `CancelToken`."""
+
+    def __init__(self, listener: Listener | None, cancel: CancelToken | None, epochs: int):
+        self.listener = listener
+        self.cancel = cancel
+        self.epochs = epochs
+        self._start = time.perf_counter()
+
+    def _emit(self, event: ProgressEvent) -> None:
+        if self.listener is not None:
+            self.listener(event)
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+        self._first_step = trainer.global_step
+
+    def _total_steps(self, trainer: L.Trainer) -> int:
+        return int(trainer.num_training_batches) * self.epochs
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            trainer.should_stop = True
+        if not trainer.is_global_zero:
+            return
+        done = trainer.global_step - self._first_step
+        total = self._total_steps(trainer)
+        elapsed = time.perf_counter() - self._start
+        remaining = max(total - trainer.global_step, 0)
+        eta = elapsed / done * remaining if done > 0 else None
+        loss = outputs["loss"].item() if isinstance(outputs, dict) and "loss" in outputs else None
+        self._emit(
+            ProgressEvent(EventKind.STEP, trainer.current_epoch + 1, self.epochs, trainer.global_step, total, loss, eta_s=eta)
+        )
+
+    def on_validation_epoch_end(self, trainer, module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        total = self._total_steps(trainer)
+        done = trainer.global_step - self._first_step
+        elapsed = time.perf_counter() - self._start
+        eta = elapsed / done * max(total - trainer.global_step, 0) if done > 0 else None
+        self._emit(
+            ProgressEvent(
+                EventKind.EPOCH,
+                trainer.current_epoch + 1,
+                self.epochs,
+                trainer.global_step,
+                total,
+                metrics.get("train_loss"),
+                metrics,
+                eta,
+            )
+        )
