@@ -51,7 +51,9 @@ def test_perfect_is_near_zero_and_awful_is_large(mode, name, dims):
     assert perfect.item() < 1e-2
     assert awful.item() > 0.9
     # blending from awful to perfect decreases the loss monotonically
-    values = [loss(a * perfect_logits(mode, target, scale=5.0), target).item() for a in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+    values = [
+        loss(a * perfect_logits(mode, target, scale=5.0), target).item() for a in (-1.0, -0.5, 0.0, 0.5, 1.0)
+    ]
     assert all(b < a for a, b in zip(values, values[1:], strict=False))
 
 
@@ -110,7 +112,10 @@ def test_empty_target_is_finite(mode, name, dims):
     loss = make_loss(arch(mode, name, dims))
     target = torch.zeros_like(make_target(mode, dims))
     channels = 3 if mode == "multiclass" else (1 if mode == "binary" else 2)
-    for logits in (torch.randn(2, channels, *SPATIAL[dims]), torch.full((2, channels, *SPATIAL[dims]), -40.0)):
+    for logits in (
+        torch.randn(2, channels, *SPATIAL[dims]),
+        torch.full((2, channels, *SPATIAL[dims]), -40.0),
+    ):
         logits.requires_grad_(True)
         value = loss(logits, target)
         value.backward()
@@ -124,7 +129,9 @@ def test_each_name_selects_a_different_function():
     torch.manual_seed(1)
     target = make_target("binary", "2d")
     logits = torch.randn(2, 1, *SPATIAL["2d"])
-    values = {name: make_loss(arch("binary", name))(logits, target).item() for name in ("bce_dice", "bce", "dice")}
+    values = {
+        name: make_loss(arch("binary", name))(logits, target).item() for name in ("bce_dice", "bce", "dice")
+    }
     assert len(set(values.values())) == 3
     assert values["bce_dice"] == pytest.approx(values["bce"] + values["dice"], rel=1e-6)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
@@ -135,14 +142,17 @@ def test_each_name_selects_a_different_function():
 
     target = make_target("multiclass", "2d")
     logits = torch.randn(2, 3, *SPATIAL["2d"])
-    values = {name: make_loss(arch("multiclass", name))(logits, target).item() for name in ("ce_dice", "ce", "dice")}
+    values = {
+        name: make_loss(arch("multiclass", name))(logits, target).item() for name in ("ce_dice", "ce", "dice")
+    }
     assert len(set(values.values())) == 3
     assert values["ce_dice"] == pytest.approx(values["ce"] + values["dice"], rel=1e-6)
     assert values["ce"] == pytest.approx(torch.nn.functional.cross_entropy(logits, target).item(), rel=1e-6)
     probs = torch.softmax(logits, 1)
     one_hot = torch.nn.functional.one_hot(target, 3).movedim(-1, 1).float()
     per_class = [
-        (2 * (probs[:, c] * one_hot[:, c]).sum() + 1) / (probs[:, c].sum() + one_hot[:, c].sum() + 1) for c in (1, 2)
+        (2 * (probs[:, c] * one_hot[:, c]).sum() + 1) / (probs[:, c].sum() + one_hot[:, c].sum() + 1)
+        for c in (1, 2)
     ]
     assert values["dice"] == pytest.approx(1 - (per_class[0] + per_class[1]).item() / 2, rel=1e-6)
     assert set(LOSSES) == {"bce_dice", "ce_dice", "bce", "ce", "dice"}
@@ -181,12 +191,16 @@ def test_class_weights_and_pos_weight():
     assert weighted.item() == pytest.approx(expected.item(), rel=1e-5)
     # equal weights change nothing
     same = make_loss(arch("multiclass", "ce_dice"), class_weights=[2.0, 2.0, 2.0])(logits, target)
-    assert same.item() == pytest.approx(make_loss(arch("multiclass", "ce_dice"))(logits, target).item(), rel=1e-5)
+    assert same.item() == pytest.approx(
+        make_loss(arch("multiclass", "ce_dice"))(logits, target).item(), rel=1e-5
+    )
 
     target = make_target("binary", "2d")
     logits = torch.randn(2, 1, *SPATIAL["2d"])
     pos = make_loss(arch("binary", "bce"), pos_weight=[4.0])(logits, target)
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor([4.0]))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=torch.tensor([4.0])
+    )
     assert pos.item() == pytest.approx(expected.item(), rel=1e-5)
 
     with pytest.raises(ValueError, match="3 values"):

@@ -143,10 +143,9 @@ def test_accumulation_equals_whole_set(arch):
     acc = ScoreAccumulator(arch)
     for logits, target, valid in batches:
         acc.update(logits, target, valid)
-    whole = segmentation_scores(*(torch.cat(parts) for parts in zip(*batches, strict=True)), arch)
-    whole_with_valid = segmentation_scores(
-        torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]), arch, torch.cat([b[2] for b in batches])
-    )
+    logits, target, valid = (torch.cat(parts) for parts in zip(*batches, strict=True))
+    whole = segmentation_scores(logits, target, arch)
+    whole_with_valid = segmentation_scores(logits, target, arch, valid)
     assert whole["tp"] != whole_with_valid["tp"] or whole["fp"] != whole_with_valid["fp"]
     assert acc.compute() == whole_with_valid
     assert acc.batches == 3

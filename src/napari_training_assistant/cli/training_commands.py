@@ -138,7 +138,7 @@ def predict(args: argparse.Namespace) -> int:
         device=args.device,
         save_probabilities=args.save_probabilities,
     )
-    path = str(project.layout.absolute(record.path))
+    path = str(project.layout.absolute(record.path).resolve())
     if args.json:
         emit_json({"prediction_path": path, **record.model_dump(mode="json")})
     else:

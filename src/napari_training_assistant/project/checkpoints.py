@@ -109,7 +109,7 @@ class CheckpointStore:
         return record
 
     def manifest_sha256(self) -> str:
-        return file_sha256(self._layout.manifest)
+        return self._project.dataset.content_sha256()
 
     def latest_file_matches(self) -> bool:
         latest = self.latest_id

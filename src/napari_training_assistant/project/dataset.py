@@ -49,6 +49,15 @@ class Dataset:
             counts[pair.split] += 1
         return counts
 
+    def content_sha256(self) -> str:
+        """Hash of what a run trains on: pair ids, array hashes and splits (not bookkeeping such as
+        `used_by_checkpoints`), so it identifies the dataset version a checkpoint saw."""
+        import hashlib
+        import json
+
+        content = sorted((p.pair_id, p.image_sha256, p.mask_sha256, p.split) for p in self.pairs)
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
     def load(self, pair_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(image, mask) as saved: image channel-first when it has channels."""
         from .image_io import read_tiff

@@ -531,6 +531,21 @@ def _depth_fits(patch: Sequence[int], factors: Sequence[tuple[int, ...]], min_bo
     return all(p / f >= min(min_bottleneck, p) for p, f in zip(patch, total, strict=True))
 
 
+@dataclass
+class _Topology:
+    raw: list[int]
+    depth: int
+    levels: list[int]
+    level_reasons: list[str]
+    factors: list[tuple[int, ...]]
+    total: list[int]
+    patch: list[int]
+    per_sample: int
+    flops: float
+    params: int
+    usable: float
+
+
 def _round_patch(patch: Sequence[int], total: Sequence[int]) -> list[int]:
     return [p // f * f if p >= f else p for p, f in zip(patch, total, strict=True)]
 
@@ -586,11 +601,14 @@ def plan(
         resolved[setting] = value
         return value
 
-    # device
+    # device (a DeviceInfo passed by the caller is what gets planned for, so its name is recorded)
+    if isinstance(device, DeviceInfo) and "device" in user:
+        user["device"] = info.device
     decide(
         "device",
         info.device,
-        f"{info.kind} device {info.name or info.device} with {_gib(info.memory_bytes)} usable memory and {info.cpu_cores} CPU cores",
+        f"{info.kind} device {info.name or info.device} with {_gib(info.memory_bytes)} usable memory "
+        f"and {info.cpu_cores} CPU cores",
     )
 
     # precision
@@ -655,108 +673,130 @@ def plan(
                 f"to 1/spacing, at most {limit_2d} per axis"
             )
 
-    # anisotropic levels (3D) and depth
-    if ndim == 3:
-        if "anisotropic_levels" in user:
-            fixed_levels = sorted(int(v) for v in user["anisotropic_levels"])
-            pattern = [lvl in fixed_levels for lvl in range(MAX_LEVELS)]
-            pattern_why = [""] * MAX_LEVELS
-        else:
-            pattern, pattern_why = _anisotropic_pattern(fingerprint.anisotropy, raw_patch[0], min_bn)
-    else:
-        pattern, pattern_why = [False] * MAX_LEVELS, [""] * MAX_LEVELS
-
-    def levels_for(d: int) -> list[int]:
-        return [lvl for lvl in range(d) if pattern[lvl]]
-
-    chosen = 1
-    for d in range(depth_cap, 0, -1):
-        if _depth_fits(raw_patch, pooling_factors(dims, d, levels_for(d)), min_bn):
-            chosen = d
-            break
-    if ndim == 3 and "anisotropic_levels" in user and user["anisotropic_levels"]:
-        chosen = max(chosen, max(user["anisotropic_levels"]) + 1)
-    d_bottleneck = [
-        p // f
-        for p, f in zip(
-            raw_patch, _total_factor(pooling_factors(dims, chosen, levels_for(chosen)), ndim), strict=True
+    # memory available for activations
+    if gpu:
+        reserve = GPU_MEMORY_FRACTION * info.memory_bytes - GPU_RESERVE_BYTES
+        memory_why = (
+            f"{GPU_MEMORY_FRACTION:.0%} of {_gib(info.memory_bytes)} free GPU memory less "
+            f"{GPU_RESERVE_BYTES // MiB} MiB reserve"
         )
-    ]
+    else:
+        reserve = CPU_MEMORY_FRACTION * info.memory_bytes
+        memory_why = f"{CPU_MEMORY_FRACTION:.0%} of {_gib(info.memory_bytes)} available memory"
+    lo, hi = BATCH_LIMITS["gpu" if info.kind != "cpu" else "cpu"]
+    need = int(user["batch_size"]) if "batch_size" in user else lo
+
+    def topology(raw: list[int]) -> _Topology:
+        """Depth, anisotropic levels and the rounded patch for one raw patch."""
+        if ndim == 3 and "anisotropic_levels" in user:
+            fixed = sorted(int(v) for v in user["anisotropic_levels"])
+            pattern, pattern_why = (
+                [lvl in fixed for lvl in range(MAX_LEVELS)],
+                ["set by the user"] * MAX_LEVELS,
+            )
+        elif ndim == 3:
+            pattern, pattern_why = _anisotropic_pattern(fingerprint.anisotropy, raw[0], min_bn)
+        else:
+            pattern, pattern_why = [False] * MAX_LEVELS, [""] * MAX_LEVELS
+        if "depth" in user:
+            depth = int(user["depth"])
+        else:
+            depth = next(
+                (
+                    d
+                    for d in range(depth_cap, 0, -1)
+                    if _depth_fits(
+                        raw, pooling_factors(dims, d, [lvl for lvl in range(d) if pattern[lvl]]), min_bn
+                    )
+                ),
+                1,
+            )
+            if ndim == 3 and "anisotropic_levels" in user and user["anisotropic_levels"]:
+                depth = max(depth, max(int(v) for v in user["anisotropic_levels"]) + 1)
+        levels = [lvl for lvl in range(min(depth, MAX_LEVELS)) if pattern[lvl]] if ndim == 3 else []
+        factors = pooling_factors(dims, depth, levels)
+        total = _total_factor(factors, ndim)
+        patch = list(raw) if "patch_size" in user else _round_patch(raw, total)
+        per = activation_bytes_per_sample(
+            patch, depth, base, factors, config.input_channels, config.output_channels, bytes_per_value
+        )
+        flops = 3.0 * forward_flops_per_sample(
+            patch, depth, base, factors, config.input_channels, config.output_channels
+        )
+        params = parameter_count(depth, base, dims, config.input_channels, config.output_channels)
+        usable = max(0.0, reserve - BYTES_PER_PARAMETER * params)
+        return _Topology(
+            raw,
+            depth,
+            levels,
+            [pattern_why[lvl] for lvl in levels],
+            factors,
+            total,
+            patch,
+            per,
+            flops,
+            params,
+            usable,
+        )
+
+    # shrink the (raw) patch while not even `need` samples fit; the topology follows the patch
+    topo = topology(raw_patch)
+    shrunk_from = None
+    if "patch_size" not in user:
+        spacing = fingerprint.median_spacing or [1.0] * ndim
+        floor = [min(r, 2 * min_bn) for r in raw_patch]
+        for _ in range(500):
+            if topo.usable // topo.per_sample >= need:
+                break
+            axes = [i for i in range(ndim) if topo.raw[i] > floor[i]]
+            if not axes:
+                break
+            axis = max(axes, key=lambda i: topo.raw[i] * spacing[i])
+            shrunk_from = shrunk_from or list(topo.patch)
+            raw = list(topo.raw)
+            raw[axis] = max(floor[axis], int(raw[axis] * 0.9))
+            topo = topology(raw)
+
+    bottleneck = [p // f for p, f in zip(topo.raw, topo.total, strict=True)]
     if small_net:
         depth_why = (
             f"CPU: default U-Net step ~8 s on 2 cores; small net depth {CPU_SMALL_NET['depth']} (cap), "
             f"largest depth <= {depth_cap} whose bottleneck keeps >= {min_bn} voxels per axis of patch "
-            f"{_fmt(raw_patch)} (bottleneck {_fmt(d_bottleneck)})"
+            f"{_fmt(topo.raw)} (bottleneck {_fmt(bottleneck)})"
         )
     else:
         depth_why = (
             f"largest depth <= {depth_cap} whose bottleneck keeps >= {min_bn} voxels per pooled axis of patch "
-            f"{_fmt(raw_patch)} (bottleneck {_fmt(d_bottleneck)})"
+            f"{_fmt(topo.raw)} (bottleneck {_fmt(bottleneck)})"
         )
-    depth = decide("depth", chosen, depth_why)
+    depth = decide("depth", topo.depth, depth_why)
     if ndim == 3:
-        auto_levels = levels_for(depth)
-        level_reasons = "; ".join(f"level {lvl}: {pattern_why[lvl]}" for lvl in auto_levels)
+        level_reasons = "; ".join(
+            f"level {lvl}: {w}" for lvl, w in zip(topo.levels, topo.level_reasons, strict=True)
+        )
         levels = decide(
             "anisotropic_levels",
-            auto_levels,
+            topo.levels,
             (
-                f"pool (y, x) only on levels {auto_levels} ({level_reasons})"
-                if auto_levels
-                else f"isotropic pooling: z/in-plane spacing ratio {fingerprint.anisotropy:.3g} <= {ANISOTROPY_THRESHOLD:g} "
-                f"and z extent {raw_patch[0]} allows {depth} poolings"
+                f"pool (y, x) only on levels {topo.levels} ({level_reasons})"
+                if topo.levels
+                else f"isotropic pooling: z/in-plane spacing ratio {fingerprint.anisotropy:.3g} <= "
+                f"{ANISOTROPY_THRESHOLD:g} and z extent {topo.raw[0]} allows {depth} poolings"
             ),
         )
-        levels = [int(v) for v in levels]
-        if any(not 0 <= lvl < depth for lvl in levels):
+        if any(not 0 <= int(lvl) < depth for lvl in levels):
             raise ValueError(f"anisotropic_levels {levels} out of range for depth {depth}")
     else:
-        levels = []
         resolved["anisotropic_levels"] = []
-    factors = pooling_factors(dims, depth, levels)
-    total = _total_factor(factors, ndim)
-    minimum = [min(p, f * min_bn) for p, f in zip(raw_patch, total, strict=True)]
-    patch = raw_patch if "patch_size" in user else _round_patch(raw_patch, total)
-
-    # batch size (may shrink the patch when not even 2 samples fit)
-    params = parameter_count(depth, base, dims, config.input_channels, config.output_channels)
-    if gpu:
-        usable = GPU_MEMORY_FRACTION * info.memory_bytes - GPU_RESERVE_BYTES - BYTES_PER_PARAMETER * params
-        memory_why = f"{GPU_MEMORY_FRACTION:.0%} of {_gib(info.memory_bytes)} free GPU memory less {GPU_RESERVE_BYTES // MiB} MiB reserve and {params:,} parameters"
-    else:
-        usable = CPU_MEMORY_FRACTION * info.memory_bytes - BYTES_PER_PARAMETER * params
-        memory_why = f"{CPU_MEMORY_FRACTION:.0%} of {_gib(info.memory_bytes)} available memory less {params:,} parameters"
-    usable = max(usable, 0.0)
-    lo, hi = BATCH_LIMITS["gpu" if info.kind != "cpu" else "cpu"]
-    need = int(user["batch_size"]) if "batch_size" in user else lo
-
-    def estimate(p: Sequence[int]) -> tuple[int, float]:
-        per = activation_bytes_per_sample(
-            p, depth, base, factors, config.input_channels, config.output_channels, bytes_per_value
-        )
-        return per, 3.0 * forward_flops_per_sample(
-            p, depth, base, factors, config.input_channels, config.output_channels
-        )
-
-    per_sample, step_flops = estimate(patch)
-    shrunk_from = None
-    if "patch_size" not in user:
-        spacing = fingerprint.median_spacing or [1.0] * ndim
-        for _ in range(1000):
-            if usable // per_sample >= need:
-                break
-            axes = [i for i in range(ndim) if patch[i] - total[i] >= minimum[i]]
-            if not axes:
-                break
-            axis = max(axes, key=lambda i: patch[i] * spacing[i])
-            shrunk_from = shrunk_from or list(patch)
-            patch = list(patch)
-            patch[axis] -= total[axis]
-            per_sample, step_flops = estimate(patch)
+    patch, per_sample, step_flops, params = topo.patch, topo.per_sample, topo.flops, topo.params
+    usable = topo.usable
+    memory_why += (
+        f"{' and' if gpu else ' less'} {BYTES_PER_PARAMETER * params / MiB:.0f} MiB for {params:,} parameters"
+    )
     if shrunk_from is not None:
         patch_why += f"; shrunk from {_fmt(shrunk_from)} so that {need} samples fit in memory"
     if "patch_size" not in user:
-        patch_why += f" -> {_fmt(patch)} (multiple of pooling factors {_fmt(total)} where possible)"
+        patch_why += f" -> {_fmt(patch)} (multiple of pooling factors {_fmt(topo.total)} where possible)"
     patch = decide("patch_size", [int(v) for v in patch], patch_why)
 
     memory_batch = int(usable // per_sample)

@@ -45,7 +45,10 @@ def write_curves(csv_path: Path, png_path: Path, title: str) -> Path | None:
             score_ax.plot(epochs, values, marker="o", markersize=3, label=label)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     score_ax.set(xlabel="epoch", ylim=(0, 1), title="validation")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (loss_ax, score_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)

@@ -87,8 +87,9 @@ class ProgressCallback(L.Callback):
             ProgressEvent(EventKind.STEP, trainer.current_epoch + 1, self.epochs, trainer.global_step, total, loss, eta_s=eta)
         )
 
-    def on_validation_epoch_end(self, trainer, module) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+    def on_train_epoch_end(self, trainer, module) -> None:
+        # runs after the epoch's validation, so train and val metrics of this epoch are both logged
+        if not trainer.is_global_zero:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         total = self._total_steps(trainer)

@@ -32,8 +32,9 @@ class CheckpointRecord(_Strict):
     architecture: dict[str, Any]
     starting_weights: dict[str, Any] = Field(default_factory=dict)
     architecture_summary: dict[str, Any] = Field(default_factory=dict)
-    manifest_sha256: str | None = None
+    manifest_sha256: str | None = Field(None, description="sha256 of the dataset content the run saw (pairs, hashes, splits)")
     run_id: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict, description="resolved training settings of the run")
 
 
 class CheckpointRegistry(VersionedModel):

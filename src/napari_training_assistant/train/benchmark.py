@@ -1,0 +1,93 @@
+"""Evaluate a checkpoint on the frozen benchmark pairs and keep the result in the benchmark history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..model import load_model, read_checkpoint
+from ..project import TrainingProject
+from ..project.errors import ProjectError
+from ..project.training_project import now
+from .metrics import ScoreAccumulator
+from .normalization import normalize
+
+
+def checkpoint_normalization(path) -> str:
+    """The normalization the checkpoint was trained with (stored in its metadata), else percentile."""
+    _, _, meta = read_checkpoint(path)
+    return str((meta.get("metadata") or {}).get("normalization", "percentile"))
+
+
+def target_tensor(mask: np.ndarray, output_mode: str) -> torch.Tensor:
+    """A saved mask as the batch-of-one target the metrics expect."""
+    if output_mode == "multiclass":
+        return torch.from_numpy(mask.astype(np.int64))[None]
+    if output_mode == "multilabel":
+        return torch.from_numpy(mask.astype(np.float32))[None]
+    return torch.from_numpy((mask > 0).astype(np.float32))[None, None]
+
+
+def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: list[str]) -> dict[str, Any]:
+    """Dataset-level Dice/IoU of the checkpoint's hard predictions over whole pairs (tiled)."""
+    from ..predict import predict_image
+
+    path = project.checkpoints.path_of(checkpoint_id)
+    model = load_model(path)
+    mode = checkpoint_normalization(path)
+    architecture = model.architecture
+    scores = ScoreAccumulator(architecture)
+    records = {p.pair_id: p for p in project.dataset.pairs}
+    for pair_id in pair_ids:
+        image, mask = project.dataset.load(pair_id)
+        has_channels = records[pair_id].image_channels is not None
+        normalised = normalize(image, mode, channel_axis_first=has_channels)
+        probabilities = predict_image(model, normalised if has_channels else normalised[None])
+        scores.update(torch.from_numpy(probabilities)[None], target_tensor(mask, architecture["output_mode"]), from_logits=False)
+    return scores.compute()
+
+
+def benchmark_checkpoint(project: TrainingProject, checkpoint_id: str = "latest") -> dict[str, Any]:
+    """Evaluate on every benchmark pair; append a row to history/benchmark_history.csv unless the same
+    checkpoint was already measured on the same number of pairs (then that row is returned)."""
+    record = project.checkpoints.get(checkpoint_id)
+    pair_ids = project.dataset.ids("benchmark")
+    if not pair_ids:
+        raise ProjectError(
+            f"{project.root} has no benchmark pairs: mark one with `nta set-split {project.root} PAIR benchmark` "
+            "(benchmark pairs are held out from training)"
+        )
+    history = project.history.benchmarks()
+    for row in reversed(history):
+        if row["checkpoint_id"] == record.checkpoint_id and row["n_images"] == len(pair_ids):
+            return row
+    scores = evaluate_on_pairs(project, record.checkpoint_id, pair_ids)
+    parent_row = next((r for r in reversed(history) if record.parent_id and r["checkpoint_id"] == record.parent_id), None)
+    dice, iou = _float(scores["dice"]), _float(scores["iou"])
+    row = {
+        "checkpoint_id": record.checkpoint_id,
+        "parent_id": record.parent_id,
+        "timestamp": now().isoformat(timespec="seconds"),
+        "n_images": len(pair_ids),
+        "dice": dice,
+        "iou": iou,
+        "dice_per_class": [_float(v) for v in scores["dice_per_class"]],
+        "iou_per_class": [_float(v) for v in scores["iou_per_class"]],
+        "delta_dice": _delta(dice, parent_row and parent_row["dice"]),
+        "delta_iou": _delta(iou, parent_row and parent_row["iou"]),
+    }
+    project.history.append_benchmark(row)
+    return row
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if value != value else round(value, 6)
+
+
+def _delta(value: float | None, parent: float | None) -> float | None:
+    return None if value is None or parent is None else round(value - parent, 6)

@@ -1,0 +1,73 @@
+"""The Lightning `Trainer` of a prepared run: devices, DDP, precision, callbacks, CSV metrics, resume state."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import TYPE_CHECKING
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.strategies import DDPStrategy
+
+from .events import CancelToken, Listener, ProgressCallback
+
+if TYPE_CHECKING:
+    from .plan import PreparedRun
+
+
+class EpochSetter(L.Callback):
+    """New random patches every epoch (the sampler draws from (seed, epoch, index))."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.dataset.set_epoch(trainer.current_epoch)
+
+
+def strategy_for(run: PreparedRun, launcher: str):
+    """Single process: 'auto'. Several: DDP (gloo on CPU, NCCL on CUDA). The CLI re-launches itself for
+    each rank (works under torchrun and SLURM too); from Python (napari, notebooks) ranks are spawned."""
+    if run.devices <= 1 and run.options.num_nodes <= 1:
+        return "auto"
+    if run.options.strategy:
+        return run.options.strategy
+    start_method = "popen" if launcher == "cli" else "spawn"
+    backend = "gloo" if run.accelerator == "cpu" else None
+    return DDPStrategy(process_group_backend=backend, start_method=start_method, find_unused_parameters=False)
+
+
+def quiet_lightning() -> None:
+    """Our progress events and log replace Lightning's banners, tips and known deprecation chatter."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+
+
+def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, launcher: str) -> L.Trainer:
+    quiet_lightning()
+    run_dir = run.project.layout.run_dir(run.run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return L.Trainer(
+        accelerator=run.accelerator,
+        devices=run.device_indices or run.devices,
+        num_nodes=run.options.num_nodes,
+        strategy=strategy_for(run, launcher),
+        precision=run.resolved["precision"],
+        max_epochs=run.epochs,
+        logger=CSVLogger(save_dir=str(run_dir.parent), name=run.run_id, version=""),
+        callbacks=[
+            ProgressCallback(listener, cancel, run.epochs),
+            EpochSetter(run.train_dataset),
+            ModelCheckpoint(dirpath=str(run_dir), save_last=True, save_top_k=0, every_n_epochs=1, enable_version_counter=False),
+        ],
+        default_root_dir=str(run_dir),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        benchmark=run.accelerator == "cuda",
+    )
