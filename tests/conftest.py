@@ -20,3 +20,67 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# --------------------------------------------------------------------- training-engine fixtures
+def _sample_pair(spatial_dims: str, output_mode: str, seed: int, shape):
+    """(image, mask, mask_mode) from generated nuclei: binary, 3-class (0..2) or 2-channel multilabel."""
+    import numpy as np
+
+    from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+
+    plane = tuple(shape[-2:])
+    image, labels = make_nuclei(plane, n_nuclei=4, radius_range=(4.0, 7.0), seed=seed)
+    if spatial_dims == "3d":
+        depth = shape[0]
+        image = np.stack([(image * (0.6 + 0.4 * np.sin(np.pi * (z + 1) / (depth + 1)))).astype(np.uint16) for z in range(depth)])
+        labels = np.stack([labels] * depth)
+    if output_mode == "multiclass":
+        classes = np.where(labels > 0, (labels % 2) + 1, 0).astype(np.uint8)
+        return image, classes, "multiclass"
+    if output_mode == "multilabel":
+        return image, [(labels > 0).astype(np.uint8), (labels % 2 == 1).astype(np.uint8)], "multilabel"
+    return image, labels, "binary"
+
+
+@pytest.fixture
+def make_project(tmp_path):
+    """make_project(name='proj', spatial_dims='2d', output_mode='binary', splits=(...)): a tiny_unet
+    project (depth 2, base 8) with generated nuclei pairs, 48x48 (2D) or 16x32x32 (3D)."""
+    from napari_training_assistant.project import TrainingProject
+
+    def _make(
+        name: str = "proj",
+        *,
+        spatial_dims: str = "2d",
+        output_mode: str = "binary",
+        num_classes: int = 2,
+        splits=("train", "train", "val", "benchmark", "train"),
+        shape=None,
+        architecture: dict | None = None,
+    ) -> TrainingProject:
+        shape = shape or ((16, 32, 32) if spatial_dims == "3d" else (48, 48))
+        arch = {"preset": "tiny_unet", **(architecture or {})}
+        if output_mode == "multilabel":
+            arch.setdefault("output_channels", 2)
+        project = TrainingProject.create(
+            tmp_path / name, name, spatial_dims=spatial_dims, output_mode=output_mode, num_classes=num_classes, architecture=arch
+        )
+        for index, split in enumerate(splits):
+            image, mask, mode = _sample_pair(spatial_dims, output_mode, index, shape)
+            project.dataset.add(image, mask, mask_mode=mode, split=split)
+        return project
+
+    return _make
+
+
+@pytest.fixture
+def fast_options():
+    """fast_options(**overrides): TrainOptions for a seconds-long CPU run (1 epoch, 2 steps of 2)."""
+
+    def _options(**overrides):
+        from napari_training_assistant.train import TrainOptions
+
+        return TrainOptions(**({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2, "device": "cpu"} | overrides))
+
+    return _options

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue the last interrupted, cancelled or failed run")
+    p.add_argument("--keep-architecture", action="store_true", help="never let auto-configuration change depth or width")
     p.add_argument("--no-benchmark", action="store_true", help="skip evaluating on the benchmark pairs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=train)
@@ -94,6 +95,7 @@ def train(args: argparse.Namespace) -> int:
         seed=args.seed,
         resume=args.resume,
         run_benchmark=not args.no_benchmark,
+        keep_architecture=args.keep_architecture,
     )
     result = train_project(project, options, listener=_progress_printer(quiet=args.json), launcher="cli")
     if result is None:  # a DDP worker process

@@ -73,10 +73,12 @@ class ProgressCallback(L.Callback):
         return int(trainer.num_training_batches) * self.epochs
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.cancel is not None and self.cancel.cancelled:
+        if trainer.is_global_zero:
+            self._emit_step(trainer, outputs)
+        if self.cancel is not None and self.cancel.cancelled:  # checked after the event: a listener may cancel
             trainer.should_stop = True
-        if not trainer.is_global_zero:
-            return
+
+    def _emit_step(self, trainer: L.Trainer, outputs) -> None:
         done = trainer.global_step - self._first_step
         total = self._total_steps(trainer)
         elapsed = time.perf_counter() - self._start

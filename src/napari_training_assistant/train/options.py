@@ -29,6 +29,7 @@ class TrainOptions:
     samples_per_epoch: int | None = None
     precision: str | None = None
     run_benchmark: bool = True
+    keep_architecture: bool = False  # True: auto-configuration never changes depth / width / levels
 
     def user_fixed(self) -> set[str]:
         return {f.name for f in fields(self) if f.name in ("epochs", "patch_size", "batch_size", "precision") and getattr(self, f.name) is not None}

@@ -129,7 +129,12 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
     train_pairs = load_pairs(project, train_ids, settings.normalization)
     val_pairs = train_pairs if val_note else load_pairs(project, val_ids, settings.normalization)
     fixed = _user_fixed(options, settings, start_is_scratch=_starts_from_scratch(project, options))
-    resolved, decisions = plan(_fingerprint(train_pairs), architecture, settings, accelerator, fixed)
+    try:
+        resolved, decisions = plan(
+            _fingerprint(train_pairs), architecture, settings, accelerator, _fixed_values(fixed, options, settings, architecture)
+        )
+    except ValueError as exc:  # e.g. a patch size with the wrong number of axes
+        raise ProjectError(f"cannot plan the run: {exc}") from None
     if not _starts_from_scratch(project, options):
         decisions = [_kept_for_weights(d) for d in decisions]
     new_arch = planned_architecture(architecture, resolved)
@@ -194,11 +199,31 @@ def _user_fixed(options: TrainOptions, settings: TrainingSettings, start_is_scra
     fixed = options.user_fixed()
     if not start_is_scratch:  # weights are loaded: the network must stay as the architecture says
         fixed |= set(ARCHITECTURE_SETTINGS)
+    if options.keep_architecture:
+        fixed |= set(ARCHITECTURE_SETTINGS)
     if options.device:
         fixed.add("device")
     if options.samples_per_epoch:
         fixed.add("samples_per_epoch")
     return fixed
+
+
+def _fixed_values(fixed: set[str], options: TrainOptions, settings: TrainingSettings, architecture: ArchitectureConfig) -> dict[str, Any]:
+    """The values of the settings the user fixed, for `plan` (the device and samples per epoch come
+    from the options only; a single patch size applies to every spatial axis)."""
+    values: dict[str, Any] = {}
+    for name in fixed:
+        if name == "device":
+            values[name] = options.device
+        elif name == "samples_per_epoch":
+            values[name] = options.samples_per_epoch
+        elif name in ARCHITECTURE_SETTINGS:
+            values[name] = getattr(architecture, name)
+        elif name in ("patch_size", "batch_size", "precision") and getattr(settings, name) not in (None, "auto"):
+            values[name] = getattr(settings, name)
+    if values.get("patch_size") is not None and len(values["patch_size"]) == 1:
+        values["patch_size"] = values["patch_size"] * (3 if architecture.spatial_dims == "3d" else 2)
+    return values
 
 
 def _fingerprint(pairs: list[PairArrays]):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import lightning as L
@@ -12,6 +14,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
 from .events import CancelToken, Listener, ProgressCallback
+from .options import is_rank_zero
 
 if TYPE_CHECKING:
     from .plan import PreparedRun
@@ -51,6 +54,9 @@ def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, 
     quiet_lightning()
     run_dir = run.project.layout.run_dir(run.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
+    logger = CSVLogger(save_dir=str(run_dir.parent), name=run.run_id, version="")
+    if run.options.resume:
+        _keep_earlier_metrics(logger, run_dir / "metrics.csv")
     return L.Trainer(
         accelerator=run.accelerator,
         devices=run.device_indices or run.devices,
@@ -58,7 +64,7 @@ def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, 
         strategy=strategy_for(run, launcher),
         precision=run.resolved["precision"],
         max_epochs=run.epochs,
-        logger=CSVLogger(save_dir=str(run_dir.parent), name=run.run_id, version=""),
+        logger=logger,
         callbacks=[
             ProgressCallback(listener, cancel, run.epochs),
             EpochSetter(run.train_dataset),
@@ -71,3 +77,15 @@ def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, 
         log_every_n_steps=1,
         benchmark=run.accelerator == "cuda",
     )
+
+
+def _keep_earlier_metrics(logger: CSVLogger, path: Path) -> None:
+    """Lightning's CSV writer deletes an existing metrics.csv; a resumed run writes the rows of its
+    earlier part again first, so metrics.csv and curves.png cover the whole run."""
+    if not path.is_file() or not is_rank_zero():
+        return
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+    writer = logger.experiment  # creating the writer removes the old file
+    if rows and isinstance(getattr(writer, "metrics", None), list):
+        writer.metrics[:0] = rows
