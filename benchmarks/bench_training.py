@@ -74,8 +74,10 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=256)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        # bare loop before and after the full loop, so drifting machine load affects both sides alike
         bare = bare_loop_step_times(args.steps, args.batch, args.patch)
         full = full_loop_step_times(Path(tmp), args.steps, args.batch, args.patch)
+        bare += bare_loop_step_times(args.steps, args.batch, args.patch)
     bare_median, full_median = statistics.median(bare), statistics.median(full)
     print(
         json.dumps(

@@ -9,13 +9,17 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from .project import TrainingProject
 
-__all__ = ["TrainingProject", "__version__", "build_model", "describe"]
+__all__ = ["TrainingProject", "__version__", "build_model", "describe", "load_model", "predict_image"]
 
 
 def __getattr__(name: str):
     # torch-backed API, imported on first use so that `import napari_training_assistant` stays light
-    if name in ("build_model", "describe"):
+    if name in ("build_model", "describe", "load_model"):
         from . import model
 
         return getattr(model, name)
+    if name == "predict_image":
+        from .predict import predict_image
+
+        return predict_image
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -125,6 +125,6 @@ def demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
     result = run_demo(args.dir)
-    if args.json:
+    if args.json:  # the summary table is printed above; the JSON object is the last line
         emit_json(result)
     return 0
