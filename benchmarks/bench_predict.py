@@ -31,7 +31,9 @@ from napari_training_assistant.project.schemas.architecture import default_archi
 OVERLAP = 0.5
 
 
-def monai_predict(model: torch.nn.Module, image: np.ndarray, tile: tuple[int, ...], batch: int, softmax: bool) -> np.ndarray:
+def monai_predict(
+    model: torch.nn.Module, image: np.ndarray, tile: tuple[int, ...], batch: int, softmax: bool
+) -> np.ndarray:
     from monai.inferers import sliding_window_inference
 
     with torch.inference_mode():
@@ -43,11 +45,15 @@ def monai_predict(model: torch.nn.Module, image: np.ndarray, tile: tuple[int, ..
     return prob.numpy()
 
 
-def ours_predict(model: torch.nn.Module, image: np.ndarray, tile: tuple[int, ...], batch: int, softmax: bool) -> np.ndarray:
+def ours_predict(
+    model: torch.nn.Module, image: np.ndarray, tile: tuple[int, ...], batch: int, softmax: bool
+) -> np.ndarray:
     return predict_image(model, image, tile_size=tile, overlap=OVERLAP, batch_size=batch)
 
 
-def run_case(name: str, arch: dict[str, Any], shape: tuple[int, ...], tile: tuple[int, ...], repeats: int) -> dict[str, Any]:
+def run_case(
+    name: str, arch: dict[str, Any], shape: tuple[int, ...], tile: tuple[int, ...], repeats: int
+) -> dict[str, Any]:
     torch.manual_seed(0)
     model = build_model(arch).eval()
     image = np.random.default_rng(0).normal(size=shape).astype(np.float32)
@@ -70,7 +76,11 @@ def run_case(name: str, arch: dict[str, Any], shape: tuple[int, ...], tile: tupl
     ours_s, monai_s = statistics.median(times["ours"]), statistics.median(times["monai"])
     return {
         "case": name,
-        "architecture": {k: arch_value for k, arch_value in model.architecture.items() if k in ("spatial_dims", "depth", "base_channels", "normalization", "upsampling", "output_mode")},
+        "architecture": {
+            k: arch_value
+            for k, arch_value in model.architecture.items()
+            if k in ("spatial_dims", "depth", "base_channels", "normalization", "upsampling", "output_mode")
+        },
         "parameters": sum(p.numel() for p in model.parameters()),
         "image_shape": list(shape),
         "tile": list(tile),

@@ -33,7 +33,12 @@ def _sample_pair(spatial_dims: str, output_mode: str, seed: int, shape):
     image, labels = make_nuclei(plane, n_nuclei=4, radius_range=(4.0, 7.0), seed=seed)
     if spatial_dims == "3d":
         depth = shape[0]
-        image = np.stack([(image * (0.6 + 0.4 * np.sin(np.pi * (z + 1) / (depth + 1)))).astype(np.uint16) for z in range(depth)])
+        image = np.stack(
+            [
+                (image * (0.6 + 0.4 * np.sin(np.pi * (z + 1) / (depth + 1)))).astype(np.uint16)
+                for z in range(depth)
+            ]
+        )
         labels = np.stack([labels] * depth)
     if output_mode == "multiclass":
         classes = np.where(labels > 0, (labels % 2) + 1, 0).astype(np.uint8)
@@ -64,7 +69,12 @@ def make_project(tmp_path):
         if output_mode == "multilabel":
             arch.setdefault("output_channels", 2)
         project = TrainingProject.create(
-            tmp_path / name, name, spatial_dims=spatial_dims, output_mode=output_mode, num_classes=num_classes, architecture=arch
+            tmp_path / name,
+            name,
+            spatial_dims=spatial_dims,
+            output_mode=output_mode,
+            num_classes=num_classes,
+            architecture=arch,
         )
         for index, split in enumerate(splits):
             image, mask, mode = _sample_pair(spatial_dims, output_mode, index, shape)
@@ -81,6 +91,8 @@ def fast_options():
     def _options(**overrides):
         from napari_training_assistant.train import TrainOptions
 
-        return TrainOptions(**({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2, "device": "cpu"} | overrides))
+        return TrainOptions(
+            **({"epochs": 1, "samples_per_epoch": 4, "batch_size": 2, "device": "cpu"} | overrides)
+        )
 
     return _options

@@ -109,7 +109,9 @@ def rng_image(*shape: int, seed: int = 0) -> np.ndarray:
 def test_iter_tiles_cover_image_exactly(shape, tile, overlap):
     tiles = list(iter_tiles(shape, tile, overlap))
     count = np.zeros(shape, dtype=np.int32)
-    tile_shape = tuple(min(t, s) for t, s in zip((tile,) * len(shape) if isinstance(tile, int) else tile, shape, strict=True))
+    tile_shape = tuple(
+        min(t, s) for t, s in zip((tile,) * len(shape) if isinstance(tile, int) else tile, shape, strict=True)
+    )
     for slices in tiles:
         assert len(slices) == len(shape)
         for sl, size in zip(slices, shape, strict=True):
@@ -225,7 +227,14 @@ def test_gaussian_blending_matches_reference():
 def test_progress_and_batches():
     model = Pointwise(2)
     seen = []
-    predict_image(model, rng_image(30, 30), tile_size=10, overlap=0.0, batch_size=4, progress=lambda d, t: seen.append((d, t)))
+    predict_image(
+        model,
+        rng_image(30, 30),
+        tile_size=10,
+        overlap=0.0,
+        batch_size=4,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen == [(4, 9), (8, 9), (9, 9)]
     assert [c[0] for c in model.calls] == [4, 4, 1]
 
@@ -338,7 +347,9 @@ def test_probabilities_to_labels_each_mode():
     out = probabilities_to_labels(binary, {"output_mode": "binary", "threshold": 0.6})
     assert out.dtype == np.uint8 and out.shape == (2, 2)
     np.testing.assert_array_equal(out, [[0, 1], [0, 1]])
-    np.testing.assert_array_equal(probabilities_to_labels(binary, {"output_mode": "binary"}), [[0, 1], [0, 1]])
+    np.testing.assert_array_equal(
+        probabilities_to_labels(binary, {"output_mode": "binary"}), [[0, 1], [0, 1]]
+    )
 
     multi = np.stack([np.full((2, 3), 0.2), np.full((2, 3), 0.5), np.full((2, 3), 0.3)]).astype(np.float32)
     multi[0, 1, 2] = 0.9
@@ -369,3 +380,22 @@ def test_iter_tiles_is_c_ordered():
     tiles = list(iter_tiles((20, 20), 10, 0.0))
     corners = [(s[0].start, s[1].start) for s in tiles]
     assert corners == list(itertools.product([0, 10], [0, 10]))
+
+
+def test_double_precision_model():
+    model = Pointwise(2).double()
+    image = rng_image(30, 21)
+    prob = predict_image(model, image, tile_size=16)
+    assert prob.dtype == np.float32
+    with torch.no_grad():
+        expected = torch.sigmoid(model.conv(torch.from_numpy(image).double()[None, None]))[0].numpy()
+    np.testing.assert_allclose(prob, expected, atol=1e-6)
+
+
+def test_model_changing_the_tile_size_is_refused():
+    class Shrink(Pointwise):
+        def forward(self, x):
+            return self.conv(x)[..., 1:-1, 1:-1]
+
+    with pytest.raises(ValueError, match="spatial size"):
+        predict_image(Shrink(2), rng_image(20, 20), tile_size=8)

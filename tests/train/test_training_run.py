@@ -10,7 +10,11 @@ import torch
 from napari_training_assistant.model import build_model, read_checkpoint
 from napari_training_assistant.model.weights_import import import_weights
 from napari_training_assistant.project.checkpoints import file_sha256
-from napari_training_assistant.project.errors import CheckpointError, IncompatibleArchitectureError, ProjectError
+from napari_training_assistant.project.errors import (
+    CheckpointError,
+    IncompatibleArchitectureError,
+    ProjectError,
+)
 from napari_training_assistant.train import EventKind, train_project
 from napari_training_assistant.train.autoconfig import PLANNED_SETTINGS
 from napari_training_assistant.train.losses import SegmentationLoss
@@ -84,7 +88,10 @@ def test_binary_run_registers_a_fully_described_checkpoint(make_project, fast_op
     assert record.architecture_summary["parameters"] > 0 and "U-Net" in record.architecture_summary["text"]
     assert record.manifest_sha256 == project.dataset.content_sha256()
     assert record.settings["train_pairs"] == train_ids and record.settings["val_pairs"] == val_ids
-    assert record.settings["resolved"]["batch_size"] == 2 and record.settings["resolved"]["samples_per_epoch"] == 4
+    assert (
+        record.settings["resolved"]["batch_size"] == 2
+        and record.settings["resolved"]["samples_per_epoch"] == 4
+    )
     assert record.settings["training"]["epochs"] == 1 and record.settings["accelerator"] == "cpu"
 
     # the file: registered hash, latest.pt a byte copy, metadata inside
@@ -128,7 +135,9 @@ def test_auto_configuration_decisions_are_written_to_the_project(make_project, f
     assert decisions["samples_per_epoch"].source == "user" and decisions["samples_per_epoch"].value == 4
     assert decisions["device"].source == "user" and decisions["device"].value == "cpu"
     assert decisions["patch_size"].value == [48, 48]
-    assert result.decisions == [d.model_dump(mode="json") for d in project.config.auto_configuration_decisions]
+    assert result.decisions == [
+        d.model_dump(mode="json") for d in project.config.auto_configuration_decisions
+    ]
 
 
 def test_one_patch_size_value_applies_to_every_axis(make_project, fast_options):
@@ -178,7 +187,9 @@ def test_each_output_mode_trains_with_the_architectures_loss(
     assert result.status == "completed"
     assert used and set(used) == {(expected_loss, output_mode)}
     record = project.checkpoints.get(result.checkpoint_id)
-    assert record.architecture["spatial_dims"] == spatial_dims and record.architecture["loss"] == expected_loss
+    assert (
+        record.architecture["spatial_dims"] == spatial_dims and record.architecture["loss"] == expected_loss
+    )
     for name in ("dice_per_class", "iou_per_class"):
         assert len(result.metrics[name]) == per_class
         assert len(result.benchmark[name]) == per_class
@@ -189,7 +200,9 @@ def test_each_output_mode_trains_with_the_architectures_loss(
     ("output_mode", "num_classes", "default_loss"),
     [("binary", 2, "bce_dice"), ("multiclass", 3, "ce_dice"), ("multilabel", 2, "bce_dice")],
 )
-def test_the_module_uses_the_default_loss_of_each_mode(make_project, fast_options, output_mode, num_classes, default_loss):
+def test_the_module_uses_the_default_loss_of_each_mode(
+    make_project, fast_options, output_mode, num_classes, default_loss
+):
     project = make_project(output_mode=output_mode, num_classes=num_classes, splits=("train", "val"))
     prepared = prepare_run(project, fast_options(), "run_001")
     assert prepared.module.loss_fn.name == default_loss == project.architecture.loss
@@ -204,7 +217,10 @@ def test_runs_from_latest_and_from_a_checkpoint_record_their_parent(make_project
     assert second.parent_id == first.checkpoint_id == "unet_run_001"
     record = project.checkpoints.get(second.checkpoint_id)
     assert record.parent_id == "unet_run_001"
-    assert record.starting_weights["choice"] == "latest" and record.starting_weights["source_id"] == "unet_run_001"
+    assert (
+        record.starting_weights["choice"] == "latest"
+        and record.starting_weights["source_id"] == "unet_run_001"
+    )
     assert record.starting_weights["sha256"] == project.checkpoints.get("unet_run_001").file_sha256
     assert project.history.runs[-1].parent_id == "unet_run_001"
     assert project.history.benchmarks()[-1]["delta_dice"] is not None  # compared with the parent's row
@@ -240,10 +256,15 @@ def test_start_from_imported_weights_loads_them(make_project, fast_options, tmp_
     record = project.checkpoints.get(result.checkpoint_id)
     assert record.parent_id is None
     assert record.starting_weights["choice"] == "imported"
-    assert record.starting_weights["source_id"] == imported.model_id and record.starting_weights["sha256"] == imported.sha256
+    assert (
+        record.starting_weights["source_id"] == imported.model_id
+        and record.starting_weights["sha256"] == imported.sha256
+    )
 
 
-def test_an_incompatible_start_fails_before_training_and_records_nothing(make_project, fast_options, monkeypatch):
+def test_an_incompatible_start_fails_before_training_and_records_nothing(
+    make_project, fast_options, monkeypatch
+):
     project = make_project()
     train_project(project, fast_options())
     project.set_architecture(project.architecture.model_dump() | {"depth": 3, "preset": "custom"})
@@ -312,7 +333,14 @@ def test_progress_events_arrive_in_order(make_project, fast_options):
     train_project(project, fast_options(epochs=2), listener=events.append)
 
     kinds = [e.kind for e in events]
-    assert kinds == [EventKind.STARTED, *[EventKind.STEP] * 2, EventKind.EPOCH, *[EventKind.STEP] * 2, EventKind.EPOCH, EventKind.FINISHED]
+    assert kinds == [
+        EventKind.STARTED,
+        *[EventKind.STEP] * 2,
+        EventKind.EPOCH,
+        *[EventKind.STEP] * 2,
+        EventKind.EPOCH,
+        EventKind.FINISHED,
+    ]
     started = events[0]
     assert started.epochs == 2 and "run_001" in started.message
     steps = [e for e in events if e.kind == EventKind.STEP]

@@ -5,8 +5,11 @@ copy to eval mode, moves it to the device and then
 
 * folds every eval-mode BatchNorm that directly follows a convolution inside an `nn.Sequential`
   into that convolution's weight and bias (one pass over the features less per layer);
-* on CPU, stores the weights channels-last (oneDNN's fast path for 2D and 3D convolutions;
-  measured 1.3-1.7x faster for the project's U-Nets on CPU).
+* on CPU, stores the weights channels-last (oneDNN's fast path for 2D and 3D convolutions).
+
+Together these made one forward pass of the default 2D U-Net (4 tiles of 256^2) about 1.4x and
+of the small 3D U-Net (2 tiles of 96^3) about 1.5x faster on CPU (torch 2.13, oneDNN 3.12).
+On other devices only the folding is done.
 
 If the model cannot be deep-copied (an exotic module), the model itself is used unchanged
 apart from eval mode, which `restore` switches back afterwards.

@@ -52,7 +52,12 @@ def predict_array(
         normalised = normalised[None]
     started = time.perf_counter()
     probabilities = predict_image(
-        model, normalised, tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=_torch_device(device)
+        model,
+        normalised,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=_torch_device(device),
     )
     labels = probabilities_to_labels(probabilities, architecture)
     duration = time.perf_counter() - started
@@ -75,7 +80,9 @@ def predict_array(
     )
 
 
-def predict_file(project: TrainingProject, image_path: Path, *, dataset: str | None = None, **options: Any) -> PredictionRecord:
+def predict_file(
+    project: TrainingProject, image_path: Path, *, dataset: str | None = None, **options: Any
+) -> PredictionRecord:
     from ..project.image_io import read_array
 
     image = read_array(Path(image_path), dataset=dataset)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .inference_model import model_device, prepare_inference_model
+from .inference_model import InferenceModel, model_device, prepare_inference_model
 
 DEFAULT_TILE = {2: 256, 3: 96}
 MIN_WEIGHT = 1e-3  # Gaussian weights are clipped to this fraction of the centre weight
@@ -121,7 +121,11 @@ def _check_image(image: Any, dims: int, channels: int) -> tuple[tuple[int, ...],
     if len(shape) == dims + 1 and shape[0] == channels:
         return shape[1:], True
     axes = "zyx"[-dims:]
-    wanted = f"({', '.join(axes)}) or (1, {', '.join(axes)})" if channels == 1 else f"({channels}, {', '.join(axes)})"
+    wanted = (
+        f"({', '.join(axes)}) or (1, {', '.join(axes)})"
+        if channels == 1
+        else f"({channels}, {', '.join(axes)})"
+    )
     raise ValueError(f"the model expects an image shaped {wanted}; got shape {shape}")
 
 
@@ -164,7 +168,7 @@ def predict_image(
 
 
 def _accumulate(
-    net: Callable[[torch.Tensor], torch.Tensor],
+    net: InferenceModel,
     image: Any,
     tiles: list[TileSlices],
     tile: tuple[int, ...],
@@ -183,6 +187,7 @@ def _accumulate(
     weight_cpu = torch.from_numpy(gaussian_weights(tile))
     weight_dev = weight_cpu.to(device)
     weight_sum = torch.from_numpy(np.zeros(spatial, dtype=np.float32))
+    dtype = _input_dtype(net.module)
     output: torch.Tensor | None = None
     done = 0
     for start in range(0, len(tiles), batch):
@@ -192,7 +197,12 @@ def _accumulate(
                 buffer_np[i] = image[(slice(None), *slices)]
             else:
                 buffer_np[i, 0] = image[slices]
-        pred = net(buffer[: len(group)].to(device, non_blocking=True))
+        pred = net(buffer[: len(group)].to(device, dtype=dtype, non_blocking=True))
+        if tuple(pred.shape[2:]) != tile or pred.shape[0] != len(group):
+            raise ValueError(
+                f"the model turned a batch of tiles {(len(group), channels, *tile)} into {tuple(pred.shape)}; "
+                "tiled prediction needs an output of the input's spatial size"
+            )
         if output is None:
             output = torch.from_numpy(np.zeros((pred.shape[1], *spatial), dtype=np.float32))
         if on_cpu:
@@ -209,6 +219,11 @@ def _accumulate(
             progress(done, len(tiles))
     assert output is not None
     return output.div_(weight_sum)
+
+
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's first floating parameter (float32 without one)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _activate(logits: torch.Tensor, *, softmax: bool) -> None:

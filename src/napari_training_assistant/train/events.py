@@ -68,6 +68,8 @@ class ProgressCallback(L.Callback):
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._start = time.perf_counter()
         self._first_step = trainer.global_step
+        if self.cancel is not None and self.cancel.cancelled:  # cancelled while the run was being set up
+            trainer.should_stop = True
 
     def _total_steps(self, trainer: L.Trainer) -> int:
         return int(trainer.num_training_batches) * self.epochs
@@ -75,7 +77,8 @@ class ProgressCallback(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if trainer.is_global_zero:
             self._emit_step(trainer, outputs)
-        if self.cancel is not None and self.cancel.cancelled:  # checked after the event: a listener may cancel
+        # checked after the event: a listener may cancel in it
+        if self.cancel is not None and self.cancel.cancelled:
             trainer.should_stop = True
 
     def _emit_step(self, trainer: L.Trainer, outputs) -> None:
@@ -90,10 +93,12 @@ class ProgressCallback(L.Callback):
         )
 
     def on_train_epoch_end(self, trainer, module) -> None:
-        # runs after the epoch's validation, so train and val metrics of this epoch are both logged
+        # runs after the epoch's validation, so train and val metrics of this epoch are both logged.
+        # Every rank reads them: reading reduces the sync_dist metrics across ranks (a collective), so
+        # reading on rank 0 alone would deadlock DDP at the next collective of the other ranks.
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         if not trainer.is_global_zero:
             return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         total = self._total_steps(trainer)
         done = trainer.global_step - self._first_step
         elapsed = time.perf_counter() - self._start

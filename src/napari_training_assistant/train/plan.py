@@ -131,7 +131,11 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
     fixed = _user_fixed(options, settings, start_is_scratch=_starts_from_scratch(project, options))
     try:
         resolved, decisions = plan(
-            _fingerprint(train_pairs), architecture, settings, accelerator, _fixed_values(fixed, options, settings, architecture)
+            _fingerprint(train_pairs),
+            architecture,
+            settings,
+            accelerator,
+            _fixed_values(fixed, options, settings, architecture),
         )
     except ValueError as exc:  # e.g. a patch size with the wrong number of axes
         raise ProjectError(f"cannot plan the run: {exc}") from None
@@ -208,7 +212,9 @@ def _user_fixed(options: TrainOptions, settings: TrainingSettings, start_is_scra
     return fixed
 
 
-def _fixed_values(fixed: set[str], options: TrainOptions, settings: TrainingSettings, architecture: ArchitectureConfig) -> dict[str, Any]:
+def _fixed_values(
+    fixed: set[str], options: TrainOptions, settings: TrainingSettings, architecture: ArchitectureConfig
+) -> dict[str, Any]:
     """The values of the settings the user fixed, for `plan` (the device and samples per epoch come
     from the options only; a single patch size applies to every spatial axis)."""
     values: dict[str, Any] = {}
@@ -219,8 +225,10 @@ def _fixed_values(fixed: set[str], options: TrainOptions, settings: TrainingSett
             values[name] = options.samples_per_epoch
         elif name in ARCHITECTURE_SETTINGS:
             values[name] = getattr(architecture, name)
-        elif name in ("patch_size", "batch_size", "precision") and getattr(settings, name) not in (None, "auto"):
-            values[name] = getattr(settings, name)
+        elif name in ("patch_size", "batch_size", "precision"):
+            value = getattr(settings, name)
+            if value not in (None, "auto"):
+                values[name] = value
     if values.get("patch_size") is not None and len(values["patch_size"]) == 1:
         values["patch_size"] = values["patch_size"] * (3 if architecture.spatial_dims == "3d" else 2)
     return values

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
@@ -30,6 +29,20 @@ class EpochSetter(L.Callback):
         self.dataset.set_epoch(trainer.current_epoch)
 
 
+class ResumeState(L.Callback):
+    """Writes `last.ckpt` (the state `--resume` continues from) after every epoch, atomically, so a
+    killed process can be resumed from its last finished epoch. (Lightning's ModelCheckpoint with
+    save_top_k=0 writes `last` only when training ends.) Called on every rank; rank 0 writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # runs after the epoch's validation, and also when a cancel stops the epoch early
+        if trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+
+
 def strategy_for(run: PreparedRun, launcher: str):
     """Single process: 'auto'. Several: DDP (gloo on CPU, NCCL on CUDA). The CLI re-launches itself for
     each rank (works under torchrun and SLURM too); from Python (napari, notebooks) ranks are spawned."""
@@ -48,6 +61,8 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # a resumed run writes its earlier metrics again (`_keep_earlier_metrics`): nothing is lost
+    warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
 
 
 def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, launcher: str) -> L.Trainer:
@@ -68,8 +83,9 @@ def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, 
         callbacks=[
             ProgressCallback(listener, cancel, run.epochs),
             EpochSetter(run.train_dataset),
-            ModelCheckpoint(dirpath=str(run_dir), save_last=True, save_top_k=0, every_n_epochs=1, enable_version_counter=False),
+            ResumeState(run_dir / "last.ckpt"),
         ],
+        enable_checkpointing=False,  # ResumeState writes the one resume file; no Lightning checkpoint folders
         default_root_dir=str(run_dir),
         enable_progress_bar=False,
         enable_model_summary=False,

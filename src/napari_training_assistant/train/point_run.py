@@ -1,0 +1,250 @@
+"""Point-windowed training from a YAML spec: layers + regions + synapses -> cached windows -> the same
+run life cycle, checkpoint registry and history as pair training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from ..data.annotations import Region
+from ..data.point_windows import CachedRegion, PointWindowDataset, RegionCacheReport
+from ..model import describe
+from ..project import TrainingProject
+from ..project.errors import ProjectError
+from ..project.schemas import ArchitectureConfig, AutoConfigDecision
+from .events import CancelToken, Listener
+from .options import TrainOptions, resolve_device
+from .point_inputs import PointInputs, load_point_inputs
+from .point_regime import PointWindowModule
+from .point_spec import PointSpec
+from .starting import StartingPoint, resolve_start
+
+
+@dataclass
+class PreparedPointRun:
+    """Quacks like `plan.PreparedRun` for `run.execute_run` and `finish.finish_run`."""
+
+    project: TrainingProject
+    options: TrainOptions
+    run_id: str
+    spec: PointSpec
+    inputs: PointInputs
+    architecture: dict[str, Any]
+    architecture_changed: bool
+    start: StartingPoint
+    accelerator: str
+    device_indices: list[int] | None
+    train_dataset: PointWindowDataset
+    val_dataset: PointWindowDataset
+    module: PointWindowModule
+    decisions: list[AutoConfigDecision] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    val_note: str = ""
+
+    @property
+    def epochs(self) -> int:
+        return self.options.epochs or self.spec.training.epochs
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size or self.spec.training.batch_size
+
+    @property
+    def devices(self) -> int:
+        return len(self.device_indices) if self.device_indices else (self.options.devices or self.spec.training.devices)
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return {"patch_size": list(self.spec.window_size), "batch_size": self.batch_size, "precision": self.precision}
+
+    @property
+    def precision(self) -> str:
+        chosen = self.options.precision or self.spec.training.precision
+        if chosen != "auto":
+            return chosen
+        return "bf16-mixed" if self.accelerator == "cuda" else "32"
+
+    @property
+    def train_loader(self) -> DataLoader:
+        sampler = None
+        if self.spec.training.samples_per_epoch:
+            from torch.utils.data import RandomSampler
+
+            sampler = RandomSampler(self.train_dataset, replacement=True, num_samples=self.spec.training.samples_per_epoch)
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            num_workers=self.spec.training.num_workers,
+            drop_last=len(self.train_dataset) >= 2 * self.batch_size,
+        )
+
+    @property
+    def val_loader(self) -> DataLoader:
+        return DataLoader(self.val_dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)
+
+    def point_counts(self) -> dict[str, Any]:
+        return {"train": len(self.train_dataset), "val": len(self.val_dataset), "dropped": self.inputs.dropped_total, "dropped_reasons": self.inputs.dropped}
+
+    def settings_record(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec.model_dump(mode="json"),
+            "spec_path": str(self.inputs.spec_path),
+            "architecture": self.architecture,
+            "start": self.start.snapshot,
+            "points": self.point_counts(),
+            "regions": {"train": self.inputs.region_names("train"), "val": self.inputs.region_names("val")},
+            "accelerator": self.accelerator,
+            "devices": self.devices,
+            "precision": self.precision,
+        }
+
+    def record_decisions(self, project: TrainingProject) -> None:
+        if self.architecture_changed:
+            project.set_architecture(self.architecture)
+
+    def summary(self) -> str:
+        counts = self.point_counts()
+        window = "x".join(map(str, self.spec.window_size))
+        return (
+            f"{self.run_id}: point windows {window}, {counts['train']} train / {counts['val']} val points "
+            f"({counts['dropped']} dropped), batch {self.batch_size}, {self.epochs} epochs, "
+            f"3D U-Net depth {self.architecture['depth']} base {self.architecture['base_channels']}, "
+            f"{self.accelerator} x{self.devices} ({self.precision}), cache {self.inputs.cache_bytes / 2**20:.0f} MiB"
+        )
+
+    def build_trainer(self, *, listener: Listener, cancel: CancelToken, launcher: str):
+        from .trainer_factory import build_trainer
+
+        return build_trainer(self, listener=listener, cancel=cancel, launcher=launcher)
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        return {
+            "normalization": "region",
+            "window_size": list(self.spec.window_size),
+            "centre_marker": self.spec.training.centre_marker,
+            "targets": self.spec.targets,
+            "resolution": list(self.spec.resolution),
+            "axis_order": self.spec.axis_order,
+        }
+
+    def registration_fields(self) -> dict[str, Any]:
+        return {
+            "training_mode": "point_windows",
+            "dataset_pair_ids": [],
+            "image_count": len(self.inputs.train_regions) + len(self.inputs.val_regions),
+            "split": {"train": self.inputs.region_names("train"), "val": self.inputs.region_names("val")},
+        }
+
+
+def architecture_for(spec: PointSpec) -> ArchitectureConfig:
+    model = spec.model
+    levels = model.anisotropic_levels
+    if levels is None:  # pool only in-plane while z voxels are much thicker than in-plane ones
+        axes = {a: r for a, r in zip(spec.axis_order, spec.resolution, strict=True)}
+        ratio, levels, level = axes["z"] / min(axes["y"], axes["x"]), [], 0
+        while ratio > 2.0 and level < model.depth:
+            levels.append(level)
+            ratio /= 2
+            level += 1
+    return ArchitectureConfig(
+        spatial_dims="3d",
+        preset="custom",
+        depth=model.depth,
+        base_channels=model.base_channels,
+        normalization=model.normalization,
+        upsampling=model.upsampling,
+        input_channels=2 if spec.training.centre_marker else 1,
+        output_mode="multilabel",
+        output_channels=model.output_channels,
+        activation="sigmoid",
+        loss="bce_dice" if spec.training.dice_weight > 0 else "bce",
+        threshold=model.threshold,
+        anisotropic_levels=levels,
+    )
+
+
+def project_for_spec(spec: PointSpec, base: Path, architecture: ArchitectureConfig, create: bool = True) -> TrainingProject:
+    folder = (base / spec.project).resolve() if not Path(spec.project).is_absolute() else Path(spec.project)
+    if TrainingProject.is_project(folder):
+        return TrainingProject.open(folder)
+    if not create:
+        raise ProjectError(f"{folder} is not a Training Project Folder yet: run without --dry-run to create it")
+    return TrainingProject.create(
+        folder,
+        folder.name,
+        spatial_dims="3d",
+        output_mode="multilabel",
+        architecture=architecture.model_dump(exclude={"schema_version", "spatial_dims", "output_mode"}),
+        class_names=["pre", "post"][: architecture.output_channels] or None,
+        allow_non_empty=True,
+    )
+
+
+def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: str, *, spec: PointSpec, inputs: PointInputs) -> PreparedPointRun:
+    training = spec.training
+    architecture = architecture_for(spec)
+    current = project.architecture
+    arch_dict = architecture.model_dump(mode="json")
+    accelerator, indices = resolve_device(options.device or training.device)
+    start = resolve_start(project, arch_dict, options.start or "scratch")
+    channel_names = ("pre", "post") if architecture.output_channels == 2 else tuple(spec.label_keys())
+    datasets = {
+        split: PointWindowDataset(
+            regions,
+            target_form=spec.targets,
+            label_keys=spec.label_keys() if spec.targets == "labels" else ("label0", "label1"),
+            centre_marker=training.centre_marker,
+            loss_crop_pad=training.loss_crop_pad,
+            min_nonzero_fraction=training.min_nonzero_fraction,
+        )
+        for split, regions in (("train", inputs.train_regions), ("val", inputs.val_regions))
+    }
+    module = PointWindowModule(
+        start.model,
+        arch_dict,
+        learning_rate=options.learning_rate or training.lr,
+        epochs=options.epochs or training.epochs,
+        class_balance=training.class_balance,
+        balance_clip=training.balance_clip,
+        dice_weight=training.dice_weight,
+        weight_decay=training.weight_decay,
+        montage_dir=project.layout.run_dir(run_id),
+        channel_names=channel_names,
+    )
+    return PreparedPointRun(
+        project=project,
+        options=options,
+        run_id=run_id,
+        spec=spec,
+        inputs=inputs,
+        architecture=arch_dict,
+        architecture_changed=current != architecture,
+        start=start,
+        accelerator=accelerator,
+        device_indices=indices,
+        train_dataset=datasets["train"],
+        val_dataset=datasets["val"],
+        module=module,
+        extra={"architecture_summary": describe(arch_dict)},
+    )
+
+
+def dry_run_report(spec: PointSpec, inputs: PointInputs) -> dict[str, Any]:
+    return {
+        "project": spec.project,
+        "points": {"train": inputs.point_count("train"), "val": inputs.point_count("val"), "dropped": inputs.dropped_total},
+        "dropped_reasons": inputs.dropped,
+        "regions": {"train": inputs.region_names("train"), "val": inputs.region_names("val")},
+        "cache_bytes_estimate": inputs.cache_bytes,
+        "cache_gib_estimate": round(inputs.cache_bytes / 2**30, 4),
+        "window_size": spec.window_size,
+        "architecture": architecture_for(spec).model_dump(mode="json"),
+    }
+
+
+__all__ = ["CachedRegion", "Region", "RegionCacheReport", "dry_run_report", "prepare_point_run", "project_for_spec"]
