@@ -29,7 +29,7 @@ from PIL import Image
 
 from napari_training_assistant.cli import main
 from napari_training_assistant.model import build_model, describe, load_model, save_checkpoint
-from napari_training_assistant.project import TrainingProject
+from napari_training_assistant.project import ProjectError, TrainingProject
 from napari_training_assistant.project.schemas.architecture import default_architecture
 
 NTA = [sys.executable, "-m", "napari_training_assistant.cli"]
@@ -145,8 +145,6 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, files: Path) -> Scenario:
 
     def side_commands() -> None:  # independent of the project
         r["version"] = nta("--version")
-        r["demo"] = nta("demo", "--dir", root / "demo", "--json")
-        r["demo_again"] = nta("demo", "--dir", root / "demo")  # replaces its own earlier demo
 
     side = pool.submit(side_commands)
     r["init"] = nta("init", proj, "--name", "CLI test", "--preset", "tiny_unet", "--json")
@@ -343,14 +341,17 @@ def test_doctor_reports_then_repairs_latest(scenario):
         assert torch.equal(load_model(latest)(x), scenario.checkpoint_model(x))
 
 
-def test_demo_creates_and_replaces_its_own_project(scenario):
-    info = last_json(scenario["demo"])
-    assert info["project_name"] == "nta-demo"
-    assert info["dataset_count"] > 0
-    assert_ok(scenario["demo_again"])
-    project = TrainingProject.open(scenario.root / "demo")
-    assert project.name == "nta-demo"
-    assert len(project.dataset) == info["dataset_count"]  # replaced, not added to
+def test_demo_replaces_only_its_own_project(tmp_path):
+    # the whole demo runs once, in tests/cli/test_train_cli.py; here only its folder rule
+    from napari_training_assistant.demo import DEMO_NAME, _replace_old_demo
+
+    old = TrainingProject.create(tmp_path / "demo", DEMO_NAME)
+    _replace_old_demo(old.root)
+    assert not old.root.exists()
+    other = TrainingProject.create(tmp_path / "mine", "mine")
+    with pytest.raises(ProjectError, match="not a demo project"):
+        _replace_old_demo(other.root)
+    assert TrainingProject.is_project(other.root)
 
 
 # ------------------------------------------------------------------------------------------- user errors

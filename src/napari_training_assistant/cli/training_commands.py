@@ -31,6 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=train)
 
+    p = sub.add_parser("train-points", help="point-windowed 3D training from a YAML spec (synapse partner assignment)")
+    p.add_argument("spec", type=Path, help="YAML training spec (paths relative to it)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--start", help="scratch (default), latest, checkpoint:ID or imported:ID")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the spec's)")
+    p.add_argument("--devices", type=int, help="processes/GPUs per machine (default: the spec's)")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"])
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="resolve the spec, count points, estimate the cache; no training")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=train_points)
+
     p = sub.add_parser("predict", help="predict an image with a checkpoint and save it into the project")
     p.add_argument("project", type=Path)
     p.add_argument("--image", required=True, type=Path)
@@ -98,6 +113,42 @@ def train(args: argparse.Namespace) -> int:
         keep_architecture=args.keep_architecture,
     )
     result = train_project(project, options, listener=_progress_printer(quiet=args.json), launcher="cli")
+    return _report(result, args.json)
+
+
+def train_points(args: argparse.Namespace) -> int:
+    from ..train import TrainOptions
+    from ..train.point_run import dry_run
+    from ..train.point_run import train_points as run_points
+
+    if args.dry_run:
+        report = dry_run(args.spec)
+        if args.json:
+            emit_json(report)
+        else:
+            points = report["points"]
+            print(f"project   {report['project']}")
+            print(f"points    train {points['train']}, val {points['val']}, dropped {points['dropped']} {report['dropped_reasons'] or ''}")
+            print(f"regions   train {', '.join(report['regions']['train'])}; val {', '.join(report['regions']['val'])}")
+            print(f"cache     {report['cache_gib_estimate']:.3f} GiB estimated")
+        return 0
+    options = TrainOptions(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        start=args.start,
+        device=args.device,
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        resume=args.resume,
+        run_benchmark=False,
+    )
+    result = run_points(args.spec, options, listener=_progress_printer(quiet=args.json), launcher="cli")
+    return _report(result, args.json)
+
+
+def _report(result, as_json: bool) -> int:
     if result is None:  # a DDP worker process
         return 0
     payload = {
@@ -108,16 +159,19 @@ def train(args: argparse.Namespace) -> int:
         "parent_id": result.parent_id,
         "metrics": result.metrics,
         "benchmark": result.benchmark,
+        "points": result.points,
         "curves_path": result.curves_path,
         "metrics_csv": result.metrics_csv,
         "duration_s": result.duration_s,
     }
-    if args.json:
+    if as_json:
         emit_json(payload)
     else:
         bench = result.benchmark
         print(f"{result.status}: {result.checkpoint_id} -> {result.checkpoint_path}")
         print(f"val Dice {fmt_metric(result.metrics.get('dice'))}, IoU {fmt_metric(result.metrics.get('iou'))}")
+        for name, scores in (result.metrics.get("per_channel") or {}).items():
+            print(f"  {name}: Dice {fmt_metric(scores['dice'])}, IoU {fmt_metric(scores['iou'])}")
         if bench:
             print(f"benchmark ({bench['n_images']} pairs): Dice {fmt_metric(bench['dice'])}, IoU {fmt_metric(bench['iou'])}")
         print(f"curves: {result.curves_path}")

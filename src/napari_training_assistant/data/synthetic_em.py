@@ -5,7 +5,7 @@ multilabel output. Voxels are anisotropic like serial-section EM (resolution [40
 
 * cells are Voronoi-like regions (nearest seed point, z distances weighted by `anisotropy`) over a
   gently warped grid; every voxel belongs to a cell (membranes included);
-* the image has bright textured cytoplasm, dark membranes a few voxels wide at cell boundaries, a few
+* the image has textured cytoplasm (axons darker and grainy, dendrites lighter and smooth), dark membranes a few voxels wide at cell boundaries, a few
   dark mitochondria, dark vesicle clouds on the presynaptic side of each synapse and a dark, thickened
   postsynaptic density (PSD) on the postsynaptic side; then blur and noise;
 * each synapse is a line from a point inside an axon cell (start, presynaptic) across the contact to a
@@ -290,12 +290,20 @@ def _render(
     synapses: list[dict],
     n_cells: int,
     noise: float,
+    roles: dict[int, str],
 ) -> np.ndarray:
     shape = seg.shape
-    cell_level = rng.uniform(0.62, 0.84, n_cells + 1).astype(np.float32)
+    # axons (presynaptic type) have darker, grainy, vesicle-rich cytoplasm; dendrites are lighter and
+    # smoother, as in EM of neuropil: the cue a network uses to tell the pre from the post side
+    is_axon = np.zeros(n_cells + 1, bool)
+    is_axon[[cell for cell, role in roles.items() if role == "axon"]] = True
+    cell_level = np.where(is_axon, rng.uniform(0.52, 0.64, n_cells + 1), rng.uniform(0.72, 0.86, n_cells + 1)).astype(np.float32)
     texture = _blur(rng.standard_normal(shape).astype(np.float32), (0.6, 2.0, 2.0))
     texture /= max(float(texture.std()), 1e-6)
-    signal = cell_level[seg] * (1.0 + 0.06 * texture)
+    grain = _blur(rng.standard_normal(shape).astype(np.float32), (0.4, 0.7, 0.7))
+    grain /= max(float(grain.std()), 1e-6)
+    amplitude = np.where(is_axon, 0.16, 0.0).astype(np.float32)[seg]
+    signal = cell_level[seg] * (1.0 + 0.05 * texture + amplitude * grain)
     # darkness in [0, 1]: how far each voxel is pulled towards the dark level
     darkness = 0.85 * np.exp(-0.5 * (contact_distance / _MEMBRANE_SIGMA) ** 2)
 
@@ -463,7 +471,7 @@ def make_em_volume(
         if score >= min_synapses_per_region:
             break
     seg, contact_distance, synapses, roles = best_result
-    image = _render(best_rng, seg, contact_distance, synapses, n_cells, noise)
+    image = _render(best_rng, seg, contact_distance, synapses, n_cells, noise, roles)
     pre_ids = sorted({s["pre_id"] for s in synapses})
     post_ids = sorted({s["post_id"] for s in synapses})
     label0 = np.isin(seg, pre_ids).astype(np.uint8)

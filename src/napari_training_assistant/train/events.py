@@ -77,8 +77,12 @@ class ProgressCallback(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if trainer.is_global_zero:
             self._emit_step(trainer, outputs)
-        # checked after the event: a listener may cancel in it
-        if self.cancel is not None and self.cancel.cancelled:
+        # checked after the event: a listener may cancel in it. Under DDP every rank must stop at the
+        # same step, so the decision is shared (any rank cancelled -> all stop).
+        cancelled = self.cancel is not None and self.cancel.cancelled
+        if trainer.world_size > 1:
+            cancelled = trainer.strategy.reduce_boolean_decision(cancelled, all=False)
+        if cancelled:
             trainer.should_stop = True
 
     def _emit_step(self, trainer: L.Trainer, outputs) -> None:

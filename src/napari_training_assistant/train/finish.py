@@ -29,6 +29,13 @@ def final_metrics(run: PreparedRun, trainer: L.Trainer) -> dict[str, Any]:
         "epochs_completed": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
     }
+    names = getattr(run.module, "channel_names", None)
+    if names:  # point windows: per output channel (pre, post)
+        constant = scores.get("constant_dice_per_class") or [None] * len(names)
+        metrics["per_channel"] = {
+            name: {"dice": dice, "iou": iou, "constant_predictor_dice": _float(base)}
+            for name, dice, iou, base in zip(names, metrics["dice_per_class"], metrics["iou_per_class"], constant, strict=False)
+        }
     if run.val_note:
         metrics["validation"] = run.val_note
     return metrics
@@ -46,9 +53,8 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
             "checkpoint_id": checkpoint_id,
             "parent_id": run.start.parent_id,
             "run_id": run_id,
-            "normalization": run.settings.normalization,
-            "patch_size": list(run.resolved["patch_size"]),
             "metrics": metrics,
+            **run.checkpoint_metadata(),
         }
         save_checkpoint(path, run.module.model, run.architecture, metadata)
         samples = trainer.global_step * run.batch_size * trainer.world_size
@@ -57,12 +63,9 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
             architecture=run.architecture,
             status=status,
             parent_id=run.start.parent_id,
-            training_mode="pairs",
-            dataset_pair_ids=sorted(set(run.train_ids) | set(run.val_ids)),
-            image_count=len(set(run.train_ids) | set(run.val_ids)),
             patch_count=samples,
-            split={"train": run.train_ids, "val": [] if run.val_note else run.val_ids},
             metrics=metrics,
+            **run.registration_fields(),
             starting_weights=run.start.snapshot,
             architecture_summary=run.extra["architecture_summary"],
             run_id=run_id,
@@ -92,6 +95,7 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
         metrics_csv=str((run_dir / "metrics.csv").resolve()) if (run_dir / "metrics.csv").exists() else None,
         duration_s=duration,
         decisions=[d.model_dump(mode="json") for d in run.decisions],
+        points=run.point_counts() if hasattr(run, "point_counts") else None,
     )
 
 

@@ -234,6 +234,12 @@ class ScoreAccumulator:
         self.fn += fn
         self.batches += 1
 
+    def merge_ranks(self, module: Any) -> None:
+        """Under DDP: replace this rank's counts by the sum over all ranks (`module.all_gather`)."""
+        counts = torch.stack([self.tp, self.fp, self.fn]).to(module.device)
+        total = module.all_gather(counts).reshape(-1, *counts.shape).sum(0).cpu()
+        self.tp, self.fp, self.fn = total[0], total[1], total[2]
+
     def compute(self) -> dict[str, Any]:
         """Scores over everything seen since the last `reset` (same keys as `segmentation_scores`)."""
         return scores_from_counts(self.tp, self.fp, self.fn)

@@ -46,9 +46,7 @@ class SegmentationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.world_size > 1:  # dataset-level scores: sum the confusion counts of all ranks
-            counts = torch.stack([self.scores.tp, self.scores.fp, self.scores.fn]).to(self.device)
-            total = self.all_gather(counts).reshape(-1, *counts.shape).sum(0).cpu()
-            self.scores.tp, self.scores.fp, self.scores.fn = total[0], total[1], total[2]
+            self.scores.merge_ranks(self)
         scores = self.scores.compute()
         self.log("val_dice", float(scores["dice"]), sync_dist=False)
         self.log("val_iou", float(scores["iou"]), sync_dist=False)

@@ -86,6 +86,19 @@ class PreparedRun:
             "num_nodes": self.options.num_nodes,
         }
 
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """What prediction needs to treat images as training did."""
+        return {"normalization": self.settings.normalization, "patch_size": list(self.resolved["patch_size"])}
+
+    def registration_fields(self) -> dict[str, Any]:
+        used = sorted(set(self.train_ids) | set(self.val_ids))
+        return {
+            "training_mode": "pairs",
+            "dataset_pair_ids": used,
+            "image_count": len(used),
+            "split": {"train": self.train_ids, "val": [] if self.val_note else self.val_ids},
+        }
+
     def record_decisions(self, project: TrainingProject) -> None:
         """Write the plan's decisions (and an architecture it changed) into the project."""
 

@@ -108,6 +108,8 @@ class PointWindowModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self.scores.reset()
         self._montage_batch = None
+        self._positives = torch.zeros(self.architecture["output_channels"], dtype=torch.float64)
+        self._valid_voxels = torch.zeros(self.architecture["output_channels"], dtype=torch.float64)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         logits = self.model(batch["image"])
@@ -115,15 +117,21 @@ class PointWindowModule(L.LightningModule):
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=len(logits), sync_dist=True)
         valid = batch["valid"].amin(dim=1, keepdim=True)
         self.scores.update(logits.detach(), batch["target"], valid)
+        dims = [0, *range(2, logits.ndim)]
+        self._positives += (batch["target"] * valid).sum(dim=dims).double().cpu()
+        self._valid_voxels += valid.expand_as(batch["target"]).sum(dim=dims).double().cpu()
         if batch_idx == 0:
             self._montage_batch = (batch["image"][:4].cpu(), batch["target"][:4].cpu(), torch.sigmoid(logits[:4]).detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.world_size > 1:
-            counts = torch.stack([self.scores.tp, self.scores.fp, self.scores.fn]).to(self.device)
-            total = self.all_gather(counts).reshape(-1, *counts.shape).sum(0).cpu()
-            self.scores.tp, self.scores.fp, self.scores.fn = total[0], total[1], total[2]
+        if self.trainer.world_size > 1:  # dataset-level scores: sum the confusion counts of all ranks
+            self.scores.merge_ranks(self)
+            totals = self.all_gather(torch.stack([self._positives, self._valid_voxels]).to(self.device))
+            totals = totals.reshape(-1, 2, len(self._positives)).sum(0).cpu()
+            self._positives, self._valid_voxels = totals[0], totals[1]
         scores = self.scores.compute()
+        # the best constant predictor (everything positive) scores 2P / (P + V): the bar to beat
+        scores["constant_dice_per_class"] = (2 * self._positives / (self._positives + self._valid_voxels).clamp_min(1)).tolist()
         self.log("val_dice", float(scores["dice"]))
         self.log("val_iou", float(scores["iou"]))
         for name, dice, iou in zip(self.channel_names, scores["dice_per_class"], scores["iou_per_class"], strict=False):

@@ -9,8 +9,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from ..data.annotations import Region
-from ..data.point_windows import CachedRegion, PointWindowDataset, RegionCacheReport
+from ..data.point_windows import PointWindowDataset
 from ..model import describe
 from ..project import TrainingProject
 from ..project.errors import ProjectError
@@ -179,7 +178,7 @@ def project_for_spec(spec: PointSpec, base: Path, architecture: ArchitectureConf
         folder.name,
         spatial_dims="3d",
         output_mode="multilabel",
-        architecture=architecture.model_dump(exclude={"schema_version", "spatial_dims", "output_mode"}),
+        architecture=architecture.model_dump(exclude={"schema_version", "spatial_dims", "output_mode", "num_classes"}),
         class_names=["pre", "post"][: architecture.output_channels] or None,
         allow_non_empty=True,
     )
@@ -247,4 +246,38 @@ def dry_run_report(spec: PointSpec, inputs: PointInputs) -> dict[str, Any]:
     }
 
 
-__all__ = ["CachedRegion", "Region", "RegionCacheReport", "dry_run_report", "prepare_point_run", "project_for_spec"]
+
+
+
+def train_points(
+    spec_path: str | Path,
+    options: TrainOptions | None = None,
+    *,
+    listener: Listener | None = None,
+    cancel: CancelToken | None = None,
+    launcher: str = "python",
+):
+    """Train from a spec file: everything is read and checked before the project is created or written."""
+    from .point_spec import load_spec
+    from .run import execute_run
+
+    spec, base = load_spec(spec_path)
+    inputs = load_point_inputs(spec, base, Path(spec_path))
+    project = project_for_spec(spec, base, architecture_for(spec))
+    options = options or TrainOptions()
+    if options.num_nodes == 1 and spec.training.num_nodes > 1:
+        options.num_nodes = spec.training.num_nodes
+
+    def prepare(project: TrainingProject, options: TrainOptions, run_id: str) -> PreparedPointRun:
+        return prepare_point_run(project, options, run_id, spec=spec, inputs=inputs)
+
+    return execute_run(project, options, prepare, "point_windows", listener=listener, cancel=cancel, launcher=launcher)
+
+
+def dry_run(spec_path: str | Path) -> dict[str, Any]:
+    """Resolve the spec, read regions and annotations, count points, estimate the cache; train nothing."""
+    from .point_spec import load_spec
+
+    spec, base = load_spec(spec_path)
+    inputs = load_point_inputs(spec, base, Path(spec_path), read=False)
+    return dry_run_report(spec, inputs)

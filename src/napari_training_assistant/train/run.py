@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ class TrainResult:
     metrics_csv: str | None
     duration_s: float
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    points: dict[str, Any] | None = None  # point-windowed runs: train / val / dropped counts
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,20 +53,42 @@ def train_project(
     cancel: CancelToken | None = None,
     launcher: str = "python",
 ) -> TrainResult | None:
-    """Train the project's U-Net as its files say; returns None in DDP worker processes."""
+    """Train the project's U-Net on its pairs as its files say; returns None in DDP worker processes."""
     from .plan import prepare_run
 
-    options = options or TrainOptions()
+    return execute_run(project, options or TrainOptions(), prepare_run, "pairs", listener=listener, cancel=cancel, launcher=launcher)
+
+
+def execute_run(
+    project: TrainingProject,
+    options: TrainOptions,
+    prepare: Callable[[TrainingProject, TrainOptions, str], Any],
+    training_mode: str,
+    *,
+    listener: Listener | None = None,
+    cancel: CancelToken | None = None,
+    launcher: str = "python",
+) -> TrainResult | None:
+    """The life cycle every run shares (pair training, point windows): identity, preparation before any
+    write, run record, fit with events and cancel, then (rank 0) checkpoint, benchmark and history."""
     cancel = cancel or CancelToken()
     emit = listener or (lambda event: None)
     started = time.perf_counter()
     rank_zero = is_rank_zero()
-    run_id, resume_ckpt = _run_identity(project, options, rank_zero)
-    prepared = prepare_run(project, options, run_id)  # validation, plan, data, starting weights: errors before any write
+    run_id, resume_ckpt = _run_identity(project, options, rank_zero, training_mode)
+    prepared = prepare(project, options, run_id)  # validation, plan, data, starting weights: errors before any write
     logger = _project_logger(project) if rank_zero else logging.getLogger("nta.worker")
     if rank_zero:
+        earlier = next((r for r in project.history.runs if r.run_id == run_id), None)  # a resumed run keeps its start
+        settings = {"training_mode": training_mode, **prepared.settings_record()}
         project.history.record_run(
-            TrainingRun(run_id=run_id, status="running", started_at=now(), parent_id=prepared.start.parent_id, settings=prepared.settings_record())
+            TrainingRun(
+                run_id=run_id,
+                status="running",
+                started_at=earlier.started_at if earlier else now(),
+                parent_id=prepared.start.parent_id,
+                settings=settings,
+            )
         )
         prepared.record_decisions(project)
         logger.info("%s started: %s", run_id, prepared.summary())
@@ -99,7 +123,7 @@ def train_project(
     return result
 
 
-def _run_identity(project: TrainingProject, options: TrainOptions, rank_zero: bool) -> tuple[str, str | None]:
+def _run_identity(project: TrainingProject, options: TrainOptions, rank_zero: bool, training_mode: str) -> tuple[str, str | None]:
     """(run id, Lightning checkpoint to resume from or None)."""
     if not rank_zero and os.environ.get(RUN_ID_VARIABLE):
         run_id = os.environ[RUN_ID_VARIABLE]
@@ -109,7 +133,8 @@ def _run_identity(project: TrainingProject, options: TrainOptions, rank_zero: bo
     if options.resume:
         for run in reversed(runs):
             last = project.layout.run_dir(run.run_id) / "last.ckpt"
-            if run.status in ("running", "cancelled", "failed") and last.exists():
+            same_kind = run.settings.get("training_mode", "pairs") == training_mode
+            if same_kind and run.status in ("running", "cancelled", "failed") and last.exists():
                 return run.run_id, str(last)
         raise ProjectError(f"nothing to resume in {project.root}: no interrupted, cancelled or failed run with a saved state; train without --resume")
     numbers = [int(r.run_id.rpartition("_")[2]) for r in runs if r.run_id.rpartition("_")[2].isdigit()]
@@ -128,7 +153,7 @@ def _record_end(project: TrainingProject, run_id: str, status: str, started: flo
             duration_s=round(time.perf_counter() - started, 2),
             parent_id=prepared.start.parent_id,
             reason=reason,
-            settings=prepared.settings_record(),
+            settings={"training_mode": existing.settings.get("training_mode", "pairs") if existing else "pairs", **prepared.settings_record()},
             **extra,
         )
     )

@@ -26,7 +26,8 @@ class EpochSetter(L.Callback):
         self.dataset = dataset
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.dataset.set_epoch(trainer.current_epoch)
+        if hasattr(self.dataset, "set_epoch"):  # point windows are shuffled by the DataLoader instead
+            self.dataset.set_epoch(trainer.current_epoch)
 
 
 class ResumeState(L.Callback):

@@ -94,10 +94,12 @@ def cache_regions(
     need_lines: bool = False,
     budget_bytes: int = 8 * GiB,
     progress: Callable[[str], None] | None = None,
+    read: bool = True,
 ) -> tuple[list[CachedRegion], RegionCacheReport]:
     """Read every region once (each layer through its own chunked reader) and index its points.
 
-    The memory estimate is checked against `budget_bytes` before anything is read.
+    The memory estimate is checked against `budget_bytes` before anything is read. With
+    `read=False` (a dry run) points are counted and the arrays are left empty.
     """
     estimate = estimate_cache_bytes(layers, regions, window)
     if estimate > budget_bytes:
@@ -115,7 +117,7 @@ def cache_regions(
         dropped.update(reasons)
         in_some_region.update(id(s) for s, _ in inside)
         box = region.box.inflate(margin)
-        arrays = {name: source.read(box) for name, source in layers.items()}
+        arrays = {name: source.read(box) for name, source in layers.items()} if read else {}
         indexer = CachedPointIndexer.build([p for _, p in kept], window, region.box)
         cached.append(CachedRegion(region, box, arrays, [s for s, _ in kept], indexer))
         details.append({"name": region.name, "tags": sorted(region.tags), "points": len(kept), "box": [list(box.start), list(box.stop)]})
