@@ -41,12 +41,17 @@ BOXES = [
 def expected(volume: np.ndarray, box: Box, origin=(0, 0, 0)) -> np.ndarray:
     """The box cut from a zero-padded copy: an independent reference for zero fill."""
     padded = np.pad(volume, PAD)
-    return padded[tuple(slice(a - o + PAD, b - o + PAD) for a, b, o in zip(box.start, box.stop, origin, strict=True))]
+    return padded[
+        tuple(slice(a - o + PAD, b - o + PAD) for a, b, o in zip(box.start, box.stop, origin, strict=True))
+    ]
 
 
 def assert_reads(vol, volume=PATTERN, origin=(0, 0, 0), boxes=BOXES) -> None:
     for box in boxes:
-        box = Box(tuple(a + o for a, o in zip(box.start, origin, strict=True)), tuple(b + o for b, o in zip(box.stop, origin, strict=True)))
+        box = Box(
+            tuple(a + o for a, o in zip(box.start, origin, strict=True)),
+            tuple(b + o for b, o in zip(box.stop, origin, strict=True)),
+        )
         got = vol.read(box)
         assert got.shape == box.shape and got.dtype == vol.dtype
         np.testing.assert_array_equal(got, expected(volume, box, origin), err_msg=str(box))
@@ -63,7 +68,9 @@ def one_line(exc: pytest.ExceptionInfo, *needles: str) -> None:
 def test_array_volume_reads_boxes_with_zero_fill():
     vol = open_volume(PATTERN)
     assert isinstance(vol, ArrayVolume) and vol.format == "array"
-    assert vol.shape == SHAPE and vol.dtype == np.uint16 and vol.origin == (0, 0, 0) and vol.resolution is None
+    assert (
+        vol.shape == SHAPE and vol.dtype == np.uint16 and vol.origin == (0, 0, 0) and vol.resolution is None
+    )
     assert vol.bounds == Box((0, 0, 0), SHAPE)
     assert_reads(vol)
 
@@ -89,7 +96,9 @@ def test_source_axes_xyz_are_reordered_to_zyx():
 def test_axis_order_xyz_on_zyx_data():
     vol = open_volume(PATTERN, axis_order="xyz", source_axes="zyx")
     assert vol.shape == SHAPE[::-1]
-    assert_reads(vol, PATTERN.transpose(2, 1, 0), boxes=[Box((1, 2, 3), (30, 9, 8)), Box((-2, -2, -2), (5, 5, 5))])
+    assert_reads(
+        vol, PATTERN.transpose(2, 1, 0), boxes=[Box((1, 2, 3), (30, 9, 8)), Box((-2, -2, -2), (5, 5, 5))]
+    )
 
 
 def test_channel_and_time_axes():
@@ -184,7 +193,8 @@ def zarr_keys(monkeypatch):
 
 def test_zarr_v3_array_reads_only_intersecting_chunks(tmp_path, zarr_keys):
     path = tmp_path / "vol.zarr"
-    zarr.create_array(path, shape=SHAPE, chunks=(8, 8, 8), dtype=PATTERN.dtype)[:] = PATTERN  # 3 x 4 x 5 chunks
+    # 3 x 4 x 5 chunks
+    zarr.create_array(path, shape=SHAPE, chunks=(8, 8, 8), dtype=PATTERN.dtype)[:] = PATTERN
     vol = open_volume(path)
     assert vol.format == "zarr" and vol.shape == SHAPE and vol.resolution is None
     zarr_keys.clear()
@@ -197,7 +207,9 @@ def test_zarr_v3_array_reads_only_intersecting_chunks(tmp_path, zarr_keys):
 def test_zarr_group_with_dataset_and_errors(tmp_path):
     path = tmp_path / "container.zarr"
     group = zarr.open_group(path, mode="w")
-    group.create_array("volumes/raw", shape=SHAPE[::-1], chunks=(16, 16, 16), dtype=PATTERN.dtype)[:] = PATTERN.T
+    group.create_array("volumes/raw", shape=SHAPE[::-1], chunks=(16, 16, 16), dtype=PATTERN.dtype)[:] = (
+        PATTERN.T
+    )
     assert_reads(open_volume(path, dataset="volumes/raw", source_axes="xyz"))
     assert_reads(open_volume(path / "volumes" / "raw", source_axes="xyz"), boxes=BOXES[:2])
     with pytest.raises(DatasetError) as exc:
@@ -297,7 +309,16 @@ def precomputed(tmp_path) -> Path:
     ).result()
     store.write(np.stack([PATTERN, PATTERN + 1]).transpose(3, 2, 1, 0)).result()  # x, y, z, channel
     ts.open(
-        {**base, "scale_metadata": {"size": [20, 15, 20], "resolution": [8, 8, 40], "encoding": "raw", "chunk_size": [8, 8, 8], "voxel_offset": [50, 100, 10]}},
+        {
+            **base,
+            "scale_metadata": {
+                "size": [20, 15, 20],
+                "resolution": [8, 8, 40],
+                "encoding": "raw",
+                "chunk_size": [8, 8, 8],
+                "voxel_offset": [50, 100, 10],
+            },
+        },
         create=True,
         open=True,
     ).result()
@@ -307,13 +328,23 @@ def precomputed(tmp_path) -> Path:
 def test_precomputed_absolute_coordinates_channel_and_resolution(precomputed):
     vol = open_volume(precomputed, channel=0)
     assert vol.format == "precomputed" and vol.shape == SHAPE and vol.dtype == np.uint16
-    assert vol.origin == ORIGIN_ZYX and vol.bounds == Box(ORIGIN_ZYX, tuple(o + n for o, n in zip(ORIGIN_ZYX, SHAPE, strict=True)))
+    assert vol.origin == ORIGIN_ZYX and vol.bounds == Box(
+        ORIGIN_ZYX, tuple(o + n for o, n in zip(ORIGIN_ZYX, SHAPE, strict=True))
+    )
     assert vol.resolution == (40.0, 4.0, 4.0)
     assert_reads(vol, origin=ORIGIN_ZYX)
-    assert_reads(open_volume(f"precomputed://{precomputed}", channel=1), PATTERN + 1, origin=ORIGIN_ZYX, boxes=BOXES[:3])
+    assert_reads(
+        open_volume(f"precomputed://{precomputed}", channel=1),
+        PATTERN + 1,
+        origin=ORIGIN_ZYX,
+        boxes=BOXES[:3],
+    )
     xyz = open_volume(precomputed / "info", axis_order="xyz", channel=1)
     assert xyz.origin == OFFSET_XYZ and xyz.resolution == (4.0, 4.0, 40.0)
-    np.testing.assert_array_equal(xyz.read(Box((98, 201, 12), (103, 205, 14))), expected(PATTERN + 1, Box((12, 201, 98), (14, 205, 103)), ORIGIN_ZYX).transpose(2, 1, 0))
+    np.testing.assert_array_equal(
+        xyz.read(Box((98, 201, 12), (103, 205, 14))),
+        expected(PATTERN + 1, Box((12, 201, 98), (14, 205, 103)), ORIGIN_ZYX).transpose(2, 1, 0),
+    )
     assert check_resolution(vol, (40, 4, 4.002)) is True
     with pytest.raises(DatasetError) as exc:
         check_resolution(vol, (40, 8, 8))
@@ -336,11 +367,14 @@ def test_precomputed_scales(precomputed):
 
 def test_precomputed_reads_only_intersecting_chunks(precomputed):
     """Corrupt every chunk file the box does not touch: the box still reads, the whole volume does not."""
-    box = Box((12, 205, 103), (15, 210, 110))  # z, y, x: touches chunks x 100-108 & 108-116, y 200-208 & 208-216, z 10-18
+    # z, y, x: touches chunks x 100-108 & 108-116, y 200-208 & 208-216, z 10-18
+    box = Box((12, 205, 103), (15, 210, 110))
     touched = 0
     for chunk in (precomputed / "4_4_40").iterdir():
         ranges = [tuple(map(int, r.split("-"))) for r in chunk.name.split("_")]  # x, y, z
-        hits = all(a < hi and lo < b for (a, b), lo, hi in zip(ranges, box.start[::-1], box.stop[::-1], strict=True))
+        hits = all(
+            a < hi and lo < b for (a, b), lo, hi in zip(ranges, box.start[::-1], box.stop[::-1], strict=True)
+        )
         touched += hits
         if not hits:
             chunk.write_bytes(b"not a chunk")
@@ -353,7 +387,7 @@ def test_precomputed_reads_only_intersecting_chunks(precomputed):
 
 def test_precomputed_over_loopback_http(precomputed):
     handler = functools.partial(_QuietHandler, directory=str(precomputed.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _LoopbackServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -366,14 +400,26 @@ def test_precomputed_over_loopback_http(precomputed):
         server.server_close()
 
 
+class _LoopbackServer(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # TensorStore opens many connections at once
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
 
 def test_kvstore_specs_for_urls(tmp_path):
-    assert kvstore_spec("gs://my-bucket/em/raw") == {"driver": "gcs", "bucket": "my-bucket", "path": "em/raw/"}
-    assert kvstore_spec("s3://my-bucket/em/raw/") == {"driver": "s3", "bucket": "my-bucket", "path": "em/raw/"}
+    assert kvstore_spec("gs://my-bucket/em/raw") == {
+        "driver": "gcs",
+        "bucket": "my-bucket",
+        "path": "em/raw/",
+    }
+    assert kvstore_spec("s3://my-bucket/em/raw/") == {
+        "driver": "s3",
+        "bucket": "my-bucket",
+        "path": "em/raw/",
+    }
     assert kvstore_spec("https://example.org:8080/data/em") == {
         "driver": "http",
         "base_url": "https://example.org:8080",

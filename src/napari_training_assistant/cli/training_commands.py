@@ -13,19 +13,11 @@ from .output import emit_json, fmt_metric
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the project's U-Net (registers a checkpoint and benchmarks it)")
     p.add_argument("project", type=Path)
-    p.add_argument("--epochs", type=int)
+    _add_run_arguments(p, start_default="the project's choice")
     p.add_argument("--patch-size", type=int, nargs="+", help="one value per spatial axis, or one for all")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, dest="learning_rate")
-    p.add_argument("--start", help="scratch, latest, checkpoint:ID or imported:ID (default: the project's choice)")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--devices", type=int, help="processes/GPUs per machine; >1 trains with DDP")
-    p.add_argument("--num-nodes", type=int, default=1, help="machines (DDP across nodes, e.g. under SLURM/torchrun)")
-    p.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"])
     p.add_argument("--samples-per-epoch", type=int)
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--seed", type=int)
-    p.add_argument("--resume", action="store_true", help="continue the last interrupted, cancelled or failed run")
     p.add_argument("--keep-architecture", action="store_true", help="never let auto-configuration change depth or width")
     p.add_argument("--no-benchmark", action="store_true", help="skip evaluating on the benchmark pairs")
     p.add_argument("--json", action="store_true")
@@ -33,15 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train-points", help="point-windowed 3D training from a YAML spec (synapse partner assignment)")
     p.add_argument("spec", type=Path, help="YAML training spec (paths relative to it)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, dest="learning_rate")
-    p.add_argument("--start", help="scratch (default), latest, checkpoint:ID or imported:ID")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the spec's)")
-    p.add_argument("--devices", type=int, help="processes/GPUs per machine (default: the spec's)")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"])
-    p.add_argument("--resume", action="store_true")
+    _add_run_arguments(p, start_default="scratch")
     p.add_argument("--dry-run", action="store_true", help="resolve the spec, count points, estimate the cache; no training")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=train_points)
@@ -65,6 +49,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="latest")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=benchmark)
+
+
+RUN_OPTIONS = ("epochs", "batch_size", "learning_rate", "start", "device", "devices", "num_nodes", "precision", "resume")
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, start_default: str) -> None:
+    """Options every training command shares (`TrainOptions` fields of the same names)."""
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--start", help=f"scratch, latest, checkpoint:ID or imported:ID (default: {start_default})")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--devices", type=int, help="processes/GPUs per machine; >1 trains with DDP")
+    p.add_argument("--num-nodes", type=int, default=1, help="machines (DDP across nodes, e.g. under SLURM/torchrun)")
+    p.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"])
+    p.add_argument("--resume", action="store_true", help="continue the last interrupted, cancelled or failed run")
+
+
+def _run_options(args: argparse.Namespace, **extra):
+    from ..train import TrainOptions
+
+    return TrainOptions(**{name: getattr(args, name) for name in RUN_OPTIONS}, **extra)
 
 
 def _progress_printer(quiet: bool):
@@ -92,23 +98,15 @@ def _progress_printer(quiet: bool):
 
 
 def train(args: argparse.Namespace) -> int:
-    from ..train import TrainOptions, train_project
+    from ..train import train_project
 
     project = TrainingProject.open(args.project)
-    options = TrainOptions(
-        epochs=args.epochs,
+    options = _run_options(
+        args,
         patch_size=args.patch_size,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        start=args.start,
-        device=args.device,
-        devices=args.devices,
-        num_nodes=args.num_nodes,
-        precision=args.precision,
         samples_per_epoch=args.samples_per_epoch,
         num_workers=args.num_workers,
         seed=args.seed,
-        resume=args.resume,
         run_benchmark=not args.no_benchmark,
         keep_architecture=args.keep_architecture,
     )
@@ -117,7 +115,6 @@ def train(args: argparse.Namespace) -> int:
 
 
 def train_points(args: argparse.Namespace) -> int:
-    from ..train import TrainOptions
     from ..train.point_run import dry_run
     from ..train.point_run import train_points as run_points
 
@@ -132,18 +129,7 @@ def train_points(args: argparse.Namespace) -> int:
             print(f"regions   train {', '.join(report['regions']['train'])}; val {', '.join(report['regions']['val'])}")
             print(f"cache     {report['cache_gib_estimate']:.3f} GiB estimated")
         return 0
-    options = TrainOptions(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        start=args.start,
-        device=args.device,
-        devices=args.devices,
-        num_nodes=args.num_nodes,
-        precision=args.precision,
-        resume=args.resume,
-        run_benchmark=False,
-    )
+    options = _run_options(args, run_benchmark=False)
     result = run_points(args.spec, options, listener=_progress_printer(quiet=args.json), launcher="cli")
     return _report(result, args.json)
 

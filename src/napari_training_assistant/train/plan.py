@@ -14,18 +14,18 @@ from ..project.errors import ProjectError
 from ..project.schemas import ArchitectureConfig, AutoConfigDecision, TrainingSettings
 from .augment import Augmenter
 from .autoconfig import fingerprint, image_intensity_stats, plan, planned_architecture
-from .events import CancelToken, Listener
 from .module import SegmentationModule
 from .options import TrainOptions, resolve_device
 from .sampler import PairArrays, PatchSampler, ValidationTiles, load_pairs
 from .starting import StartingPoint, resolve_start
+from .trainer_factory import RunTrainer
 
 # settings that must stay as the architecture says when weights are loaded into it
 ARCHITECTURE_SETTINGS = ("depth", "base_channels", "anisotropic_levels")
 
 
 @dataclass
-class PreparedRun:
+class PreparedRun(RunTrainer):
     project: TrainingProject
     options: TrainOptions
     run_id: str
@@ -118,11 +118,6 @@ class PreparedRun:
             f"{arch.spatial_dims} U-Net depth {arch.depth} base {arch.base_channels}, start {self.start.snapshot.get('spec', 'scratch')}, "
             f"{self.accelerator} x{self.devices} ({self.resolved['precision']})"
         )
-
-    def build_trainer(self, *, listener: Listener, cancel: CancelToken, launcher: str):
-        from .trainer_factory import build_trainer
-
-        return build_trainer(self, listener=listener, cancel=cancel, launcher=launcher)
 
 
 def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) -> PreparedRun:

@@ -20,10 +20,11 @@ from .point_inputs import PointInputs, load_point_inputs
 from .point_regime import PointWindowModule
 from .point_spec import PointSpec
 from .starting import StartingPoint, resolve_start
+from .trainer_factory import RunTrainer
 
 
 @dataclass
-class PreparedPointRun:
+class PreparedPointRun(RunTrainer):
     """Quacks like `plan.PreparedRun` for `run.execute_run` and `finish.finish_run`."""
 
     project: TrainingProject
@@ -115,11 +116,6 @@ class PreparedPointRun:
             f"3D U-Net depth {self.architecture['depth']} base {self.architecture['base_channels']}, "
             f"{self.accelerator} x{self.devices} ({self.precision}), cache {self.inputs.cache_bytes / 2**20:.0f} MiB"
         )
-
-    def build_trainer(self, *, listener: Listener, cancel: CancelToken, launcher: str):
-        from .trainer_factory import build_trainer
-
-        return build_trainer(self, listener=listener, cancel=cancel, launcher=launcher)
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {

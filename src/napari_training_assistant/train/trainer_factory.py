@@ -44,6 +44,13 @@ class ResumeState(L.Callback):
             trainer.save_checkpoint(self.path)
 
 
+class RunTrainer:
+    """Mixin of prepared runs (pairs, point windows): their Lightning `Trainer`."""
+
+    def build_trainer(self, *, listener: Listener, cancel: CancelToken, launcher: str) -> L.Trainer:
+        return build_trainer(self, listener=listener, cancel=cancel, launcher=launcher)  # type: ignore[arg-type]
+
+
 def strategy_for(run: PreparedRun, launcher: str):
     """Single process: 'auto'. Several: DDP (gloo on CPU, NCCL on CUDA). The CLI re-launches itself for
     each rank (works under torchrun and SLURM too); from Python (napari, notebooks) ranks are spawned."""

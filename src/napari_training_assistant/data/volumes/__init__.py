@@ -51,7 +51,12 @@ def detect_format(location: str) -> tuple[str, str]:
     """('tiff' | 'zarr' | 'precomputed', location without any 'precomputed://' / 'zarr://' prefix)."""
     text = str(location)
     lowered = text.lower()
-    for prefix, kind in (("precomputed://", "precomputed"), ("zarr://", "zarr"), ("zarr2://", "zarr"), ("zarr3://", "zarr")):
+    for prefix, kind in (
+        ("precomputed://", "precomputed"),
+        ("zarr://", "zarr"),
+        ("zarr2://", "zarr"),
+        ("zarr3://", "zarr"),
+    ):
         if lowered.startswith(prefix):
             return kind, text[len(prefix) :]
     scheme = urlsplit(text).scheme.lower()
@@ -62,7 +67,9 @@ def detect_format(location: str) -> tuple[str, str]:
         if tail.endswith(".zarr") or ".zarr/" in tail:
             return "zarr", text
         if tail.endswith(_TIFF_SUFFIXES):
-            raise DatasetError(f"{text}: remote TIFF files are not read in place: download the file or convert it to Zarr")
+            raise DatasetError(
+                f"{text}: remote TIFF files are not read in place: download the file or convert it to Zarr"
+            )
         return "precomputed", text
     if len(scheme) > 1:
         raise DatasetError(f"{text}: unknown URL scheme {scheme!r}: {ACCEPTED_FORMATS}")
@@ -81,21 +88,34 @@ def detect_format(location: str) -> tuple[str, str]:
     raise DatasetError(f"{text}: unknown volume format: {ACCEPTED_FORMATS}")
 
 
-def _array_volume(data: Any, *, axis_order: str, source_axes: str | None, scale: int | str, channel: int | None) -> ArrayVolume:
+def _array_volume(
+    data: Any, *, axis_order: str, source_axes: str | None, scale: int | str, channel: int | None
+) -> ArrayVolume:
     levels = None
-    if isinstance(data, Sequence) and not isinstance(data, str | bytes) and len(data) and all(getattr(d, "ndim", 0) >= 1 for d in data):
+    if (
+        isinstance(data, Sequence)
+        and not isinstance(data, str | bytes)
+        and len(data)
+        and all(getattr(d, "ndim", 0) >= 1 for d in data)
+    ):
         levels = list(data)  # a multiscale list, as napari multiscale layers hold
     if levels is not None:
         if isinstance(scale, bool) or not isinstance(scale, int) or not 0 <= scale < len(levels):
-            raise DatasetError(f"<array>: no scale {scale!r}: the multiscale data has levels 0..{len(levels) - 1}")
+            raise DatasetError(
+                f"<array>: no scale {scale!r}: the multiscale data has levels 0..{len(levels) - 1}"
+            )
         data = levels[scale]
     elif scale != 0:
-        raise DatasetError(f"<array>: scale {scale!r} needs multiscale data (a list of arrays): leave scale at 0")
+        raise DatasetError(
+            f"<array>: scale {scale!r} needs multiscale data (a list of arrays): leave scale at 0"
+        )
     if not (hasattr(data, "shape") and hasattr(data, "dtype") and hasattr(data, "__getitem__")):
         try:
             data = np.asarray(data)
         except (TypeError, ValueError) as exc:
-            raise DatasetError(f"<{type(data).__name__}>: cannot be used as an array ({exc}): {ACCEPTED_FORMATS}") from exc
+            raise DatasetError(
+                f"<{type(data).__name__}>: cannot be used as an array ({exc}): {ACCEPTED_FORMATS}"
+            ) from exc
     shape = tuple(int(n) for n in data.shape)
     name = f"<{type(data).__name__} {shape}>"
     axes = AxisMap.build(source_axes or axis_order, axis_order, shape, channel=channel, path=name)
@@ -128,20 +148,39 @@ def open_volume(
     axis_order = check_axis_order(axis_order)
     if isinstance(source, VolumeSource):
         if source.axis_order != axis_order:
-            raise DatasetError(f"{source.path}: is open in axis_order {source.axis_order!r}, not {axis_order!r}: open it again")
+            raise DatasetError(
+                f"{source.path}: is open in axis_order {source.axis_order!r}, not {axis_order!r}: open it again"
+            )
         return source
     if not isinstance(source, str | os.PathLike):
         if dataset is not None:
-            raise DatasetError("<array>: dataset= names an array inside a Zarr group: leave it unset for in-memory data")
-        return _array_volume(source, axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel)
+            raise DatasetError(
+                "<array>: dataset= names an array inside a Zarr group: leave it unset for in-memory data"
+            )
+        return _array_volume(
+            source, axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel
+        )
     kind, location = detect_format(os.fspath(source))
     if kind == "zarr":
-        return open_zarr(location, axis_order=axis_order, source_axes=source_axes, dataset=dataset, scale=scale, channel=channel)
+        return open_zarr(
+            location,
+            axis_order=axis_order,
+            source_axes=source_axes,
+            dataset=dataset,
+            scale=scale,
+            channel=channel,
+        )
     if dataset is not None:
-        raise DatasetError(f"{location}: dataset= applies only to Zarr groups: leave it unset for {kind} data")
+        raise DatasetError(
+            f"{location}: dataset= applies only to Zarr groups: leave it unset for {kind} data"
+        )
     if kind == "tiff":
-        return open_tiff(Path(location), axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel)
-    return open_precomputed(location, axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel)
+        return open_tiff(
+            Path(location), axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel
+        )
+    return open_precomputed(
+        location, axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel
+    )
 
 
 def estimate_bytes(box: Box | Sequence[int], dtype: Any) -> int:

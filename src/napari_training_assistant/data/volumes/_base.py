@@ -20,7 +20,9 @@ def check_axis_order(axis_order: str) -> str:
     """`axis_order` in lower case: each of z, y, x at most once (e.g. 'zyx', 'xyz', 'yx')."""
     order = str(axis_order).lower()
     if not order or len(set(order)) != len(order) or any(a not in SPATIAL_AXES for a in order):
-        raise DatasetError(f"axis_order {axis_order!r} is not valid: use each of z, y, x at most once, e.g. 'zyx'")
+        raise DatasetError(
+            f"axis_order {axis_order!r} is not valid: use each of z, y, x at most once, e.g. 'zyx'"
+        )
     return order
 
 
@@ -52,7 +54,9 @@ class AxisMap:
         stored_shape = tuple(int(n) for n in stored_shape)
         hint = f" ({hint})" if hint else ""
         if len(set(axes)) != len(axes) or any(a not in SOURCE_AXES for a in axes):
-            raise DatasetError(f"{path}: source_axes {source_axes!r} is not valid: use each of t, c, z, y, x at most once, e.g. 'czyx'")
+            raise DatasetError(
+                f"{path}: source_axes {source_axes!r} is not valid: use each of t, c, z, y, x at most once, e.g. 'czyx'"
+            )
         if len(axes) != len(stored_shape):
             raise DatasetError(
                 f"{path}: has {len(stored_shape)} dimensions (shape {stored_shape}) but source axes {axes!r} name "
@@ -65,14 +69,18 @@ class AxisMap:
                 "fix source_axes or axis_order"
             )
         if channel is not None and "c" not in axes:
-            raise DatasetError(f"{path}: channel={channel} was given but the data has no channel axis (axes {axes!r}): leave channel unset")
+            raise DatasetError(
+                f"{path}: channel={channel} was given but the data has no channel axis (axes {axes!r}): leave channel unset"
+            )
         fixed = []
         for dim, (letter, size) in enumerate(zip(axes, stored_shape, strict=True)):
             if letter in axis_order:
                 continue
             if letter == "c" and channel is not None:
                 if not 0 <= int(channel) < size:
-                    raise DatasetError(f"{path}: channel {channel} is out of range: the data has {size} channels (0..{size - 1})")
+                    raise DatasetError(
+                        f"{path}: channel {channel} is out of range: the data has {size} channels (0..{size - 1})"
+                    )
                 fixed.append((dim, int(channel)))
             elif size == 1:
                 fixed.append((dim, 0))
@@ -134,7 +142,9 @@ class VolumeSource(ABC):
         self.shape: tuple[int, ...] = tuple(int(n) for n in shape)
         dtype = np.dtype(dtype)
         self.dtype: np.dtype = dtype.newbyteorder("=") if dtype.byteorder not in "=|" else dtype
-        self.origin: tuple[int, ...] = tuple(int(o) for o in origin) if origin is not None else (0,) * len(self.shape)
+        self.origin: tuple[int, ...] = (
+            tuple(int(o) for o in origin) if origin is not None else (0,) * len(self.shape)
+        )
         self.resolution: tuple[float, ...] | None = (
             tuple(float(r) for r in resolution) if resolution is not None else None
         )
@@ -150,7 +160,9 @@ class VolumeSource(ABC):
     def read(self, box: Box) -> np.ndarray:
         """The voxels of `box` (absolute coordinates), shape `box.shape`, zeros outside `bounds`."""
         if box.ndim != self.ndim:
-            raise ValueError(f"box {box} has {box.ndim} axes but {self.path} has {self.ndim} ({self.axis_order})")
+            raise ValueError(
+                f"box {box} has {box.ndim} axes but {self.path} has {self.ndim} ({self.axis_order})"
+            )
         inside = box.intersect(self.bounds)
         if inside is None:
             return np.zeros(box.shape, self.dtype)
@@ -169,7 +181,7 @@ class VolumeSource(ABC):
     def _read_local(self, box: Box) -> np.ndarray:
         """The voxels of a box inside [0, shape) (origin subtracted), in `axis_order`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default no-op, deliberately not abstract
         """Release open files (a no-op for in-memory data)."""
 
     def __enter__(self) -> VolumeSource:

@@ -32,7 +32,9 @@ def kvstore_spec(location: str) -> dict[str, Any]:
         return {"driver": "s3", "bucket": parts.netloc, "path": path}
     if scheme in ("http", "https"):
         return {"driver": "http", "base_url": f"{scheme}://{parts.netloc}", "path": "/" + path}
-    raise DatasetError(f"{location}: URL scheme {scheme!r} is not supported: use gs://, s3://, http:// or https://")
+    raise DatasetError(
+        f"{location}: URL scheme {scheme!r} is not supported: use gs://, s3://, http:// or https://"
+    )
 
 
 def read_info(location: str, kvstore: dict[str, Any]) -> dict[str, Any]:
@@ -42,13 +44,17 @@ def read_info(location: str, kvstore: dict[str, Any]) -> dict[str, Any]:
         store = ts.KvStore.open(kvstore).result()
         found = store.read("info").result()
     except ValueError as exc:  # bad spec, unreachable host, missing credentials, ...
-        raise DatasetError(f"{location}: cannot read the precomputed 'info' file ({exc}): check the path, URL and credentials") from exc
+        raise DatasetError(
+            f"{location}: cannot read the precomputed 'info' file ({exc}): check the path, URL and credentials"
+        ) from exc
     if found.state != "value":
         raise DatasetError(f"{location}: has no precomputed 'info' file: give the folder that holds 'info'")
     try:
         info = json.loads(bytes(found.value))
     except ValueError as exc:
-        raise DatasetError(f"{location}: the precomputed 'info' file is not valid JSON ({exc}): fix or re-create it") from exc
+        raise DatasetError(
+            f"{location}: the precomputed 'info' file is not valid JSON ({exc}): fix or re-create it"
+        ) from exc
     if not isinstance(info, dict) or not isinstance(info.get("scales"), list) or not info["scales"]:
         raise DatasetError(f"{location}: the precomputed 'info' file lists no scales: fix or re-create it")
     return info
@@ -60,7 +66,9 @@ def _scale_index(info: dict[str, Any], scale: int | str, location: str) -> int:
         return keys.index(scale)
     if isinstance(scale, int) and not isinstance(scale, bool) and 0 <= scale < len(keys):
         return scale
-    raise DatasetError(f"{location}: no scale {scale!r}: choose an index 0..{len(keys) - 1} or a key of {keys}")
+    raise DatasetError(
+        f"{location}: no scale {scale!r}: choose an index 0..{len(keys) - 1} or a key of {keys}"
+    )
 
 
 class TensorStoreVolume(ArrayVolume):
@@ -81,14 +89,18 @@ def open_precomputed(
     try:
         ts.KvStore.Spec(kvstore)
     except ValueError as exc:
-        raise DatasetError(f"{location}: is not a valid storage location ({exc}): check the bucket name and path") from exc
+        raise DatasetError(
+            f"{location}: is not a valid storage location ({exc}): check the bucket name and path"
+        ) from exc
     info = read_info(location, kvstore)
     index = _scale_index(info, scale, location)
     spec = {"driver": "neuroglancer_precomputed", "kvstore": kvstore, "scale_index": index}
     try:
         store = ts.open(spec, read=True, open=True).result()
     except ValueError as exc:
-        raise DatasetError(f"{location}: cannot open precomputed scale {index} ({exc}): check the 'info' file") from exc
+        raise DatasetError(
+            f"{location}: cannot open precomputed scale {index} ({exc}): check the 'info' file"
+        ) from exc
     labels = ["c" if label == "channel" else label for label in store.domain.labels]
     stored_axes = "".join(labels) if all(len(label) == 1 for label in labels) else "xyzc"
     origin = list(store.domain.inclusive_min)

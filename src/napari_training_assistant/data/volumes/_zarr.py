@@ -42,7 +42,11 @@ def _ome_axes(multiscale: Mapping[str, Any], ndim: int, path: str) -> tuple[str,
         raw = list(SOURCE_AXES)
     names = [str(a.get("name", "") if isinstance(a, Mapping) else a).lower() for a in raw]
     units = [a.get("unit") if isinstance(a, Mapping) else None for a in raw]
-    if any(n not in SOURCE_AXES or len(n) != 1 for n in names) or len(set(names)) != len(names) or len(names) != ndim:
+    if (
+        any(n not in SOURCE_AXES or len(n) != 1 for n in names)
+        or len(set(names)) != len(names)
+        or len(names) != ndim
+    ):
         raise DatasetError(
             f"{path}: OME axes {names} cannot be mapped to t, c, z, y, x for a {ndim}-D array: pass source_axes (e.g. 'czyx')"
         )
@@ -57,7 +61,9 @@ def _scale_of(transforms: Any, ndim: int) -> list[float] | None:
     return None
 
 
-def _ome_resolution(multiscale: Mapping[str, Any], entry: Mapping[str, Any], axes: str, units: list, ndim: int):
+def _ome_resolution(
+    multiscale: Mapping[str, Any], entry: Mapping[str, Any], axes: str, units: list, ndim: int
+):
     """Voxel size in nm per stored axis (None on non-spatial axes), or None when not fully known."""
     level = _scale_of(entry.get("coordinateTransformations"), ndim)
     if level is None:
@@ -81,7 +87,9 @@ def _pick_level(datasets: list[Mapping[str, Any]], scale: int | str, path: str) 
             return datasets[paths.index(scale)]
     elif not isinstance(scale, bool) and 0 <= scale < len(datasets):
         return datasets[scale]
-    raise DatasetError(f"{path}: no scale {scale!r}: choose an index 0..{len(datasets) - 1} or a path of {paths}")
+    raise DatasetError(
+        f"{path}: no scale {scale!r}: choose an index 0..{len(datasets) - 1} or a path of {paths}"
+    )
 
 
 def _children(group: Any) -> list[str]:
@@ -112,7 +120,9 @@ def open_zarr(
     try:
         node = zarr.open(location, mode="r")
     except Exception as exc:
-        raise DatasetError(f"{location}: cannot be opened as Zarr ({exc}): give a Zarr v2/v3 array or group folder") from exc
+        raise DatasetError(
+            f"{location}: cannot be opened as Zarr ({exc}): give a Zarr v2/v3 array or group folder"
+        ) from exc
     if dataset:
         try:
             node = node[dataset.strip("/")]
@@ -133,11 +143,15 @@ def open_zarr(
         try:
             array = node[str(entry["path"])]
         except KeyError as exc:
-            raise DatasetError(f"{where}: OME dataset {entry['path']!r} is missing: fix the multiscales metadata") from exc
+            raise DatasetError(
+                f"{where}: OME dataset {entry['path']!r} is missing: fix the multiscales metadata"
+            ) from exc
     else:
         array = node
         if scale != 0:
-            raise DatasetError(f"{where}: is a single Zarr array: leave scale at 0 or open its OME-Zarr group with scale=")
+            raise DatasetError(
+                f"{where}: is a single Zarr array: leave scale at 0 or open its OME-Zarr group with scale="
+            )
         multiscale, entry = _parent_multiscale(location, dataset)
     if not isinstance(array, zarr.Array):
         raise DatasetError(f"{where}: is not a Zarr array: name an array with dataset=")
@@ -166,7 +180,11 @@ def _parent_multiscale(location: str, dataset: str | None) -> tuple[Mapping | No
     elif dataset:
         parent_key, name, parent_location = "", dataset.strip("/"), location
     else:
-        parent_key, parent_location, name = "", os.path.dirname(location.rstrip("/")), os.path.basename(location.rstrip("/"))
+        parent_key, parent_location, name = (
+            "",
+            os.path.dirname(location.rstrip("/")),
+            os.path.basename(location.rstrip("/")),
+        )
     if not parent_location:
         return None, None
     try:
