@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import pickle
 import threading
 from pathlib import Path
 
@@ -485,3 +486,19 @@ def test_estimate_bytes_and_resolution_checks():
     with pytest.raises(DatasetError) as exc:
         check_resolution(vol, (4, 4))
     one_line(exc, "2 values", "'zyx'")
+
+
+def test_reads_are_copies_and_path_volumes_pickle_by_path(tmp_path, precomputed):
+    source = PATTERN.copy()
+    got = open_volume(source).read(Box((0, 0, 0), (2, 2, 2)))
+    got[...] = 7
+    np.testing.assert_array_equal(source, PATTERN)
+    in_memory = pickle.loads(pickle.dumps(open_volume(source)))
+    assert_reads(in_memory, boxes=BOXES[:2])
+    tifffile.imwrite(tmp_path / "c.tif", PATTERN, compression="zlib")
+    for vol in (open_volume(tmp_path / "c.tif"), open_volume(precomputed, channel=1, axis_order="xyz")):
+        again = pickle.loads(pickle.dumps(vol))
+        assert type(again) is type(vol) and again.origin == vol.origin and again.shape == vol.shape
+        np.testing.assert_array_equal(again.read(vol.bounds), vol.read(vol.bounds))
+        vol.close()
+        again.close()

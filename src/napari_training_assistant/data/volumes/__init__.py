@@ -161,26 +161,23 @@ def open_volume(
             source, axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel
         )
     kind, location = detect_format(os.fspath(source))
-    if kind == "zarr":
-        return open_zarr(
-            location,
-            axis_order=axis_order,
-            source_axes=source_axes,
-            dataset=dataset,
-            scale=scale,
-            channel=channel,
-        )
-    if dataset is not None:
+    if dataset is not None and kind != "zarr":
         raise DatasetError(
             f"{location}: dataset= applies only to Zarr groups: leave it unset for {kind} data"
         )
-    if kind == "tiff":
-        return open_tiff(
-            Path(location), axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel
-        )
-    return open_precomputed(
-        location, axis_order=axis_order, source_axes=source_axes, scale=scale, channel=channel
-    )
+    options = {"axis_order": axis_order, "source_axes": source_axes, "scale": scale, "channel": channel}
+    if kind == "zarr":
+        volume: VolumeSource = open_zarr(location, dataset=dataset, **options)
+    elif kind == "tiff":
+        volume = open_tiff(Path(location), **options)
+    else:
+        volume = open_precomputed(location, **options)
+    volume._reopen = (_reopen, (os.fspath(source), {**options, "dataset": dataset}))
+    return volume
+
+
+def _reopen(source: str, options: dict[str, Any]) -> VolumeSource:
+    return open_volume(source, **options)
 
 
 def estimate_bytes(box: Box | Sequence[int], dtype: Any) -> int:

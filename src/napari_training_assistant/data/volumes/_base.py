@@ -126,6 +126,7 @@ class VolumeSource(ABC):
     """
 
     format: str = "volume"
+    _reopen: Any = None  # (callable, args) that opens this volume again: set by open_volume for paths
 
     def __init__(
         self,
@@ -171,8 +172,9 @@ class VolumeSource(ABC):
             tuple(b - o for b, o in zip(inside.stop, self.origin, strict=True)),
         )
         data = np.asarray(self._read_local(local), dtype=self.dtype)
-        if inside == box:
-            return np.ascontiguousarray(data)
+        if inside == box:  # never hand out a view of the caller's (or a memory-mapped) array
+            owned = data.flags.owndata and data.flags.c_contiguous and data.flags.writeable
+            return data if owned else np.array(data, order="C")
         out = np.zeros(box.shape, self.dtype)
         out[inside.slices(box.start)] = data
         return out
@@ -180,6 +182,11 @@ class VolumeSource(ABC):
     @abstractmethod
     def _read_local(self, box: Box) -> np.ndarray:
         """The voxels of a box inside [0, shape) (origin subtracted), in `axis_order`."""
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """A volume opened from a path pickles as that path and its options (for DataLoader workers):
+        unpickling opens it again; in-memory volumes pickle their data."""
+        return self._reopen if self._reopen is not None else super().__reduce_ex__(protocol)
 
     def close(self) -> None:  # noqa: B027 - a default no-op, deliberately not abstract
         """Release open files (a no-op for in-memory data)."""

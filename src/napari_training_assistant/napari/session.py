@@ -1,0 +1,68 @@
+"""The widget's shared state: which project is open, with signals the tabs subscribe to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from psygnal import Signal
+
+from ..project import TrainingProject
+from ..project.status import project_status
+
+
+class ProjectSession:
+    """Holds the open `TrainingProject` (or None). Tabs never talk to each other, only to the session.
+
+    `project_changed(project | None)`: another project was opened (or closed).
+    `project_updated()`: the open project's files changed (pairs added, a run finished, ...).
+    `busy_changed(bool)`: a long task (training, prediction) started or ended.
+    """
+
+    project_changed = Signal(object)
+    project_updated = Signal()
+    busy_changed = Signal(bool)
+
+    def __init__(self) -> None:
+        self.project: TrainingProject | None = None
+        self.busy = False
+
+    def open(self, path: str | Path) -> TrainingProject:
+        project = TrainingProject.open(path)
+        self._set(project)
+        return project
+
+    def create(self, path: str | Path, name: str | None = None, **options: Any) -> TrainingProject:
+        project = TrainingProject.create(path, name, **options)
+        self._set(project)
+        return project
+
+    def close(self) -> None:
+        self._set(None)
+
+    def _set(self, project: TrainingProject | None) -> None:
+        self.project = project
+        self.project_changed.emit(project)
+
+    def updated(self) -> None:
+        self.project_updated.emit()
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.busy_changed.emit(busy)
+
+    def status(self) -> dict[str, Any] | None:
+        return project_status(self.project) if self.project is not None else None
+
+    def remember(self, *, tab: str | None = None, layers: dict[str, str] | None = None) -> None:
+        """Persist UI state (active tab, selected layer names) into project_config.json."""
+        if self.project is None:
+            return
+
+        def change(config) -> None:
+            if tab is not None:
+                config.ui.active_tab = tab
+            if layers:
+                config.ui.selected_layers = {**config.ui.selected_layers, **layers}
+
+        self.project.update_config(change)

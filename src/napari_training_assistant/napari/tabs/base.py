@@ -1,0 +1,67 @@
+"""What every tab shares: the viewer, the session, enabling on project selection, error display."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ...project.errors import ProjectError
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..session import ProjectSession
+
+
+class ProjectTab(QWidget):
+    """A tab whose controls are disabled until a project is open (`needs_project`)."""
+
+    title = "Tab"
+    needs_project = True
+
+    def __init__(self, viewer: napari.Viewer, session: ProjectSession, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.session = session
+        self.setLayout(QVBoxLayout())
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setObjectName("tab_message")
+        self.build()
+        self.layout().addWidget(self.message)
+        self.layout().addStretch(1)
+        session.project_changed.connect(self._project_changed)
+        session.project_updated.connect(self.refresh)
+        self._project_changed(session.project)
+
+    # ---- to override
+    def build(self) -> None:
+        """Create the tab's controls (called once)."""
+
+    def refresh(self) -> None:
+        """Re-read what the tab shows from the project."""
+
+    # ---- shared behaviour
+    def _project_changed(self, project) -> None:
+        if self.needs_project:
+            self.setEnabled(project is not None)
+        self.show_message("" if project is not None or not self.needs_project else "Open or create a Training Project Folder first.")
+        if project is not None:
+            self.refresh()
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #ff6b6b;" if error else "")
+
+    def run_action(self, action, *args, success: str | None = None, **kwargs):
+        """Call a project function; a `ProjectError` becomes a red one-line message, not a traceback."""
+        try:
+            result = action(*args, **kwargs)
+        except ProjectError as exc:
+            self.show_message(str(exc), error=True)
+            return None
+        if success:
+            self.show_message(success)
+        self.session.updated()
+        return result
