@@ -308,7 +308,7 @@ def test_image_normalisation_of_other_dtypes_uses_percentiles():
     image = ramp_volume(dtype=np.uint16) * 100
     dataset, _ = _single(image, (8.0, 32.0, 32.0))
     values = dataset[0]["image"].numpy()
-    assert -0.1 <= values.min() and values.max() <= 1.1
+    assert values.min() >= -0.1 and values.max() <= 1.1
     assert values.max() - values.min() > 0.5
 
 
@@ -351,21 +351,27 @@ def test_line_segment_target_of_a_point_annotation_uses_its_point_twice(em):
     np.testing.assert_array_equal(item["target"][0].numpy(), open_volume(em.segmentation).read(box) == s["pre_id"])
 
 
-def test_a_line_end_far_outside_the_window_still_gives_its_segment():
-    """A line longer than the cache: the end's segment id must come from the end's own voxel."""
-    seg = np.ones((16, 64, 64), np.uint32)
-    seg[:, :, 32:] = 2
-    seg[:, :, 60:] = 3  # the end lies in segment 3, far beyond the window centred on the midpoint
-    image = ramp_volume()
-    layers = LayerSet(open_volume(image), {"segmentation": open_volume(seg)})
-    synapse = Synapse(0, (8.0, 32.0, 2.0), (8.0, 32.0, 62.0))  # midpoint x = 32
-    (cached,), report = cache_regions(layers, [region((0, 0, 0), (16, 64, 64))], [synapse], (8, 16, 16))
-    if report.points == 0:  # dropping it (with a reason) is acceptable too
-        assert sum(report.dropped.values()) == 1
-        return
+def test_lines_whose_ends_leave_the_cache_are_dropped_with_a_reason():
+    """The segments under a line's ends are looked up in the cache: a line longer than the cache must
+    not wrap around (negative index) or fail; it is dropped and counted."""
+    seg = np.ones(SHAPE, np.uint32)
+    seg[:, :, 20:] = 2
+    seg[:, :, 44:] = 3
+    layers = LayerSet(open_volume(ramp_volume()), {"segmentation": open_volume(seg)})
+    long_line = Synapse(0, (8.0, 32.0, 2.0), (8.0, 32.0, 62.0))  # midpoint x = 32, ends in segments 1 and 3
+    short_line = Synapse(1, (8.0, 30.0, 22.0), (8.0, 30.0, 46.0))  # ends in segments 2 and 3
+    window = (8, 16, 16)
+    only = [region((0, 0, 24), (16, 64, 40))]  # cache x in [15, 49): the long line's ends lie outside
+    (cached,), report = cache_regions(layers, only, [long_line, short_line], window, need_lines=True)
+    assert [s.id for s in cached.synapses] == [1]
+    assert report.dropped == {"line ends outside the cached region (line longer than the window)": 1}
     item = RegionWindows(cached, target_form="line_segments")[0]
-    assert not bool(item["target"][0].any())  # segment 1 does not reach the window x in [24, 40)
-    assert not bool(item["target"][1].any())  # nor does segment 3
+    box = cached.indexer(0)
+    np.testing.assert_array_equal(item["target"][0].numpy(), seg[box.slices()] == 2)
+    np.testing.assert_array_equal(item["target"][1].numpy(), seg[box.slices()] == 3)
+    # label targets do not need the ends: the long line is kept
+    (cached,), report = cache_regions(layers, only, [long_line, short_line], window)
+    assert len(cached.indexer) == 2 and report.dropped == {}
 
 
 def test_mask_layers_zero_valid_only_in_their_channel():
@@ -414,7 +420,7 @@ def test_min_nonzero_fraction_masks_empty_windows_without_skipping_them():
     image = ramp_volume()
     image[:, :, 32:] = 0
     layers = layers_for(image)
-    synapses = [Synapse(0, (8.0, 32.0, 10.0)), Synapse(1, (8.0, 32.0, 50.0)), Synapse(2, (8.0, 32.0, 32.0))]
+    synapses = [Synapse(0, (8.0, 32.0, 14.0)), Synapse(1, (8.0, 32.0, 50.0)), Synapse(2, (8.0, 32.0, 32.0))]
     (cached,), _ = cache_regions(layers, [region((0, 0, 0), SHAPE)], synapses, WINDOW)
     dataset = RegionWindows(cached, min_nonzero_fraction=0.6)
     assert len(dataset) == 3  # masked, not skipped
@@ -449,4 +455,3 @@ def test_point_window_dataset_joins_regions():
             np.testing.assert_allclose(item["image"][0].numpy(), layers.image.read(c.indexer(i)) / 255.0, rtol=1e-6)
             assert item["image"].shape == (2, *WINDOW)
             index += 1
-    assert PointWindowDataset([]).channels == 2 and len(PointWindowDataset([])) == 0

@@ -17,15 +17,18 @@ class ProjectSession:
     `project_changed(project | None)`: another project was opened (or closed).
     `project_updated()`: the open project's files changed (pairs added, a run finished, ...).
     `busy_changed(bool)`: a long task (training, prediction) started or ended.
+    `checkpoint_selected(str | None)`: a checkpoint was chosen for prediction (Checkpoints tab).
     """
 
     project_changed = Signal(object)
     project_updated = Signal()
     busy_changed = Signal(bool)
+    checkpoint_selected = Signal(object)
 
     def __init__(self) -> None:
         self.project: TrainingProject | None = None
         self.busy = False
+        self.selected_checkpoint: str | None = None
 
     def open(self, path: str | Path) -> TrainingProject:
         project = TrainingProject.open(path)
@@ -42,7 +45,13 @@ class ProjectSession:
 
     def _set(self, project: TrainingProject | None) -> None:
         self.project = project
+        self.selected_checkpoint = None  # checkpoint ids belong to one project
         self.project_changed.emit(project)
+
+    def select_checkpoint(self, checkpoint_id: str | None) -> None:
+        """Remember the checkpoint to predict with (None: the latest) and tell the tabs."""
+        self.selected_checkpoint = checkpoint_id
+        self.checkpoint_selected.emit(checkpoint_id)
 
     def updated(self) -> None:
         self.project_updated.emit()

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from qtpy.QtCore import QSettings
-from qtpy.QtWidgets import QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..project.errors import ProjectError
 from .session import ProjectSession

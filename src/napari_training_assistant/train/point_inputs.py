@@ -17,7 +17,7 @@ from ..data.annotations import (
     read_regions_json,
 )
 from ..data.point_windows import CachedRegion, LayerSet, cache_regions
-from ..data.point_windows.region_cache import estimate_cache_bytes
+from ..data.point_windows.region_cache import OUTSIDE, UNPLACED, estimate_cache_bytes, unplaced_reasons
 from ..data.volumes import VolumeSource, check_resolution, open_volume
 from ..project.errors import DatasetError
 from .point_spec import LayerSpec, PointSpec
@@ -144,10 +144,11 @@ def load_point_inputs(spec: PointSpec, base: Path, spec_path: Path, *, read: boo
             read=read,
         )
         setattr(inputs, f"{split}_regions", cached)
-        dropped.update({k: v for k, v in report.dropped.items() if k != "outside every selected region"})
-    in_any = _points_in_any(synapses, regions["train"] + regions["val"], spec.line_point)
-    if len(synapses) - in_any:
-        dropped["outside every train/val region"] = len(synapses) - in_any
+        dropped.update({k: v for k, v in report.dropped.items() if k not in UNPLACED})  # counted once below
+    unplaced = unplaced_reasons(synapses, regions["train"] + regions["val"], spec.line_point)
+    if OUTSIDE in unplaced:
+        unplaced["outside every train/val region"] = unplaced.pop(OUTSIDE)
+    dropped.update(unplaced)
     inputs.dropped = dict(dropped)
     if read and (not inputs.point_count("train") or not inputs.point_count("val")):
         raise DatasetError(
@@ -155,10 +156,6 @@ def load_point_inputs(spec: PointSpec, base: Path, spec_path: Path, *, read: boo
             f"({len(synapses)} annotations read from {points_location}): check tags, axis_order and coordinates"
         )
     return inputs
-
-
-def _points_in_any(synapses: list[Synapse], regions: list[Region], line_point: str) -> int:
-    return sum(1 for s in synapses if any(r.box.contains(s.point(line_point)) for r in regions))
 
 
 def describe_inputs(inputs: PointInputs) -> dict[str, Any]:

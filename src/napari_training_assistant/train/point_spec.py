@@ -142,6 +142,33 @@ def load_spec(path: str | Path) -> tuple[PointSpec, Path]:
         error = exc.errors()[0]
         key = ".".join(str(p) for p in error["loc"]) or "(spec)"
         message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"] and ": " in message:  # whole-spec checks start with the key they concern
+            key, message = message.split(": ", 1)
+        if error["type"] == "extra_forbidden":
+            message = _unknown_key_message(error["loc"])
         found = f" (found {error['input']!r})" if error.get("input") is not None and not isinstance(error["input"], dict) else ""
         more = f"; and {exc.error_count() - 1} more problem(s)" if exc.error_count() > 1 else ""
         raise ProjectError(f"{path}: key '{key}': {message}{found}{more}") from None
+
+
+def _unknown_key_message(loc: tuple) -> str:
+    """'unknown key (did you mean ...?): expected one of ...' for a key no model at `loc` declares."""
+    import difflib
+    import typing
+
+    model: type[BaseModel] = PointSpec
+    parts = list(loc[:-1])
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        annotation = field.annotation if field is not None else None
+        if typing.get_origin(annotation) is dict:  # layers: {name: LayerSpec}: skip the name
+            annotation = typing.get_args(annotation)[1]
+            if parts:
+                parts.pop(0)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "unknown key"
+        model = annotation
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key{hint}: expected one of {', '.join(allowed)}"

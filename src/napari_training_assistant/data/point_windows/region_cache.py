@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,18 +71,48 @@ def estimate_cache_bytes(layers: LayerSet, regions: Sequence[Region], window: Se
     return sum(region.box.inflate(margin).size * per_voxel for region in regions)
 
 
+LINE_ENDS_OUTSIDE = "line ends outside the cached region (line longer than the window)"
+
+
 def select_points(
-    synapses: Sequence[Synapse], region: Region, line_point: str, *, need_lines: bool
+    synapses: Sequence[Synapse], region: Region, line_point: str, *, need_lines: bool, cache_box: Box | None = None
 ) -> tuple[list[tuple[Synapse, tuple[float, ...]]], list[tuple[Synapse, tuple[float, ...]]], Counter]:
-    """(points inside the region, those of them kept, drop reasons other than "outside")."""
-    inside, dropped = points_in_box(synapses, region.box, line_point)
-    reasons = Counter({k: v for k, v in dropped.items() if k != "outside region"})
+    """(points inside the region, those of them kept, reasons for dropping some of the inside ones).
+
+    Annotations outside the region (or unusable: NaN, wrong axes) are counted once, by `unplaced_reasons`.
+    """
+    inside, _ = points_in_box(synapses, region.box, line_point)
+    reasons: Counter = Counter()
     kept = inside
     if need_lines:
         kept = [(s, p) for s, p in inside if s.end is not None]
         if len(inside) > len(kept):
             reasons["point annotations (line targets need lines)"] += len(inside) - len(kept)
+        if cache_box is not None:  # line targets look up the segments under both ends in the cache
+            lines = len(kept)
+            kept = [(s, p) for s, p in kept if all(cache_box.contains(np.round(e)) for e in (s.start, s.end))]
+            if lines > len(kept):
+                reasons[LINE_ENDS_OUTSIDE] += lines - len(kept)
     return inside, kept, reasons
+
+
+OUTSIDE = "outside every selected region"
+UNPLACED = ("non-finite coordinate", "wrong number of axes", OUTSIDE)
+
+
+def unplaced_reasons(synapses: Sequence[Synapse], regions: Sequence[Region], line_point: str) -> Counter:
+    """Why the annotations in no region were dropped, each counted once: unusable coordinates
+    ("non-finite coordinate", "wrong number of axes") or `OUTSIDE` every region."""
+    reasons: Counter = Counter()
+    for synapse in synapses:
+        point = synapse.point(line_point)  # type: ignore[arg-type]
+        if regions and len(point) != regions[0].box.ndim:
+            reasons["wrong number of axes"] += 1
+        elif not all(math.isfinite(v) for v in point):
+            reasons["non-finite coordinate"] += 1
+        elif not any(r.box.ndim == len(point) and r.box.contains(point) for r in regions):
+            reasons[OUTSIDE] += 1
+    return reasons
 
 
 def cache_regions(
@@ -110,22 +141,18 @@ def cache_regions(
     margin = cache_margin(window)
     cached: list[CachedRegion] = []
     dropped: Counter = Counter()
-    in_some_region: set = set()
     details = []
     for region in regions:
-        inside, kept, reasons = select_points(synapses, region, line_point, need_lines=need_lines)
-        dropped.update(reasons)
-        in_some_region.update(id(s) for s, _ in inside)
         box = region.box.inflate(margin)
+        inside, kept, reasons = select_points(synapses, region, line_point, need_lines=need_lines, cache_box=box)
+        dropped.update(reasons)
         arrays = {name: source.read(box) for name, source in layers.items()} if read else {}
         indexer = CachedPointIndexer.build([p for _, p in kept], window, region.box)
         cached.append(CachedRegion(region, box, arrays, [s for s, _ in kept], indexer))
         details.append({"name": region.name, "tags": sorted(region.tags), "points": len(kept), "box": [list(box.start), list(box.stop)]})
         if progress:
             progress(f"cached region {region.name or len(cached)} {box.shape}: {len(kept)} points")
-    outside = sum(1 for s in synapses if id(s) not in in_some_region)
-    if outside:
-        dropped["outside every selected region"] = outside
+    dropped.update(unplaced_reasons(synapses, regions, line_point))
     report = RegionCacheReport(len(cached), sum(len(c.indexer) for c in cached), dict(dropped), estimate, details)
     return cached, report
 

@@ -1,0 +1,247 @@
+"""Checkpoints tab: the checkpoint history (lineage, status, benchmark scores), one checkpoint's
+details, "continue training from this", "use for prediction" and the benchmark curve over runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .base import ProjectTab
+
+COLUMNS = ("Checkpoint", "Parent", "Status", "Time", "Pairs/regions", "Dice", "IoU", "Mode")
+ID_ROLE = Qt.ItemDataRole.UserRole
+
+
+def _score(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def benchmark_by_checkpoint(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest benchmark row of each checkpoint (the CSV is append-only, oldest first)."""
+    return {row["checkpoint_id"]: row for row in rows if row.get("checkpoint_id")}
+
+
+def lineage(record) -> str:
+    """Where a checkpoint's training started: its parent checkpoint, an imported model or scratch."""
+    if record.parent_id:
+        return record.parent_id
+    start = record.starting_weights or {}
+    if start.get("choice") == "imported" and start.get("source_id"):
+        return f"imported:{start['source_id']}"
+    return "scratch"
+
+
+def scope(record) -> str:
+    unit = "regions" if record.training_mode == "point_windows" else "pairs"
+    return f"{record.image_count} {unit}"
+
+
+def details_text(record, benchmark: dict[str, Any] | None, latest: str | None) -> str:
+    """What the details view shows for one checkpoint (plain text, read-only)."""
+    metrics = {k: v for k, v in record.metrics.items() if v not in (None, [], {})}
+    summary = record.architecture_summary.get("text") or json.dumps(record.architecture, indent=1)
+    start = record.starting_weights or {}
+    lines = [
+        f"{record.checkpoint_id}{'  (latest)' if record.checkpoint_id == latest else ''}",
+        f"status: {record.status}    mode: {record.training_mode}    run: {record.run_id or '-'}",
+        f"created: {record.timestamp.isoformat(timespec='seconds')}",
+        f"file: {record.path}",
+        f"parent: {lineage(record)}",
+        f"starting weights: {_describe_start(start)}",
+        f"trained on: {scope(record)}, {record.patch_count} patches",
+    ]
+    for split, ids in record.split.items():
+        if ids:
+            lines.append(f"  {split}: {', '.join(ids)}")
+    lines += ["", "Benchmark:"]
+    if benchmark:
+        delta = benchmark.get("delta_dice")
+        lines.append(
+            f"  Dice {_score(benchmark.get('dice'))}, IoU {_score(benchmark.get('iou'))} on {benchmark.get('n_images')} "
+            f"benchmark pair(s)" + (f" (Dice {delta:+.3f} vs parent)" if isinstance(delta, float) else "")
+        )
+    else:
+        lines.append("  not benchmarked (mark a pair as benchmark in the Dataset tab)")
+    lines += ["", "Metrics:", json.dumps(metrics, indent=1, default=str)]
+    lines += ["", "Architecture:", summary]
+    lines += ["", "Settings:", json.dumps(record.settings, indent=1, default=str)]
+    return "\n".join(lines)
+
+
+def _describe_start(start: dict[str, Any]) -> str:
+    """The run's recorded start, e.g. `latest -> unet_run_002 (sha256 1a2b3c4d…)`."""
+    spec = start.get("spec") or start.get("choice", "scratch")
+    source = start.get("source_id")
+    text = f"{spec} -> {source}" if source and not spec.endswith(f":{source}") else spec
+    return f"{text} (sha256 {start['sha256'][:8]}…)" if start.get("sha256") else text
+
+
+class CheckpointsTab(ProjectTab):
+    title = "Checkpoints"
+
+    def build(self) -> None:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.details = QPlainTextEdit()
+        self.details.setReadOnly(True)
+        self.details.setPlaceholderText("Select a checkpoint to see its metrics, starting weights, architecture and settings.")
+        self.continue_button = QPushButton("Continue training from this")
+        self.continue_button.setToolTip("The next training run in the Train tab starts from this checkpoint's weights")
+        self.predict_button = QPushButton("Use for prediction")
+        self.predict_button.setToolTip("Select this checkpoint in the Predict tab")
+        self.continue_button.clicked.connect(self.continue_from_selected)
+        self.predict_button.clicked.connect(self.use_selected_for_prediction)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.continue_button)
+        buttons.addWidget(self.predict_button)
+        self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(180)
+        self.axes = self.figure.add_subplot(111)
+        self.plot_points: dict[str, list] = {"ids": [], "dice": [], "iou": []}
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.table)
+        top_layout.addLayout(buttons)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(self.details)
+        splitter.addWidget(self.canvas)
+        self.layout().addWidget(QLabel("Checkpoint history (newest last); select one for its details"))
+        self.layout().addWidget(splitter, 1)
+        self._update_buttons()
+
+    # ----------------------------------------------------------------- reading the project
+    def refresh(self) -> None:
+        project = self.session.project
+        if project is None:
+            return
+        selected = self.selected_checkpoint()
+        registry = project.checkpoints.registry
+        benchmarks = project.history.benchmarks()
+        best = benchmark_by_checkpoint(benchmarks)
+        self._records = {r.checkpoint_id: r for r in registry.checkpoints}
+        self._benchmarks, self._latest = best, registry.latest
+        self.table.blockSignals(True)
+        self.table.setRowCount(0)
+        for record in registry.checkpoints:
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            bench = best.get(record.checkpoint_id)
+            label = f"{record.checkpoint_id} (latest)" if record.checkpoint_id == registry.latest else record.checkpoint_id
+            values = (
+                label,
+                lineage(record),
+                record.status,
+                record.timestamp.strftime("%Y-%m-%d %H:%M"),
+                scope(record),
+                _score(bench.get("dice")) if bench else "-",
+                _score(bench.get("iou")) if bench else "-",
+                record.training_mode,
+            )
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(ID_ROLE, record.checkpoint_id)
+                if column == 0 and record.checkpoint_id == registry.latest:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                self.table.setItem(row, column, item)
+        self.table.blockSignals(False)
+        if selected in self._records:
+            self.select(selected)
+        else:
+            self.table.clearSelection()
+            self.details.clear()
+        self._update_buttons()
+        self._plot(registry.checkpoints, best)
+
+    def _plot(self, records, best: dict[str, dict[str, Any]]) -> None:
+        ids = [r.checkpoint_id for r in records if r.checkpoint_id in best]
+        dice = [best[i].get("dice") for i in ids]
+        iou = [best[i].get("iou") for i in ids]
+        self.plot_points = {"ids": ids, "dice": dice, "iou": iou}
+        self.axes.clear()
+        if ids:
+            x = list(range(len(ids)))
+            self.axes.plot(x, [float("nan") if v is None else v for v in dice], "o-", label="Dice")
+            self.axes.plot(x, [float("nan") if v is None else v for v in iou], "s--", label="IoU")
+            self.axes.set_xticks(x, [i.replace("unet_run_", "#") for i in ids], fontsize=7)
+            self.axes.set_ylim(0, 1.02)
+            self.axes.legend(loc="lower right", fontsize=7)
+        else:
+            self.axes.text(0.5, 0.5, "no benchmark yet", ha="center", va="center", transform=self.axes.transAxes)
+        self.axes.set_title("Benchmark per checkpoint", fontsize=9)
+        self.canvas.draw_idle()
+
+    # ----------------------------------------------------------------- selection
+    def selected_checkpoint(self) -> str | None:
+        items = self.table.selectedItems() if hasattr(self, "table") else []
+        return items[0].data(ID_ROLE) if items else None
+
+    def select(self, checkpoint_id: str) -> bool:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(ID_ROLE) == checkpoint_id:
+                self.table.selectRow(row)
+                self._selection_changed()
+                return True
+        return False
+
+    def _selection_changed(self) -> None:
+        checkpoint_id = self.selected_checkpoint()
+        record = getattr(self, "_records", {}).get(checkpoint_id) if checkpoint_id else None
+        if record is None:
+            self.details.clear()
+        else:
+            self.details.setPlainText(details_text(record, self._benchmarks.get(checkpoint_id), self._latest))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        checkpoint_id = self.selected_checkpoint()
+        record = getattr(self, "_records", {}).get(checkpoint_id) if checkpoint_id else None
+        self.continue_button.setEnabled(record is not None)
+        self.predict_button.setEnabled(record is not None and record.status == "completed")
+
+    # ----------------------------------------------------------------- actions
+    def continue_from_selected(self) -> None:
+        checkpoint_id = self.selected_checkpoint()
+        if checkpoint_id is None or self.session.project is None:
+            return
+        self.run_action(
+            self.session.project.set_starting_weights,
+            f"checkpoint:{checkpoint_id}",
+            success=f"The next training run starts from {checkpoint_id} (see the Train tab).",
+        )
+
+    def use_selected_for_prediction(self) -> None:
+        checkpoint_id = self.selected_checkpoint()
+        if checkpoint_id is None:
+            return
+        self.session.select_checkpoint(checkpoint_id)
+        self.show_message(f"{checkpoint_id} selected for prediction (see the Predict tab).")

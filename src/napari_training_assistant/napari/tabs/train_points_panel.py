@@ -1,0 +1,311 @@
+"""Point-windowed training inputs of the Train tab: a YAML spec file, or layers of the viewer.
+
+Layers are never trained on in memory: the chosen layers are written into `<project>/point_data/`
+(zarr volumes, synapses.csv, regions.json and spec.yaml, replaced on every start) and that spec is
+trained with `train.point_run.train_points`, exactly as `nta train-points <project>/point_data/spec.yaml`
+would. The layers are converted and checked in the GUI thread (fast, errors shown at once); the volumes
+are written in the training thread, so a large image does not freeze the viewer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from ...data.annotations import (
+    Region,
+    Synapse,
+    regions_from_napari_shapes,
+    synapses_from_napari_lines,
+    synapses_from_napari_points,
+)
+from ...project.errors import ProjectError
+
+SOURCES = ("Spec file (YAML)", "Layers in the viewer")
+DATA_FOLDER = "point_data"
+LAYER_ROLES = {"image": ("Image",), "label0": ("Labels",), "label1": ("Labels",), "points": ("Points", "Shapes"), "regions": ("Shapes",)}
+
+
+class PointsPanel(QWidget):
+    def __init__(self, viewer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = viewer
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.source = QComboBox()
+        self.source.addItems(SOURCES)
+        self.source.currentIndexChanged.connect(self._source_changed)
+        form.addRow("Train from", self.source)
+        self.spec_path = QLineEdit()
+        self.spec_path.setPlaceholderText("spec.yaml of `nta train-points`")
+        self.spec_path.editingFinished.connect(self.describe_spec)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.spec_row = row(self.spec_path, browse)
+        form.addRow("Spec file", self.spec_row)
+        self.spec_info = QLabel("")
+        self.spec_info.setWordWrap(True)
+        form.addRow(self.spec_info)
+        self.combos = {role: QComboBox() for role in LAYER_ROLES}
+        names = {"image": "Image", "label0": "label0 (pre)", "label1": "label1 (post)", "points": "Synapses", "regions": "Regions (split)"}
+        for role, combo in self.combos.items():
+            combo.setToolTip(_tips()[role])
+            form.addRow(names[role], combo)
+        self.window = [spin(QSpinBox(), 1, 4096, value) for value in (16, 64, 64)]
+        self.window_row = row(*self.window)
+        form.addRow("Window (z, y, x)", self.window_row)
+        self.depth, self.base = spin(QSpinBox(), 1, 6, 3), spin(QSpinBox(), 1, 512, 16)
+        self.model_row = row(self.depth, self.base)
+        form.addRow("U-Net depth / base", self.model_row)
+        self.form = form
+        viewer.layers.events.inserted.connect(self.refresh_layers)
+        viewer.layers.events.removed.connect(self.refresh_layers)
+        self.refresh_layers()
+        self._source_changed()
+
+    # ---- state
+    def uses_spec(self) -> bool:
+        return self.source.currentIndex() == 0
+
+    def _source_changed(self, *_: Any) -> None:
+        spec = self.uses_spec()
+        for widget in (self.spec_row, self.spec_info):
+            self.form.setRowVisible(widget, spec)
+        for widget in (*self.combos.values(), self.window_row, self.model_row):
+            self.form.setRowVisible(widget, not spec)
+
+    def refresh_layers(self, *_: Any) -> None:
+        for role, combo in self.combos.items():
+            kinds = LAYER_ROLES[role]
+            current = combo.currentText()
+            combo.clear()
+            combo.addItems([layer.name for layer in self.viewer.layers if type(layer).__name__ in kinds])
+            combo.setCurrentIndex(max(combo.findText(current), 0 if combo.count() else -1))
+
+    def settings(self) -> dict[str, str]:
+        values = {"train.points_source": "spec" if self.uses_spec() else "layers", "train.spec": self.spec_path.text().strip()}
+        values |= {f"train.{role}": combo.currentText() for role, combo in self.combos.items() if combo.currentText()}
+        values["train.window"] = ",".join(str(box.value()) for box in self.window)
+        values["train.model"] = f"{self.depth.value()},{self.base.value()}"
+        return values
+
+    def restore(self, saved: dict[str, str]) -> None:
+        self.source.setCurrentIndex(1 if saved.get("train.points_source") == "layers" else 0)
+        self.spec_path.setText(saved.get("train.spec", ""))
+        for role, combo in self.combos.items():
+            index = combo.findText(saved.get(f"train.{role}", ""))
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        for boxes, key in ((self.window, "train.window"), ((self.depth, self.base), "train.model")):
+            values = [v for v in saved.get(key, "").split(",") if v.strip().isdigit()]
+            for box, value in zip(boxes, values, strict=False):
+                box.setValue(int(value))
+        self.describe_spec()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Point-windowed training spec", "", "YAML spec (*.yaml *.yml)")
+        if path:
+            self.spec_path.setText(path)
+            self.describe_spec()
+
+    def describe_spec(self) -> None:
+        path = self.spec_path.text().strip()
+        if not path:
+            self.spec_info.setText("Epochs, batch size and learning rate come from the spec.")
+            return
+        try:
+            spec, base = _load(path)
+        except ProjectError as exc:
+            self.spec_info.setText(str(exc))
+            return
+        window = "x".join(map(str, spec.window_size))
+        self.spec_info.setText(
+            f"trains project {_spec_project(spec, base)}; window {window}, {spec.training.epochs} epochs, "
+            f"batch {spec.training.batch_size}, lr {spec.training.lr:g} (from the spec)"
+        )
+
+    # ---- what Start runs
+    def prepare(self, project, options) -> tuple[Callable[..., Any], str]:
+        """(start(listener=, cancel=) for the training worker, a line for the log); ProjectError when
+        the inputs are incomplete or wrong."""
+        from ...train.point_run import train_points
+
+        if self.uses_spec():
+            path = self.spec_path.text().strip()
+            if not path:
+                raise ProjectError("choose a spec file (YAML) for point-windowed training, or train from layers")
+            spec, base = _load(path)
+            return partial(train_points, path, options), f"point-windowed training from {path} (project {_spec_project(spec, base)})"
+        return self._prepare_layers(project, options)
+
+    def _layer(self, role: str):
+        name = self.combos[role].currentText()
+        if not name or name not in self.viewer.layers:
+            raise ProjectError(f"choose a {self.form.labelForField(self.combos[role]).text()} layer for point-windowed training")
+        return self.viewer.layers[name]
+
+    def _prepare_layers(self, project, options) -> tuple[Callable[..., Any], str]:
+        from ...train.point_spec import PointSpec
+
+        if project.manifest.pairs:
+            raise ProjectError(
+                "this project holds image/mask pairs: point-windowed training from layers turns its network into a "
+                "3D pre/post model; create a separate project for synapses"
+            )
+        image = self._layer("image")
+        volume = _array(image)
+        if volume.ndim != 3:
+            raise ProjectError(f"image layer {image.name!r} has {volume.ndim} axes: point windows need a 3D (z, y, x) volume")
+        volumes = {"img": volume}
+        for key in ("label0", "label1"):
+            layer = self._layer(key)
+            volumes[key] = _array(layer)
+            if volumes[key].shape != volume.shape:
+                raise ProjectError(f"labels layer {layer.name!r} has shape {volumes[key].shape}, the image {volume.shape}: they must match")
+        synapses = _synapses(self._layer("points"), image)
+        regions_layer = self._layer("regions")
+        regions = regions_from_napari_shapes(_voxels(regions_layer, image), regions_layer.shape_type, _features(regions_layer))
+        folder = project.root / DATA_FOLDER
+        spec = layer_spec(project.root, image.scale, [b.value() for b in self.window], self.depth.value(), self.base.value(), options)
+        PointSpec.model_validate(spec)  # a wrong window size shows now, not in the thread
+        line = f"point-windowed training from layers ({len(synapses)} synapses, {len(regions)} regions) via {folder / 'spec.yaml'}"
+        return partial(export_and_train, folder, volumes, synapses, regions, spec, options), line
+
+
+def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: int, options) -> dict[str, Any]:
+    training: dict[str, Any] = {"epochs": options.epochs or 10, "lr": options.learning_rate or 5e-4, "batch_size": options.batch_size or 4}
+    if options.samples_per_epoch:
+        training["samples_per_epoch"] = options.samples_per_epoch
+    return {
+        "project": str(Path(project_root).resolve()),
+        "axis_order": "zyx",
+        "resolution": [float(s) for s in list(scale)[-3:]],
+        "layers": {"img": {"path": "img.zarr"}, "label0": {"path": "label0.zarr"}, "label1": {"path": "label1.zarr"}, "points": {"path": "synapses.csv"}},
+        "regions": {"path": "regions.json"},
+        "window_size": [int(v) for v in window],
+        "model": {"depth": depth, "base_channels": base, "output_channels": 2},
+        "training": training,
+    }
+
+
+def export_and_train(folder: Path, volumes: dict[str, np.ndarray], synapses: list[Synapse], regions: list[Region], spec: dict, options, *, listener=None, cancel=None):
+    """Write the layers as a spec folder, then train it (runs in the training thread)."""
+    from ...train.point_run import train_points
+
+    return train_points(write_point_data(folder, volumes, synapses, regions, spec), options, listener=listener, cancel=cancel)
+
+
+def write_point_data(folder: Path, volumes: dict[str, np.ndarray], synapses: list[Synapse], regions: list[Region], spec: dict) -> Path:
+    import yaml
+    import zarr
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, data in volumes.items():
+        data = np.asarray(data)
+        array = zarr.create_array(store=str(folder / f"{key}.zarr"), shape=data.shape, dtype=data.dtype, chunks=tuple(min(c, n) for c, n in zip((16, 64, 64), data.shape, strict=True)), zarr_format=3, overwrite=True)
+        array[...] = data
+    lines = any(s.end is not None for s in synapses)
+    with open(folder / "synapses.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["id", "z1", "y1", "x1", "z2", "y2", "x2"] if lines else ["id", "z", "y", "x"])
+        for s in synapses:
+            writer.writerow([s.id, *s.start, *(s.end or s.start)] if lines else [s.id, *s.start])
+    doc = [{"start": list(r.box.start), "stop": list(r.box.stop), "tags": sorted(r.tags), "name": r.name} for r in regions]
+    (folder / "regions.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# ---- helpers
+def _load(path: str):
+    from ...train.point_spec import load_spec
+
+    return load_spec(path)
+
+
+def _spec_project(spec, base: Path) -> Path:
+    return Path(spec.project) if Path(spec.project).is_absolute() else (base / spec.project).resolve()
+
+
+def _array(layer) -> np.ndarray:
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def _features(layer) -> dict[str, list]:
+    features = layer.features
+    return {str(column): features[column].tolist() for column in features.columns}
+
+
+def _voxels(layer, image) -> Any:
+    """The layer's coordinates in voxels of the image (scale and translate of both applied)."""
+    scale, shift = np.asarray(layer.scale[-3:]), np.asarray(layer.translate[-3:])
+
+    def to_image(vertices) -> np.ndarray:
+        world = np.asarray(vertices, dtype=float)[..., -3:] * scale + shift
+        return (world - np.asarray(image.translate[-3:])) / np.asarray(image.scale[-3:])
+
+    return to_image(layer.data) if type(layer).__name__ == "Points" else [to_image(v) for v in layer.data]
+
+
+def _synapses(layer, image) -> list[Synapse]:
+    if type(layer).__name__ == "Points":
+        found = synapses_from_napari_points(_voxels(layer, image), _features(layer))
+    else:
+        found = synapses_from_napari_lines(_voxels(layer, image), layer.shape_type, _features(layer))
+    if not found:
+        raise ProjectError(f"layer {layer.name!r} holds no synapse: add points (or lines) first")
+    return found
+
+
+def row(*widgets: QWidget) -> QWidget:
+    """The widgets side by side (labels and buttons at their size, the others stretched)."""
+    holder = QWidget()
+    layout = QHBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget, 0 if isinstance(widget, QLabel | QPushButton) else 1)
+    return holder
+
+
+def spin(box, low, high, value, special: str = ""):
+    box.setRange(low, high)
+    box.setValue(value)
+    if special:
+        box.setSpecialValueText(special)
+    return box
+
+
+def number(kind: type, text: str | None, default):
+    try:
+        return kind(text) if text else default
+    except ValueError:
+        return default
+
+
+def _tips() -> dict[str, str]:
+    return {
+        "image": "3D image layer (z, y, x)",
+        "label0": "Labels layer of the presynaptic target (channel 0)",
+        "label1": "Labels layer of the postsynaptic target (channel 1)",
+        "points": "a Points layer (one point per synapse) or a Shapes layer of lines (pre -> post)",
+        "regions": "a Shapes layer of rectangles / boxes with a `split` property (train or val); "
+        "3D rectangles in one z plane need `z_start` and `z_stop` properties",
+    }

@@ -1,0 +1,331 @@
+"""Train tab: pair training or point-windowed training, started in a worker, followed live.
+
+The GUI thread only receives `ProgressEvent`s: a STEP sets the progress bar and the ETA text (no
+file reads, no drawing), an EPOCH appends one point to the plot (`draw_idle`) and one log line, the
+project is re-read once the run has ended. Stop sets the run's `CancelToken` (cooperative: the run
+ends after the current step and is saved as cancelled).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QEventLoop, QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...project.errors import ProjectError
+from ...train.events import CancelToken, ProgressEvent
+from ..plot_widget import RunMonitor
+from ..workers import TaskFailed, training_worker
+from .base import ProjectTab
+from .train_points_panel import PointsPanel, number, row, spin
+
+MODES = ("Pair training", "Point-windowed")
+STARTS = ("scratch", "latest", "checkpoint", "imported")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class TrainTab(ProjectTab):
+    title = "Train"
+
+    def build(self) -> None:
+        self.worker = None
+        self.cancel: CancelToken | None = None
+        self.last_result = None
+        self.ask_close = self._ask_close  # replaceable (tests): returns True to stop the run and close
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        layout.addWidget(row(QLabel("Training mode"), self.mode))
+        self.pages = QStackedWidget()
+        self.source_info = QLabel("-")
+        self.source_info.setWordWrap(True)
+        self.points = PointsPanel(self.viewer)
+        self.points.source.currentIndexChanged.connect(self._mode_changed)
+        self.pages.addWidget(self.source_info)
+        self.pages.addWidget(self.points)
+        layout.addWidget(self.pages)
+        layout.addWidget(self._parameters())
+        self.decisions = QTableWidget(0, 4)
+        self.decisions.setHorizontalHeaderLabels(["Setting", "Value", "Source", "Reason"])
+        self.decisions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.decisions.horizontalHeader().setStretchLastSection(True)
+        self.decisions.verticalHeader().setVisible(False)
+        self.decisions.setMaximumHeight(150)
+        group = QGroupBox("Auto-configuration decisions (last run)")
+        QVBoxLayout(group).addWidget(self.decisions)
+        layout.addWidget(group)
+        self.start_button, self.stop_button = QPushButton("Start training"), QPushButton("Stop")
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.setEnabled(False)
+        layout.addWidget(row(self.start_button, self.stop_button))
+        self.monitor = RunMonitor()
+        layout.addWidget(self.monitor)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        self.layout().addWidget(scroll, 1)
+        self._mode_changed()
+
+    def _parameters(self) -> QGroupBox:
+        group = QGroupBox("Parameters")
+        form = QFormLayout(group)
+        self.start_choice, self.start_id = QComboBox(), QComboBox()
+        self.start_choice.addItems(STARTS)
+        self.start_choice.currentIndexChanged.connect(self._fill_start_ids)
+        form.addRow("Starting point", row(self.start_choice, self.start_id))
+        self.epochs = spin(QSpinBox(), 1, 100_000, 20)
+        self.batch = spin(QSpinBox(), 0, 4096, 0, "auto")
+        self.patch = QLineEdit()
+        self.patch.setPlaceholderText("auto (e.g. 256,256 or 32,128,128)")
+        self.lr = spin(QDoubleSpinBox(), 1e-6, 1.0, 1e-3)
+        self.lr.setDecimals(6)
+        self.lr.setSingleStep(1e-4)
+        self.samples = spin(QSpinBox(), 0, 10_000_000, 0, "auto")
+        self.samples.setToolTip("training patches (windows) per epoch; auto: the planner decides")
+        self.device = QComboBox()
+        self.device.setEditable(True)
+        self.device.addItems(DEVICES)
+        for label, widget in (("Epochs", self.epochs), ("Batch size", self.batch), ("Patch size", self.patch), ("Learning rate", self.lr), ("Samples per epoch", self.samples), ("Device", self.device)):
+            form.addRow(label, widget)
+        self.form = form
+        return group
+
+    # ---- project state
+    def _project_changed(self, project) -> None:
+        super()._project_changed(project)
+        if project is not None and not self.running:
+            self._restore(project)
+
+    def refresh(self) -> None:
+        project = self.session.project
+        if project is None:
+            return
+        counts = project.dataset.split_counts()
+        self.source_info.setText(
+            f"Dataset: {counts['train']} train, {counts['val']} val pairs (validation on the train pairs when there is none); "
+            f"{counts['benchmark']} benchmark pairs are never trained on."
+        )
+        self._fill_start_ids()
+        self.decisions.setRowCount(0)
+        for decision in project.config.auto_configuration_decisions:
+            row = self.decisions.rowCount()
+            self.decisions.insertRow(row)
+            for column, value in enumerate((decision.setting, decision.value, decision.source, decision.reason)):
+                self.decisions.setItem(row, column, QTableWidgetItem(str(value)))
+
+    def _fill_start_ids(self, *_: Any) -> None:
+        project, choice = self.session.project, self.start_choice.currentText()
+        current = self.start_id.currentText()
+        self.start_id.clear()
+        if project is not None and choice == "checkpoint":
+            self.start_id.addItems([c.checkpoint_id for c in project.checkpoints.records if c.status == "completed"])
+        elif project is not None and choice == "imported":
+            self.start_id.addItems([m.model_id for m in project.imported_models.registry.models])
+        self.start_id.setEnabled(choice in ("checkpoint", "imported"))
+        self.start_id.setCurrentIndex(max(self.start_id.findText(current), 0 if self.start_id.count() else -1))
+
+    def _restore(self, project) -> None:
+        config = project.config
+        saved = {k: v for k, v in config.ui.selected_layers.items() if k.startswith("train.")}
+        training = config.training
+        self.mode.setCurrentIndex(1 if saved.get("train.mode", training.training_mode) in ("points", "point_windows") else 0)
+        self.epochs.setValue(number(int, saved.get("train.epochs"), training.epochs))
+        self.lr.setValue(number(float, saved.get("train.lr"), training.learning_rate))
+        self.batch.setValue(number(int, saved.get("train.batch"), training.batch_size or 0))
+        self.samples.setValue(number(int, saved.get("train.samples"), 0))
+        self.patch.setText(saved.get("train.patch", ",".join(map(str, training.patch_size or []))))
+        from ..preferences import default_device
+
+        self.device.setCurrentText(saved.get("train.device", default_device()))
+        kind, _, target = saved.get("train.start", project.starting_weights.describe()).partition(":")
+        self.start_choice.setCurrentIndex(max(self.start_choice.findText(kind), 0))
+        self._fill_start_ids()
+        if target:
+            self.start_id.setCurrentIndex(max(self.start_id.findText(target), 0))
+        self.points.restore(saved)
+
+    def _settings(self) -> dict[str, str]:
+        values = {
+            "train.mode": "points" if self.point_mode else "pairs",
+            "train.epochs": str(self.epochs.value()),
+            "train.lr": repr(self.lr.value()),
+            "train.batch": str(self.batch.value()),
+            "train.samples": str(self.samples.value()),
+            "train.patch": self.patch.text().strip(),
+            "train.device": self.device.currentText().strip(),
+            "train.start": self._start_spec() or self.start_choice.currentText(),
+        }
+        return values | self.points.settings()
+
+    # ---- start / stop
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    @property
+    def point_mode(self) -> bool:
+        return self.mode.currentIndex() == 1
+
+    def _mode_changed(self, *_: Any) -> None:
+        self.pages.setCurrentIndex(1 if self.point_mode else 0)
+        from_spec = self.point_mode and self.points.uses_spec()
+        for widget in (self.epochs, self.batch, self.lr, self.samples):
+            widget.setEnabled(not from_spec)
+            widget.setToolTip("from the spec file" if from_spec else "")
+        self.form.setRowVisible(self.patch, not self.point_mode)
+
+    def _start_spec(self) -> str | None:
+        choice = self.start_choice.currentText()
+        if choice in ("checkpoint", "imported"):
+            return f"{choice}:{self.start_id.currentText()}" if self.start_id.currentText() else None
+        return choice
+
+    def options(self):
+        from ...train import TrainOptions
+
+        patch = [int(v) for v in self.patch.text().replace("x", ",").split(",") if v.strip()]
+        return TrainOptions(
+            epochs=self.epochs.value(),
+            batch_size=self.batch.value() or None,
+            patch_size=patch or None,
+            learning_rate=self.lr.value(),
+            start=self._start_spec(),
+            device=self.device.currentText().strip() or None,
+            samples_per_epoch=self.samples.value() or None,
+        )
+
+    def start(self) -> bool:
+        """Validate, then start the run in a worker; False (with a red message) when refused."""
+        project = self.session.project
+        if self.running:
+            return False
+        if project is None:
+            self.show_message("Open or create a Training Project Folder first.", error=True)
+            return False
+        try:
+            run = self._prepare(project)
+        except (ProjectError, ValueError) as exc:
+            self.show_message(str(exc).splitlines()[0], error=True)
+            return False
+        start, line = run
+        self.session.remember(layers=self._settings())
+        self.cancel = CancelToken()
+        self.worker = training_worker(start, self.cancel)
+        self.worker.yielded.connect(self._on_item)
+        self.worker.finished.connect(self._worker_done)
+        self.monitor.begin(line)
+        self._set_running(True)
+        self.last_result = None
+        self.show_message("Training…")
+        self.worker.start()
+        return True
+
+    def _prepare(self, project):
+        if self._start_spec() is None:
+            raise ProjectError(f"choose the {self.start_choice.currentText()} to start from, or another starting point")
+        options = self.options()
+        if self.point_mode:
+            return self.points.prepare(project, options)
+        if project.dataset.split_counts()["train"] == 0:
+            raise ProjectError("no training pairs: add image/mask pairs in the Dataset tab (benchmark pairs are never trained on)")
+        from ...train import train_project
+
+        return partial(train_project, project, options), f"pair training of {project.name}"
+
+    def stop(self) -> None:
+        if self.cancel is not None and not self.cancel.cancelled:
+            self.cancel.cancel("stopped from the Train tab")
+            self.stop_button.setEnabled(False)
+            self.monitor.eta.setText("stopping after the current step…")
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.mode.setEnabled(not running)
+        self.session.set_busy(running)
+
+    # ---- events, in the GUI thread
+    def _on_item(self, item: Any) -> None:
+        if isinstance(item, ProgressEvent):
+            self.monitor.on_event(item)
+        elif isinstance(item, TaskFailed):
+            self.show_message(item.message, error=True)
+            self.monitor.note(f"failed: {item.message}")
+        elif item is not None:
+            self._on_result(item)
+
+    def _on_result(self, result) -> None:
+        dice = result.metrics.get("dice")
+        score = f", Dice {dice:.3f}" if isinstance(dice, float) else ""
+        project = self.session.project
+        where = ""
+        if result.checkpoint_path and project is not None and project.root.resolve() not in Path(result.checkpoint_path).resolve().parents:
+            where = f" in project {Path(result.checkpoint_path).resolve().parent.parent}"
+        if result.status == "completed":
+            self.show_message(f"{result.run_id} completed: checkpoint {result.checkpoint_id}{where}{score}")
+        else:
+            kept = f"checkpoint {result.checkpoint_id} kept as {result.status}" if result.checkpoint_id else "no checkpoint"
+            self.show_message(f"{result.run_id} {result.status}: {kept}; the latest checkpoint is unchanged")
+        self.last_result = result
+
+    def _worker_done(self) -> None:
+        completed = self.last_result is not None and self.last_result.status == "completed"
+        self.worker, self.cancel = None, None
+        self.monitor.end(completed)
+        self._set_running(False)
+        self.session.updated()  # status bar and tabs re-read the project once
+
+    # ---- closing
+    def confirm_close(self, ask=None, timeout_s: float = 600.0) -> bool:
+        """True when the widget may close: no run, or the user agreed to stop it (then waits for it)."""
+        if not self.running:
+            return True
+        if not (ask or self.ask_close)():
+            return False
+        self.stop()
+        self.wait(timeout_s)
+        return not self.running
+
+    def wait(self, timeout_s: float) -> None:
+        """Process events until the worker has finished (the run saved), at most `timeout_s`."""
+        if self.worker is None:
+            return
+        loop = QEventLoop()
+        self.worker.finished.connect(loop.quit)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        if self.worker is not None:
+            loop.exec()
+
+    def _ask_close(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Training is running",
+            "A training run is in progress. Stop it (it is saved as cancelled) and close?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
