@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader
 
 from ..data.point_windows import PointWindowDataset
@@ -186,6 +187,7 @@ def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: s
     current = project.architecture
     arch_dict = architecture.model_dump(mode="json")
     accelerator, indices = resolve_device(options.device or training.device)
+    torch.manual_seed(options.seed if options.seed is not None else training.seed)  # initial weights, shuffling
     start = resolve_start(project, arch_dict, options.start or "scratch")
     channel_names = ("pre", "post") if architecture.output_channels == 2 else tuple(spec.label_keys())
     datasets = {

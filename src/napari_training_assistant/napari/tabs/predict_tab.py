@@ -65,11 +65,18 @@ class PredictTab(ProjectTab):
         self._worker = None
         self._running = False
         layers = self.viewer.layers
-        layers.events.inserted.connect(self._layers_changed)
-        layers.events.removed.connect(self._layers_changed)
-        layers.events.reordered.connect(self._layers_changed)
+        handler = self._layers_changed
+        emitters = (layers.events.inserted, layers.events.removed, layers.events.reordered)
+        for emitter in emitters:
+            emitter.connect(handler)
         for layer in layers:
-            layer.events.name.connect(self._layers_changed)
+            layer.events.name.connect(handler)
+
+        def disconnect(*_) -> None:  # the viewer may outlive this widget
+            for emitter in (*emitters, *(layer.events.name for layer in layers)):
+                emitter.disconnect(handler)
+
+        self.destroyed.connect(disconnect)
         self.session.checkpoint_selected.connect(self._checkpoint_selected)
         self._fill_images()
 

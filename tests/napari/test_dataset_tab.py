@@ -1,0 +1,220 @@
+"""Dataset tab: layers -> pairs through `project.dataset.add`, the pair table, folder import."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_training_assistant.napari.session import ProjectSession
+from napari_training_assistant.napari.tabs.dataset_tab import DatasetTab, find_folder_pairs, parse_label_map
+from napari_training_assistant.project import DatasetError
+
+pytestmark = pytest.mark.qt
+
+TINY = {"preset": "tiny_unet"}
+
+
+def _image(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, shape, dtype=np.uint8)
+
+
+def _mask(shape):
+    mask = np.zeros(shape, np.uint8)
+    mask[..., 4:12, 4:12] = 1
+    mask[..., 16:20, 16:24] = 2
+    return mask
+
+
+@pytest.fixture
+def setup(make_napari_viewer, qtbot, tmp_path):
+    def _setup(**create):
+        viewer = make_napari_viewer()
+        session = ProjectSession()
+        create.setdefault("architecture", TINY)
+        session.create(tmp_path / "proj", "proj", **create)
+        tab = DatasetTab(viewer, session)
+        qtbot.addWidget(tab)
+        return viewer, session, tab
+
+    return _setup
+
+
+def _is_error(tab) -> bool:
+    return "ff6b6b" in tab.message.styleSheet()
+
+
+def test_add_pair_from_layers(setup):
+    viewer, session, tab = setup()
+    assert tab.image_combo.count() == 0 and tab.mask_combo.count() == 0
+    viewer.add_image(_image((32, 32)), name="raw")
+    viewer.add_labels(_mask((32, 32)), name="cells")
+    viewer.add_points(np.zeros((1, 2)), name="not a choice")
+    assert [tab.image_combo.itemText(i) for i in range(tab.image_combo.count())] == ["raw"]
+    assert [tab.mask_combo.itemText(i) for i in range(tab.mask_combo.count())] == ["cells"]
+    assert tab.channel_axis.currentData() is None  # grayscale: no channel axis
+
+    tab.split_combo.setCurrentText("val")
+    record = tab.add_pair()
+
+    assert record is not None and not _is_error(tab)
+    assert record.pair_id in tab.message.text() and "mask > 0 -> 1" in tab.message.text()
+    [stored] = session.project.dataset.pairs
+    assert (stored.image_layer, stored.mask_layer, stored.source, stored.split) == ("raw", "cells", "manual", "val")
+    assert tab.table.rowCount() == 1
+    assert [tab.table.item(0, c).text() for c in range(5)] == [record.pair_id, "val", "32x32", "manual", "-"]
+
+    viewer.layers["cells"].name = "renamed"  # combos follow the viewer
+    assert tab.mask_combo.currentText() == "renamed"
+    viewer.layers.remove("renamed")
+    assert tab.mask_combo.count() == 0
+    assert tab.add_pair() is None and _is_error(tab)
+
+
+def test_stack_with_2d_mask_needs_the_slice(setup):
+    viewer, session, tab = setup()
+    viewer.add_image(_image((5, 32, 32)), name="stack")
+    viewer.add_labels(_mask((32, 32)), name="plane")
+    viewer.dims.set_current_step(0, 3)
+    assert tab.slice_check.isEnabled() and not tab.slice_check.isChecked()
+    assert tab.slice_spin.value() == 3  # follows the viewer's slice
+    assert "one slice" in tab.shape_hint.text()
+
+    assert tab.add_pair() is None
+    assert _is_error(tab) and "slice_index" in tab.message.text() and "\n" not in tab.message.text()
+    assert len(session.project.dataset) == 0
+
+    tab.slice_check.setChecked(True)
+    record = tab.add_pair()
+    assert record is not None and record.slice_index == 3 and record.image_shape == [32, 32]
+    assert "slice 3" in tab.message.text()
+
+
+def test_rgb_layer_declares_last_channel_axis(setup):
+    viewer, session, tab = setup(architecture={**TINY, "input_channels": 3})
+    viewer.add_image(_image((32, 32, 3)), name="rgb", rgb=True)
+    viewer.add_labels(_mask((32, 32)), name="mask")
+    assert tab.channel_axis.currentData() == -1
+    record = tab.add_pair()
+    assert record is not None, tab.message.text()
+    assert record.image_shape == [3, 32, 32] and record.image_channels == 3
+
+
+def test_multichannel_without_declared_axis_is_refused(setup):
+    viewer, session, tab = setup(architecture={**TINY, "input_channels": 2})
+    viewer.add_image(_image((2, 32, 32)), name="two channels")
+    viewer.add_labels(_mask((32, 32)), name="mask")
+    assert tab.channel_axis.currentData() is None  # never guessed
+    assert tab.add_pair() is None and "channel_axis=0" in tab.message.text()
+    tab.channel_axis.setCurrentIndex(tab.channel_axis.findData(0))
+    assert not tab.slice_check.isEnabled()  # with the channel axis declared it is a 2D image
+    assert tab.add_pair().image_channels == 2
+
+
+def test_target_class_and_label_map(setup):
+    viewer, session, tab = setup(output_mode="multiclass", num_classes=3, class_names=["background", "nucleus", "cell"])
+    viewer.add_image(_image((32, 32)), name="raw")
+    viewer.add_labels(_mask((32, 32)), name="mask")
+    tab.mask_mode.setCurrentText("target-class")
+    assert tab.target_class.isVisibleTo(tab) and not tab.label_map.isVisibleTo(tab)
+    assert [tab.target_class.itemText(i) for i in range(tab.target_class.count())] == ["nucleus", "cell"]
+    tab.target_class.setCurrentText("cell")
+    record = tab.add_pair()
+    assert record.saved_labels == [0, 2] and record.target_class_name == "cell"
+
+    tab.mask_mode.setCurrentText("label-map")
+    tab.label_map.setText("1:2,2:x")
+    assert tab.add_pair() is None and "2:x" in tab.message.text()
+    tab.label_map.setText("1:2,2:1")
+    assert tab.add_pair().saved_labels == [0, 1, 2]
+    assert tab.table.rowCount() == 2
+
+
+def test_remove_and_split_change(setup):
+    viewer, session, tab = setup()
+    viewer.add_image(_image((32, 32)), name="raw")
+    viewer.add_labels(_mask((32, 32)), name="mask")
+    ids = [tab.add_pair().pair_id for _ in range(3)]
+    assert tab.table.rowCount() == 3
+
+    tab.select_pairs(ids[:2])
+    assert tab.selected_pair_ids() == ids[:2]
+    assert tab.set_split_of_selected("benchmark") == ids[:2]
+    assert [session.project.dataset.get(i).split for i in ids[:2]] == ["benchmark", "benchmark"]
+    assert session.project.dataset.get(ids[0]).split_assigned_by == "user"
+    assert tab.table.item(0, 1).text() == "benchmark"
+
+    tab.select_pairs([ids[1]])
+    assert tab.remove_selected(confirm=False) == [ids[1]]
+    assert session.project.dataset.ids() == [ids[0], ids[2]]
+    assert tab.table.rowCount() == 2
+    tab.table.clearSelection()
+    assert tab.remove_selected(confirm=False) == [] and _is_error(tab)
+
+
+def test_import_folder_in_worker(setup, qtbot, tmp_path):
+    from napari_training_assistant.project.image_io import write_tiff
+
+    viewer, session, tab = setup()
+    folder = tmp_path / "incoming"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for name in ("a", "b"):
+        write_tiff(folder / "images" / f"{name}.tif", _image((32, 32)))
+    write_tiff(folder / "masks" / "a.tif", _mask((32, 32)))
+    write_tiff(folder / "masks" / "b_mask.tif", _mask((32, 32)))
+    write_tiff(folder / "images" / "lonely.tif", _image((32, 32)))
+    pairs, unmatched = find_folder_pairs(folder)
+    assert [(i.name, m.name) for i, m in pairs] == [("a.tif", "a.tif"), ("b.tif", "b_mask.tif")]
+    assert unmatched == ["lonely.tif"]
+
+    worker = tab.import_folder(folder)
+    assert worker is not None and not tab.import_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
+
+    assert "Imported 2 pair(s)" in tab.message.text() and "lonely.tif" in tab.message.text()
+    assert tab.table.rowCount() == 2
+    records = session.project.dataset.pairs
+    assert {r.source for r in records} == {"imported"}
+    assert records[1].source_files["mask"].endswith("b_mask.tif")
+
+    assert tab.import_folder(tmp_path / "nothing here") is None
+    assert _is_error(tab) and "images/" in tab.message.text()
+
+
+def test_layer_names_restored_on_reopen(setup, tmp_path):
+    viewer, session, tab = setup()
+    viewer.add_image(_image((32, 32)), name="raw")
+    viewer.add_image(_image((32, 32), seed=1), name="other")
+    viewer.add_labels(_mask((32, 32)), name="mask")
+    viewer.add_labels(_mask((32, 32)), name="mask 2")
+    tab.image_combo.setCurrentText("raw")
+    tab.mask_combo.setCurrentText("mask")
+    assert tab.add_pair() is not None  # a successful add remembers the layers
+    assert session.project.config.ui.selected_layers == {"dataset.image": "raw", "dataset.mask": "mask"}
+
+    session.close()
+    tab.image_combo.setCurrentText("other")
+    tab.mask_combo.setCurrentText("mask 2")
+    session.open(tmp_path / "proj")
+    assert (tab.image_combo.currentText(), tab.mask_combo.currentText()) == ("raw", "mask")
+
+    # remembered layers that appear after opening are selected when they arrive
+    session.close()
+    viewer.layers.remove("raw")
+    session.open(tmp_path / "proj")
+    assert tab.image_combo.currentText() == "other"
+    viewer.add_image(_image((32, 32)), name="raw")
+    assert tab.image_combo.currentText() == "raw"
+
+
+def test_parse_label_map():
+    assert parse_label_map("1:1, 2:1,5:2") == {1: 1, 2: 1, 5: 2}
+    for bad in ("", "1", "a:1"):
+        with pytest.raises(DatasetError):
+            parse_label_map(bad)
+
+
+def test_disabled_without_project(make_napari_viewer, qtbot):
+    tab = DatasetTab(make_napari_viewer(), ProjectSession())
+    qtbot.addWidget(tab)
+    assert not tab.isEnabled() and "Open or create" in tab.message.text()

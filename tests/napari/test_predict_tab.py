@@ -1,0 +1,89 @@
+"""Predict tab: background prediction into the project and a Labels layer; errors as messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture
+def setup(make_napari_viewer, qtbot, make_project, fast_options):
+    from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+    from napari_training_assistant.napari.session import ProjectSession
+    from napari_training_assistant.napari.tabs.predict_tab import PredictTab
+    from napari_training_assistant.train import train_project
+
+    project = make_project()
+    train_project(project, fast_options(run_benchmark=False))
+    viewer = make_napari_viewer()
+    image, _ = make_nuclei((40, 56), n_nuclei=3, radius_range=(4.0, 7.0), seed=9)
+    viewer.add_image(image, name="cells", scale=(0.5, 0.5))
+    session = ProjectSession()
+    tab = PredictTab(viewer, session)
+    qtbot.addWidget(tab)
+    session.open(project.root)
+    return project, viewer, session, tab
+
+
+def _wait_done(qtbot, tab):
+    qtbot.waitUntil(lambda: tab.predict_button.isEnabled(), timeout=60_000)
+
+
+def test_predict_adds_labels_layer_and_saves_into_project(setup, qtbot, fast_options):
+    from napari.layers import Labels
+
+    from napari_training_assistant.project.image_io import read_tiff
+    from napari_training_assistant.train import train_project
+
+    project, viewer, session, tab = setup
+    train_project(project, fast_options(run_benchmark=False))
+    session.updated()
+    assert [tab.checkpoint_combo.itemData(i) for i in range(tab.checkpoint_combo.count())] == [
+        "latest", "unet_run_002", "unet_run_001"]
+    session.select_checkpoint("unet_run_001")  # "Use for prediction" in the Checkpoints tab
+    assert tab.checkpoint_combo.currentData() == "unet_run_001"
+    assert tab.image_combo.currentText() == "cells"
+
+    tab.predict_button.click()
+    assert not tab.predict_button.isEnabled()  # disabled while running, GUI not blocked
+    _wait_done(qtbot, tab)
+
+    layer = viewer.layers["cells prediction (unet_run_001)"]
+    assert isinstance(layer, Labels)
+    assert layer.data.shape == (40, 56) and tuple(layer.scale) == (0.5, 0.5)
+    saved = project.layout.predictions_dir / "prediction_001.tif"
+    assert saved.is_file()
+    np.testing.assert_array_equal(read_tiff(saved), layer.data)
+    record = project.predictions.registry.predictions[-1]
+    assert record.source == "napari layer cells" and record.checkpoint_id == "unet_run_001"
+    assert "prediction_001" in tab.message.text()
+    assert project.config.ui.selected_layers["predict_image"] == "cells"
+
+
+def test_wrong_channel_count_is_a_red_message(setup, qtbot):
+    project, viewer, session, tab = setup
+    viewer.add_image(np.zeros((2, 40, 56), np.uint16), name="two channels")
+    tab.image_combo.setCurrentText("two channels")
+    tab.channel_axis.setValue(0)
+    tab.predict_button.click()
+    _wait_done(qtbot, tab)
+
+    text = tab.message.text()
+    assert text.startswith("Prediction failed:") and "expects 1 channel(s)" in text and "\n" not in text
+    assert "#ff6b6b" in tab.message.styleSheet()
+    assert not project.predictions.registry.predictions
+    assert not session.busy
+    assert [layer.name for layer in viewer.layers] == ["cells", "two channels"]
+
+
+def test_layer_combo_follows_the_viewer(setup):
+    _, viewer, _, tab = setup
+    viewer.add_image(np.zeros((8, 8)), name="other")
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name="not an image")
+    assert [tab.image_combo.itemText(i) for i in range(tab.image_combo.count())] == ["cells", "other"]
+    viewer.layers["other"].name = "renamed"
+    assert "renamed" in [tab.image_combo.itemText(i) for i in range(tab.image_combo.count())]
+    viewer.layers.remove("renamed")
+    assert tab.image_combo.count() == 1
