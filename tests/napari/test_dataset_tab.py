@@ -80,7 +80,8 @@ def test_stack_with_2d_mask_needs_the_slice(setup):
     assert "one slice" in tab.shape_hint.text()
 
     assert tab.add_pair() is None
-    assert _is_error(tab) and "slice_index" in tab.message.text() and "\n" not in tab.message.text()
+    assert _is_error(tab) and "slice_index" in tab.message.text() and "one slice" in tab.message.text()
+    assert "\n" not in tab.message.text()
     assert len(session.project.dataset) == 0
 
     tab.slice_check.setChecked(True)

@@ -382,6 +382,8 @@ class DatasetTab(ProjectTab):
             source="manual",
         )
         if record is None:
+            if self.shape_hint.text():  # the project's message names slice_index: point at the control
+                self.show_message(f"{self.message.text()} (tick 'one slice' above)", error=True)
             return None
         self.session.remember(layers={IMAGE_ROLE: image.name, MASK_ROLE: mask.name})
         where = f", slice {record.slice_index}" if record.slice_index is not None else ""

@@ -52,6 +52,10 @@ class PointsPanel(QWidget):
         self.source = QComboBox()
         self.source.addItems(SOURCES)
         self.source.currentIndexChanged.connect(self._source_changed)
+        self.source.setToolTip(
+            f"Layers are written to <project>/{DATA_FOLDER}/ (zarr, synapses.csv, regions.json, spec.yaml) on Start, "
+            "then trained like `nta train-points` on that spec"
+        )
         form.addRow("Train from", self.source)
         self.spec_path = QLineEdit()
         self.spec_path.setPlaceholderText("spec.yaml of `nta train-points`")
@@ -75,8 +79,10 @@ class PointsPanel(QWidget):
         self.model_row = row(self.depth, self.base)
         form.addRow("U-Net depth / base", self.model_row)
         self.form = form
-        viewer.layers.events.inserted.connect(self.refresh_layers)
-        viewer.layers.events.removed.connect(self.refresh_layers)
+        emitters = (viewer.layers.events.inserted, viewer.layers.events.removed)
+        for emitter in emitters:
+            emitter.connect(self.refresh_layers)
+        self.destroyed.connect(lambda *_: [e.disconnect(self.refresh_layers) for e in emitters])  # the viewer may outlive us
         self.refresh_layers()
         self._source_changed()
 

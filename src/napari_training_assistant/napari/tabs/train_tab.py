@@ -67,7 +67,8 @@ class TrainTab(ProjectTab):
         self.pages.addWidget(self.source_info)
         self.pages.addWidget(self.points)
         layout.addWidget(self.pages)
-        layout.addWidget(self._parameters())
+        self.parameters = self._parameters()
+        layout.addWidget(self.parameters)
         self.decisions = QTableWidget(0, 4)
         self.decisions.setHorizontalHeaderLabels(["Setting", "Value", "Source", "Reason"])
         self.decisions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -88,6 +89,7 @@ class TrainTab(ProjectTab):
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
         self.layout().addWidget(scroll, 1)
+        self.session.busy_changed.connect(self._busy)
         self._mode_changed()
 
     def _parameters(self) -> QGroupBox:
@@ -207,14 +209,17 @@ class TrainTab(ProjectTab):
     def options(self):
         from ...train import TrainOptions
 
+        device = self.device.currentText().strip() or None
+        if self.point_mode and self.points.uses_spec():  # the spec file decides the rest
+            return TrainOptions(start=self._start_spec(), device=device)
         patch = [int(v) for v in self.patch.text().replace("x", ",").split(",") if v.strip()]
         return TrainOptions(
             epochs=self.epochs.value(),
             batch_size=self.batch.value() or None,
-            patch_size=patch or None,
+            patch_size=None if self.point_mode else patch or None,
             learning_rate=self.lr.value(),
             start=self._start_spec(),
-            device=self.device.currentText().strip() or None,
+            device=device,
             samples_per_epoch=self.samples.value() or None,
         )
 
@@ -225,6 +230,9 @@ class TrainTab(ProjectTab):
             return False
         if project is None:
             self.show_message("Open or create a Training Project Folder first.", error=True)
+            return False
+        if self.session.busy:
+            self.show_message("Another task is running: wait for it to finish, then start training.", error=True)
             return False
         try:
             run = self._prepare(project)
@@ -265,8 +273,13 @@ class TrainTab(ProjectTab):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
-        self.mode.setEnabled(not running)
+        for widget in (self.mode, self.pages, self.parameters):
+            widget.setEnabled(not running)
         self.session.set_busy(running)
+
+    def _busy(self, busy: bool) -> None:
+        if not self.running:  # another tab's task (prediction, import): no training meanwhile
+            self.start_button.setEnabled(not busy)
 
     # ---- events, in the GUI thread
     def _on_item(self, item: Any) -> None:
