@@ -53,6 +53,11 @@ class RegionWindows(Dataset):
         self.min_nonzero_fraction = float(min_nonzero_fraction)
         self.line_point = line_point
         self.offset, self.scale = image_scale(cached.arrays["img"])
+        # per-item work kept to slicing: a lookup table for 8-bit images, binary label targets stacked
+        # once per region, and the loss-mask template (crop border) built once for the window shape
+        self._lut = ((np.arange(256, dtype=np.float32) - self.offset) / self.scale) if cached.arrays["img"].dtype == np.uint8 else None
+        self._labels = np.stack([cached.arrays[k] > 0 for k in self.label_keys]).astype(np.uint8) if target_form == "labels" and cached.arrays else None
+        self._template = self._crop_template(cached.indexer.window)
 
     @property
     def channels(self) -> int:
@@ -69,7 +74,8 @@ class RegionWindows(Dataset):
         where = window.slices(self.cached.box.start)
         arrays = self.cached.arrays
         raw = arrays["img"][where]
-        image = ((raw.astype(np.float32) - self.offset) / self.scale)[None]
+        image = (self._lut[raw] if self._lut is not None else (raw.astype(np.float32) - self.offset) / self.scale)[None]
+        # targets stay uint8 (the loss casts on the device); `valid` may be the shared template
         if self.centre_marker:
             point = self.cached.indexer.points[index]
             centre = [p - s for p, s in zip(point, window.start, strict=True)]
@@ -77,42 +83,49 @@ class RegionWindows(Dataset):
         target = self._target(index, where)
         valid = self._valid(where)
         nonzero = float(np.count_nonzero(raw)) / raw.size
-        weight = 1.0 if nonzero >= self.min_nonzero_fraction else 0.0  # masked, not skipped (DDP stays in step)
+        if nonzero < self.min_nonzero_fraction:  # masked, not skipped: DDP ranks stay in step
+            valid = np.zeros_like(valid)
         return {
-            "image": torch.from_numpy(np.ascontiguousarray(image)),
+            "image": torch.from_numpy(image),
             "target": torch.from_numpy(target),
-            "valid": torch.from_numpy(valid * weight),
+            "valid": torch.from_numpy(valid),
             "nonzero_fraction": torch.tensor(nonzero),
         }
 
     def _target(self, index: int, where: tuple[slice, ...]) -> np.ndarray:
         arrays = self.cached.arrays
         if self.target_form == "labels":
-            return np.stack([(arrays[k][where] > 0) for k in self.label_keys]).astype(np.float32)
+            return self._labels[(slice(None), *where)]
         synapse = self.cached.synapses[index]
         segmentation = arrays["segmentation"]
         ends = (synapse.start, synapse.end if synapse.end is not None else synapse.start)
         ids = [segmentation[self._local(p)] for p in ends]
         window = segmentation[where]
-        return np.stack([(window == i) & (i != 0) for i in ids]).astype(np.float32)
+        return np.stack([(window == i) & (i != 0) for i in ids]).astype(np.uint8)
 
-    def _valid(self, where: tuple[slice, ...]) -> np.ndarray:
-        arrays = self.cached.arrays
-        shape = arrays["img"][where].shape
-        valid = np.ones((self.channels, *shape), np.float32)
-        if "img_mask" in arrays:
-            valid *= (arrays["img_mask"][where] > 0)[None]
-        keys = self.label_keys if self.target_form == "labels" else ("segmentation", "segmentation")
-        for channel, key in enumerate(keys):
-            if f"{key}_mask" in arrays:
-                valid[channel] *= arrays[f"{key}_mask"][where] > 0
+    def _crop_template(self, window: Sequence[int]) -> np.ndarray:
+        """(C, *window) ones with the `loss_crop_pad` border of every axis set to 0."""
+        valid = np.ones((self.channels, *window), np.float32)
         for axis, pad in enumerate(self.loss_crop_pad):
             if pad > 0:
                 index = [slice(None)] * valid.ndim
                 index[axis + 1] = slice(0, pad)
                 valid[tuple(index)] = 0
-                index[axis + 1] = slice(shape[axis] - pad, shape[axis])
+                index[axis + 1] = slice(window[axis] - pad, window[axis])
                 valid[tuple(index)] = 0
+        return valid
+
+    def _valid(self, where: tuple[slice, ...]) -> np.ndarray:
+        arrays = self.cached.arrays
+        keys = self.label_keys if self.target_form == "labels" else ("segmentation", "segmentation")
+        if "img_mask" not in arrays and not any(f"{key}_mask" in arrays for key in keys):
+            return self._template  # shared: batching copies it, nothing writes to it
+        valid = self._template.copy()
+        if "img_mask" in arrays:
+            valid *= (arrays["img_mask"][where] > 0)[None]
+        for channel, key in enumerate(keys):
+            if f"{key}_mask" in arrays:
+                valid[channel] *= arrays[f"{key}_mask"][where] > 0
         return valid
 
 
