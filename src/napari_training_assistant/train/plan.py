@@ -136,7 +136,11 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
     architecture = project.architecture
     train_pairs = load_pairs(project, train_ids, settings.normalization)
     val_pairs = train_pairs if val_note else load_pairs(project, val_ids, settings.normalization)
-    fixed = _user_fixed(options, settings, start_is_scratch=_starts_from_scratch(project, options))
+    start_is_scratch = _starts_from_scratch(project, options)
+    keep_reason = _architecture_kept(architecture, options, start_is_scratch)
+    fixed = _user_fixed(options, settings)
+    if keep_reason:
+        fixed |= set(ARCHITECTURE_SETTINGS)
     try:
         resolved, decisions = plan(
             _fingerprint(train_pairs),
@@ -147,8 +151,8 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
         )
     except ValueError as exc:  # e.g. a patch size with the wrong number of axes
         raise ProjectError(f"cannot plan the run: {exc}") from None
-    if not _starts_from_scratch(project, options):
-        decisions = [_kept_for_weights(d) for d in decisions]
+    if keep_reason:
+        decisions = [_kept(d, keep_reason) for d in decisions]
     new_arch = planned_architecture(architecture, resolved)
     arch_dict = new_arch.model_dump(mode="json")
     start = resolve_start(project, arch_dict, options.start)
@@ -201,18 +205,27 @@ def _starts_from_scratch(project: TrainingProject, options: TrainOptions) -> boo
     return project.starting_weights.choice == "scratch"
 
 
-def _kept_for_weights(decision: AutoConfigDecision) -> AutoConfigDecision:
+def _architecture_kept(architecture: ArchitectureConfig, options: TrainOptions, start_is_scratch: bool) -> str:
+    """Why depth / width / levels must stay as the architecture says ('' when auto-configuration may
+    choose them: the architecture is still the untouched default and training starts from scratch)."""
+    if not start_is_scratch:
+        return "kept from the architecture: the starting weights are loaded into it"
+    if options.keep_architecture:
+        return "kept from the architecture (--keep-architecture)"
+    untouched = ArchitectureConfig(spatial_dims=architecture.spatial_dims)
+    if any(getattr(architecture, name) != getattr(untouched, name) for name in ("preset", *ARCHITECTURE_SETTINGS)):
+        return "kept from the architecture: it was chosen in architecture_config.json"
+    return ""
+
+
+def _kept(decision: AutoConfigDecision, reason: str) -> AutoConfigDecision:
     if decision.setting in ARCHITECTURE_SETTINGS and decision.source == "user":
-        return decision.model_copy(update={"source": "auto", "reason": "kept from the architecture: the starting weights are loaded into it"})
+        return decision.model_copy(update={"source": "user", "reason": reason})
     return decision
 
 
-def _user_fixed(options: TrainOptions, settings: TrainingSettings, start_is_scratch: bool) -> set[str]:
+def _user_fixed(options: TrainOptions, settings: TrainingSettings) -> set[str]:
     fixed = options.user_fixed()
-    if not start_is_scratch:  # weights are loaded: the network must stay as the architecture says
-        fixed |= set(ARCHITECTURE_SETTINGS)
-    if options.keep_architecture:
-        fixed |= set(ARCHITECTURE_SETTINGS)
     if options.device:
         fixed.add("device")
     if options.samples_per_epoch:

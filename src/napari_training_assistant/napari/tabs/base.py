@@ -19,6 +19,7 @@ class ProjectTab(QWidget):
 
     title = "Tab"
     needs_project = True
+    fills_height = False  # True: the tab's own content takes the spare height (no stretch below it)
 
     def __init__(self, viewer: napari.Viewer, session: ProjectSession, parent: QWidget | None = None):
         super().__init__(parent)
@@ -30,7 +31,8 @@ class ProjectTab(QWidget):
         self.message.setObjectName("tab_message")
         self.build()
         self.layout().addWidget(self.message)
-        self.layout().addStretch(1)
+        if not self.fills_height:
+            self.layout().addStretch(1)
         session.project_changed.connect(self._project_changed)
         session.project_updated.connect(self.refresh)
         self._project_changed(session.project)

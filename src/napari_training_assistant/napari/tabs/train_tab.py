@@ -46,6 +46,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 class TrainTab(ProjectTab):
     title = "Train"
+    fills_height = True
 
     def build(self) -> None:
         self.worker = None
