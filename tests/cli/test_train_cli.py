@@ -94,7 +94,9 @@ def test_user_overrides_and_auto_decisions_reach_project_config_and_status(make_
     assert decisions["patch_size"]["value"] == [32, 32] and decisions["patch_size"]["source"] == "user"
     assert decisions["batch_size"]["value"] == 2 and decisions["batch_size"]["source"] == "user"
     assert decisions["precision"]["source"] == "auto" and decisions["precision"]["reason"]
-    assert decisions["depth"]["source"] == "auto"
+    # the project chose tiny_unet (depth 2): auto-configuration keeps a chosen architecture and says why
+    assert decisions["depth"]["value"] == 2 and decisions["depth"]["source"] == "user"
+    assert "chosen in architecture_config.json" in decisions["depth"]["reason"]
     status = run_json(capsys, "status", project.root, "--json")
     assert status["auto_configuration_decisions"] == config["auto_configuration_decisions"]
     assert status["latest_checkpoint"] == "unet_run_001" and status["state"] == "trained and benchmarked"

@@ -357,3 +357,21 @@ def test_progress_events_arrive_in_order(make_project, fast_options):
     finished = events[-1]
     assert finished.message.startswith("completed") and finished.metrics["dice"] is not None
     json.dumps([e.metrics for e in events])  # plain values a widget or a log can take
+
+
+def test_auto_configuration_may_shrink_only_the_untouched_default_architecture(tmp_path, fast_options):
+    """On a CPU the seed's default U-Net (depth 4, base 32) is replaced by a small one, with the reason;
+    an architecture the user chose is kept."""
+    from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+    from napari_training_assistant.project import TrainingProject
+    from napari_training_assistant.train import train_project
+
+    project = TrainingProject.create(tmp_path / "default", "default")
+    for seed, split in enumerate(("train", "val")):
+        image, labels = make_nuclei((48, 48), n_nuclei=3, radius_range=(4.0, 6.0), seed=seed)
+        project.dataset.add(image, labels, split=split)
+    train_project(project, fast_options())
+    decisions = {d.setting: d for d in project.config.auto_configuration_decisions}
+    assert decisions["depth"].source == "auto" and decisions["base_channels"].value == 16
+    assert "CPU" in decisions["base_channels"].reason
+    assert project.architecture.base_channels == 16  # the planned architecture is written into the project
