@@ -15,7 +15,7 @@ from .project.errors import ProjectError
 
 DEMO_NAME = "nta-demo"
 DEMO_PAIRS = 10
-DEMO_EPOCHS = 6
+DEMO_EPOCHS = 10
 UNSEEN_SEED = 999
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from ..model import describe
@@ -155,6 +156,7 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
         decisions = [_kept(d, keep_reason) for d in decisions]
     new_arch = planned_architecture(architecture, resolved)
     arch_dict = new_arch.model_dump(mode="json")
+    torch.manual_seed(settings.seed)  # initial weights and loader shuffling repeat for the same seed
     start = resolve_start(project, arch_dict, options.start)
     augmenter = Augmenter.from_settings(settings.augmentation, new_arch.spatial_dims)
     train_dataset = PatchSampler(

@@ -1,22 +1,13 @@
 """Reader for Neuroglancer precomputed annotation layers (``neuroglancer_annotations_v1``).
 
-Implements the published format: an ``info`` JSON file naming the coordinate space
-(``dimensions``), the annotation type, the property and relationship declarations, the ``by_id``
+Implements the published format: an ``info`` JSON file (parsed in `precomputed_info`) naming the
+coordinate space, the annotation type, the property and relationship declarations, the ``by_id``
 index and one or more ``spatial`` index levels. Every index is either unsharded (one file per
 key: ``<key>/<x>_<y>_<z>`` for spatial cells, ``<key>/<id>`` for ``by_id`` and relationships) or
 sharded (``neuroglancer_uint64_sharded_v1``, read through tensorstore's
 ``neuroglancer_uint64_sharded`` kvstore, keyed by the uint64 annotation id, segment id or, for
-spatial cells, the compressed Morton code of the cell).
-
-Binary encodings (all little-endian):
-
-* one annotation: float32 geometry (``rank`` values for points, ``2 * rank`` for lines, boxes and
-  ellipsoids: two corners / centre + radii), then the properties - first the 4-byte types
-  (uint32, int32, float32), then the 2-byte ones (uint16, int16), then the 1-byte ones (uint8,
-  int8, rgb, rgba), each group in declaration order - zero-padded to a multiple of 4 bytes;
-* spatial cells and relationship index entries: uint64 count, the annotations, then their uint64 ids;
-* ``by_id`` entries: one annotation followed, for each declared relationship, by a uint32 count and
-  that many uint64 segment ids.
+spatial cells, the compressed Morton code of the cell). The binary encodings are decoded in
+`precomputed_codec`.
 
 Coordinates come back as voxels of the caller's grid: ``voxel = coordinate * scale_nm /
 resolution_nm`` per axis, reordered from the layer's dimension names (x, y, z) to the caller's
@@ -32,8 +23,7 @@ import math
 import os
 import posixpath
 import struct
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +32,23 @@ import numpy as np
 from napari_training_assistant.data.geometry import Box
 from napari_training_assistant.project.errors import DatasetError
 
+from .precomputed_codec import (
+    _decode_multiple,
+    _decode_single,
+    _python_value,
+    _record_dtype,
+    compressed_morton_code,
+)
+from .precomputed_info import (
+    ANNOTATION_TYPES,
+    AnnotationLayerInfo,
+    IndexSpec,
+    PropertySpec,
+    SpatialLevel,
+    _fail,
+    _one_line,
+    _parse_info,
+)
 from .types import Synapse
 
 __all__ = [
@@ -57,214 +64,10 @@ __all__ = [
     "read_related_annotations",
 ]
 
-ANNOTATION_TYPES = ("point", "line", "axis_aligned_bounding_box", "ellipsoid")
-
-# property type -> (numpy dtype of one value, alignment group in bytes)
-_PROPERTY_TYPES: dict[str, tuple[Any, int]] = {
-    "uint32": ("<u4", 4),
-    "int32": ("<i4", 4),
-    "float32": ("<f4", 4),
-    "uint16": ("<u2", 2),
-    "int16": ("<i2", 2),
-    "uint8": ("u1", 1),
-    "int8": ("i1", 1),
-    "rgb": (("u1", (3,)), 1),
-    "rgba": (("u1", (4,)), 1),
-}
-
-# length unit -> nanometres per unit
-_UNIT_NM = {
-    "km": 1e12,
-    "m": 1e9,
-    "cm": 1e7,
-    "mm": 1e6,
-    "um": 1e3,
-    "\u00b5m": 1e3,  # micro sign
-    "\u03bcm": 1e3,  # greek mu
-    "nm": 1.0,
-    "pm": 1e-3,
-}
-
 _MAX_CELLS = 1_000_000  # cells one level may enumerate before we ask for a bbox
 _BATCH = 256  # concurrent kvstore reads
 
 _TENSORSTORE_HINT = "install tensorstore (pip install 'napari-training-assistant[connectomics]')"
-
-
-# ----------------------------------------------------------------------------------------- info
-@dataclass(frozen=True)
-class PropertySpec:
-    """One declared annotation property; `enum_labels` maps enum value -> label (empty if none)."""
-
-    id: str
-    type: str
-    description: str | None = None
-    enum_labels: dict[Any, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """A `by_id` or relationship index: its key (sub-folder) and sharding spec (None = unsharded)."""
-
-    key: str
-    sharding: dict[str, Any] | None = None
-    id: str = ""  # relationship id; "" for by_id
-
-
-@dataclass(frozen=True)
-class SpatialLevel:
-    key: str
-    grid_shape: tuple[int, ...]
-    chunk_size: tuple[float, ...]
-    limit: int
-    sharding: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class AnnotationLayerInfo:
-    """The parsed ``info`` of an annotation layer (annotation_type lower-cased)."""
-
-    location: str
-    annotation_type: str
-    dimension_names: tuple[str, ...]
-    scales_nm: tuple[float, ...]
-    lower_bound: tuple[float, ...]
-    upper_bound: tuple[float, ...]
-    properties: tuple[PropertySpec, ...]
-    relationships: tuple[IndexSpec, ...]
-    by_id: IndexSpec | None
-    spatial: tuple[SpatialLevel, ...]
-
-    @property
-    def rank(self) -> int:
-        return len(self.dimension_names)
-
-    def label_map(self, property_id: str) -> dict[Any, str]:
-        """Enum value -> label for one property ({} when the property is not an enum)."""
-        for p in self.properties:
-            if p.id == property_id:
-                return dict(p.enum_labels)
-        raise DatasetError(
-            f"annotation layer {self.location} has no property {property_id!r}: "
-            f"choose one of {[p.id for p in self.properties]}"
-        )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _fail(location: str, what: str, fix: str) -> DatasetError:
-    return DatasetError(f"annotation layer {location}: {what}; {fix}")
-
-
-def _unit_nm(location: str, name: str, unit: Any) -> float:
-    if not isinstance(unit, str) or unit.strip() not in _UNIT_NM:
-        raise _fail(
-            location,
-            f"dimension {name!r} has unit {unit!r}, not a length",
-            f"use one of {', '.join(_UNIT_NM)} in the info's dimensions",
-        )
-    return _UNIT_NM[unit.strip()]
-
-
-def _parse_sharding(location: str, where: str, value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or value.get("@type") != "neuroglancer_uint64_sharded_v1":
-        raise _fail(
-            location,
-            f"{where} has sharding {value!r}",
-            "expected a neuroglancer_uint64_sharded_v1 sharding spec or none",
-        )
-    return dict(value)
-
-
-def _parse_info(location: str, raw: bytes) -> AnnotationLayerInfo:
-    try:
-        info = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail(location, f"info is not JSON ({_one_line(exc)})", "point at the layer's folder") from exc
-    if not isinstance(info, Mapping) or info.get("@type") != "neuroglancer_annotations_v1":
-        kind = info.get("@type") if isinstance(info, Mapping) else type(info).__name__
-        raise _fail(
-            location,
-            f"info has @type {kind!r}, not 'neuroglancer_annotations_v1'",
-            "point at a precomputed annotation layer, not an image/segmentation volume",
-        )
-    try:
-        dims = info["dimensions"]
-        names = tuple(str(n) for n in dims)
-        scales = []
-        for n in names:
-            scale, unit = dims[n]
-            scales.append(float(scale) * _unit_nm(location, n, unit))
-        rank = len(names)
-        atype = str(info["annotation_type"]).lower()
-        if atype not in ANNOTATION_TYPES:
-            raise _fail(
-                location,
-                f"annotation_type {info['annotation_type']!r} is not supported",
-                f"use one of {', '.join(ANNOTATION_TYPES)}",
-            )
-        lower = tuple(float(v) for v in info["lower_bound"])
-        upper = tuple(float(v) for v in info["upper_bound"])
-        props = []
-        for p in info.get("properties") or []:
-            ptype = str(p["type"]).lower()
-            if ptype not in _PROPERTY_TYPES:
-                raise _fail(
-                    location,
-                    f"property {p.get('id')!r} has type {p['type']!r}",
-                    f"expected one of {', '.join(_PROPERTY_TYPES)}",
-                )
-            values, labels = p.get("enum_values"), p.get("enum_labels")
-            if (values is None) != (labels is None) or (values is not None and len(values) != len(labels)):
-                raise _fail(
-                    location,
-                    f"property {p['id']!r} has mismatched enum_values/enum_labels",
-                    "give both lists with one label per value",
-                )
-            enum = dict(zip(values or [], labels or [], strict=True))
-            props.append(PropertySpec(str(p["id"]), ptype, p.get("description"), enum))
-        rels = tuple(
-            IndexSpec(
-                str(r["key"]),
-                _parse_sharding(location, f"relationship {r['id']!r}", r.get("sharding")),
-                str(r["id"]),
-            )
-            for r in info.get("relationships") or []
-        )
-        by_id_raw = info.get("by_id")
-        by_id = (
-            IndexSpec(str(by_id_raw["key"]), _parse_sharding(location, "by_id", by_id_raw.get("sharding")))
-            if by_id_raw
-            else None
-        )
-        levels = []
-        for i, s in enumerate(info.get("spatial") or []):
-            level = SpatialLevel(
-                str(s["key"]),
-                tuple(int(v) for v in s["grid_shape"]),
-                tuple(float(v) for v in s["chunk_size"]),
-                int(s.get("limit", 0)),
-                _parse_sharding(location, f"spatial level {i}", s.get("sharding")),
-            )
-            if len(level.grid_shape) != rank or len(level.chunk_size) != rank:
-                raise _fail(location, f"spatial level {i} is not of rank {rank}", "fix grid_shape/chunk_size")
-            levels.append(level)
-        if len(lower) != rank or len(upper) != rank:
-            raise _fail(location, f"lower_bound/upper_bound are not of rank {rank}", "fix the info")
-    except DatasetError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _fail(
-            location, f"info is malformed ({type(exc).__name__}: {exc})", "fix or regenerate the info file"
-        ) from exc
-    return AnnotationLayerInfo(
-        location, atype, names, tuple(scales), lower, upper, tuple(props), rels, by_id, tuple(levels)
-    )
 
 
 # -------------------------------------------------------------------------------------- storage
@@ -356,78 +159,6 @@ def _open_layer(path_or_url: str | Path) -> tuple[_Store, AnnotationLayerInfo]:
             "point at the folder/URL of a Neuroglancer precomputed annotation layer",
         )
     return store, _parse_info(store.location, found[0][1])
-
-
-# ------------------------------------------------------------------------------------- encoding
-def compressed_morton_code(cell: Sequence[int], grid_shape: Sequence[int]) -> int:
-    """Compressed Morton code of a grid cell: bits of each coordinate interleaved (dimension 0
-    first, low bits first), skipping a dimension once its ceil(log2(grid_shape)) bits are used."""
-    bits = [max(int(g) - 1, 0).bit_length() for g in grid_shape]
-    code, out = 0, 0
-    for bit in range(max(bits, default=0)):
-        for d, nbits in enumerate(bits):
-            if bit < nbits:
-                code |= ((int(cell[d]) >> bit) & 1) << out
-                out += 1
-    return code
-
-
-def _record_dtype(info: AnnotationLayerInfo) -> np.dtype:
-    n_geometry = info.rank if info.annotation_type == "point" else 2 * info.rank
-    names, formats, offsets = ["geometry"], [("<f4", (n_geometry,))], [0]
-    offset = 4 * n_geometry
-    for group in (4, 2, 1):
-        for i, p in enumerate(info.properties):
-            dtype, alignment = _PROPERTY_TYPES[p.type]
-            if alignment == group:
-                names.append(f"p{i}")
-                formats.append(dtype)
-                offsets.append(offset)
-                offset += np.dtype(dtype).itemsize
-    itemsize = -(-offset // 4) * 4
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
-
-
-def _decode_multiple(location: str, what: str, data: bytes, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    if len(data) < 8:
-        raise _fail(location, f"{what} is truncated ({len(data)} bytes)", "rewrite the layer")
-    (count,) = struct.unpack_from("<Q", data)
-    need = 8 + count * (dtype.itemsize + 8)
-    if len(data) < need:
-        raise _fail(
-            location, f"{what} holds {len(data)} bytes, {count} annotations need {need}", "rewrite the layer"
-        )
-    records = np.frombuffer(data, dtype=dtype, count=count, offset=8)
-    ids = np.frombuffer(data, dtype="<u8", count=count, offset=8 + count * dtype.itemsize)
-    return records, ids
-
-
-def _decode_single(
-    location: str, what: str, data: bytes, dtype: np.dtype, relationships: Sequence[IndexSpec]
-) -> tuple[np.ndarray, dict[str, list[int]]]:
-    if len(data) < dtype.itemsize:
-        raise _fail(location, f"{what} is truncated ({len(data)} bytes)", "rewrite the layer")
-    record = np.frombuffer(data, dtype=dtype, count=1)
-    offset = dtype.itemsize
-    related: dict[str, list[int]] = {}
-    for rel in relationships:
-        if len(data) < offset + 4:
-            raise _fail(location, f"{what} ends before relationship {rel.id!r}", "rewrite the layer")
-        (count,) = struct.unpack_from("<I", data, offset)
-        offset += 4
-        if len(data) < offset + 8 * count:
-            raise _fail(location, f"{what} ends inside relationship {rel.id!r}", "rewrite the layer")
-        related[rel.id] = [int(v) for v in np.frombuffer(data, dtype="<u8", count=count, offset=offset)]
-        offset += 8 * count
-    return record, related
-
-
-def _python_value(value: Any, ptype: str) -> Any:
-    if ptype in ("rgb", "rgba"):
-        return tuple(int(v) for v in value)
-    if ptype == "float32":
-        return float(value)
-    return int(value)
 
 
 # ---------------------------------------------------------------------------------- coordinates
