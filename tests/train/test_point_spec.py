@@ -82,7 +82,7 @@ def test_defaults_fill_a_minimal_spec(tmp_path):
         (lambda s: s.update(targets="edges"), "targets", r"'labels' or 'line_segments'"),
         (lambda s: s.update(resolution=[4, 4]), "resolution", r"three positive voxel sizes"),
         (lambda s: s.update(axis_order="zyy"), "axis_order", r"permutation of 'zyx'"),
-        (lambda s: s.pop("project"), "project", r"Field required"),
+        (lambda s: s.pop("project"), "project", r"missing: add it \(Training Project Folder"),
         (lambda s: s["training"].update(batch_size=0), "training.batch_size", r"greater than or equal to 1.*found 0"),
     ],
 )

@@ -146,7 +146,13 @@ def load_spec(path: str | Path) -> tuple[PointSpec, Path]:
             key, message = message.split(": ", 1)
         if error["type"] == "extra_forbidden":
             message = _unknown_key_message(error["loc"])
-        found = f" (found {error['input']!r})" if error.get("input") is not None and not isinstance(error["input"], dict) else ""
+        if error["type"] == "missing":
+            message = f"missing: add it ({_expected_form(error['loc'])})"
+        found = (
+            f" (found {error['input']!r})"
+            if error.get("input") is not None and not isinstance(error["input"], dict) and error["type"] != "missing"
+            else ""
+        )
         more = f"; and {exc.error_count() - 1} more problem(s)" if exc.error_count() > 1 else ""
         raise ProjectError(f"{path}: key '{key}': {message}{found}{more}") from None
 
@@ -172,3 +178,16 @@ def _unknown_key_message(loc: tuple) -> str:
     close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key{hint}: expected one of {', '.join(allowed)}"
+
+
+def _expected_form(loc: tuple) -> str:
+    """The description of the field at `loc`, for an error about it."""
+    model: Any = PointSpec
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            break
+        field = fields[part]
+        model = field.annotation
+    return (field.description if field is not None and field.description else "see the spec example in the README")
