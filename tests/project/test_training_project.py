@@ -532,3 +532,15 @@ def test_project_status_follows_the_project_state(project, add_pair):
     assert status["latest_benchmark"]["dice"] == 0.7
     assert status["selected_layers"] == {"image": "raw"}
     assert status["split_counts"] == {"train": 1, "val": 0, "benchmark": 0}
+
+
+def test_class_names_follow_a_changed_class_count(tmp_path):
+    from napari_training_assistant.project.schemas import default_architecture
+
+    project = TrainingProject.create(tmp_path / "p", class_names=["background", "nucleus"])
+    project.set_architecture(default_architecture("2d", "multiclass", 4))
+    assert project.config.class_names == ["background", "nucleus", "class_2", "class_3"]
+    project.set_architecture(default_architecture("2d", "binary"))
+    assert project.config.class_names == ["background", "nucleus"]
+    project.set_architecture(default_architecture("2d", "binary", preset="small_unet"))  # same count: kept
+    assert project.config.class_names == ["background", "nucleus"]

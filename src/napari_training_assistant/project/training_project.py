@@ -166,10 +166,22 @@ class TrainingProject:
         return self.read(self.layout.architecture_config, ArchitectureConfig)
 
     def set_architecture(self, architecture: ArchitectureConfig | dict[str, Any]) -> ArchitectureConfig:
+        """Save the architecture; class names follow a changed class / channel count (names kept where
+        the count allows, defaults for the rest), so target-class choices never go stale."""
         arch = ArchitectureConfig.model_validate(
             architecture.model_dump() if isinstance(architecture, ArchitectureConfig) else architecture
         )
-        self.write(self.layout.architecture_config, arch)
+        with self.locked():
+            self.write(self.layout.architecture_config, arch)
+            names = self.config.class_names
+            defaults = _default_class_names(arch)
+            if len(names) != len(defaults):
+                fitted = [*names[: len(defaults)], *defaults[len(names) :]]
+
+                def change(config: ProjectConfig) -> None:
+                    config.class_names = fitted
+
+                self.update_config(change)
         return arch
 
     @property
