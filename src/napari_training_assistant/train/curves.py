@@ -57,3 +57,23 @@ def write_curves(csv_path: Path, png_path: Path, title: str) -> Path | None:
     png_path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png_path)
     return png_path
+
+
+def write_curves_off_thread(csv_path: Path, png_path: Path, title: str) -> Path | None:
+    """`write_curves`, drawn in a child process when called from a worker thread.
+
+    Matplotlib's renderer holds the GIL for long stretches (200-400 ms for this figure); from a worker
+    thread (the napari widget) that would freeze the GUI thread, while waiting on a child process
+    releases the GIL. From the main thread (CLI) it draws in-process.
+    """
+    import subprocess
+    import sys
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        return write_curves(csv_path, png_path, title)
+    code = "import sys; from pathlib import Path; from napari_training_assistant.train.curves import write_curves as w; w(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])"
+    done = subprocess.run([sys.executable, "-c", code, str(csv_path), str(png_path), title], capture_output=True, timeout=300)
+    if done.returncode != 0 or not png_path.exists():  # no usable child interpreter: draw here
+        return write_curves(csv_path, png_path, title)
+    return png_path

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model import save_checkpoint
 from ..project import TrainingProject
-from .curves import write_curves
+from .curves import write_curves_off_thread
 from .run import TrainResult, _record_end
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
             timings["benchmark_s"] = round(time.perf_counter() - bench_start, 2)
     if status == "completed":
         (run_dir / "last.ckpt").unlink(missing_ok=True)  # resume state is only kept for unfinished runs
-    curves = write_curves(run_dir / "metrics.csv", run_dir / "curves.png", f"{project.name} {run_id} ({status})")
+    curves = write_curves_off_thread(run_dir / "metrics.csv", run_dir / "curves.png", f"{project.name} {run_id} ({status})")
     duration = round(time.perf_counter() - started, 2)
     _record_end(project, run_id, status, started, run, reason=reason, checkpoint_id=checkpoint_id, timings=timings)
     return TrainResult(
