@@ -96,3 +96,16 @@ def fast_options():
         )
 
     return _options
+
+
+# --------------------------------------------------------------------------------- SAM3 fixtures
+@pytest.fixture(scope="session")
+def tiny_sam3_folder(tmp_path_factory):
+    """A tiny random-weight SAM3 model folder in the Hugging Face layout (config.json + model.safetensors)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("tiny_sam3", Path(__file__).parent / "annotate" / "tiny_sam3.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_tiny_sam3_folder(tmp_path_factory.mktemp("tiny_sam3"))

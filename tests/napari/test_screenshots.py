@@ -21,7 +21,7 @@ def _save(widget, name: str) -> Path:
     return path
 
 
-def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path):
+def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3_folder):
     from napari_training_assistant.data.synthetic_nuclei import make_nuclei
     from napari_training_assistant.napari.widget import TrainingAssistantWidget
 
@@ -60,6 +60,21 @@ def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path):
     predict.image_combo.setCurrentText("nuclei_4")
     predict.predict()
     qtbot.waitUntil(lambda: any("prediction" in layer.name for layer in viewer.layers), timeout=LONG)
+
+    sam3 = widget.page("SAM3")  # a box prompt previewed by a tiny random-weight SAM3 (no real weights here)
+    widget.tabs.setCurrentWidget(sam3)
+    sam3.image_combo.setCurrentText("nuclei_1")
+    sam3.image_folder.setText(str(tiny_sam3_folder))
+    sam3.device.setCurrentText("cpu")
+    sam3.layer_button.click()
+    sam3.prompt_layer(create=False).add_rectangles(np.array([[20, 20], [60, 60]]))
+    assert sam3.run()
+    qtbot.waitUntil(lambda: sam3.worker is None, timeout=LONG)
+    assert "object(s)" in sam3.message.text()
+    for name in ("SAM3 preview labels", "SAM3 boxes"):  # random weights: the preview itself means nothing
+        viewer.layers[name].visible = False
+    viewer.layers.selection.active = viewer.layers["nuclei_4"]
+    viewer.reset_view()
 
     shots = {}
     for title in widget.pages:

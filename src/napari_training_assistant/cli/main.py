@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..project.errors import ProjectError
-from . import dataset_commands, model_commands, project_commands, training_commands
+from . import dataset_commands, model_commands, project_commands, sam3_commands, training_commands
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-training-assistant {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (project_commands, dataset_commands, model_commands, training_commands):
+    for module in (project_commands, dataset_commands, model_commands, training_commands, sam3_commands):
         module.register(sub)
     return parser
 

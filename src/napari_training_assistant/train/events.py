@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 import lightning as L
+
+from ..cancel import CancelToken
 
 
 class EventKind(StrEnum):
@@ -34,22 +35,6 @@ class ProgressEvent:
 
 
 Listener = Callable[[ProgressEvent], None]
-
-
-class CancelToken:
-    """Set from any thread (Stop button, Ctrl-C); the trainer stops after the current step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason = ""
-
-    def cancel(self, reason: str = "cancelled by the user") -> None:
-        self.reason = reason
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 class ProgressCallback(L.Callback):

@@ -8,16 +8,12 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QPushButton, QSpinBox
 
+from ..layer_choice import image_data, image_layers, refill_image_combo
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
 
 LATEST = "latest"
 LAYER_KEY = "predict_image"
-
-
-def image_data(layer) -> Any:
-    """The full-resolution array of an image layer (level 0 of a multiscale one)."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
 def spatial_transform(layer, channel_axis: int | None, ndim: int) -> dict[str, Any]:
@@ -81,11 +77,6 @@ class PredictTab(ProjectTab):
         self._fill_images()
 
     # ----------------------------------------------------------------- combos
-    def _image_layers(self) -> list:
-        from napari.layers import Image
-
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-
     def _layers_changed(self, event=None) -> None:
         layer = getattr(event, "value", None)
         if getattr(event, "type", None) == "inserted" and layer is not None:
@@ -93,20 +84,9 @@ class PredictTab(ProjectTab):
         self._fill_images()
 
     def _fill_images(self) -> None:
-        current = self.image_combo.currentText() or self._remembered_layer()
-        names = [layer.name for layer in self._image_layers()]
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        self.image_combo.addItems(names)
-        if current in names:
-            self.image_combo.setCurrentText(current)
-        self.image_combo.blockSignals(False)
+        refill_image_combo(self.image_combo, self.viewer, self.session, LAYER_KEY)
         self._image_chosen(self.image_combo.currentText())
         self._update_button()
-
-    def _remembered_layer(self) -> str:
-        project = self.session.project
-        return project.config.ui.selected_layers.get(LAYER_KEY, "") if project is not None else ""
 
     def _image_chosen(self, name: str) -> None:
         layer = self._layer(name)
@@ -114,7 +94,7 @@ class PredictTab(ProjectTab):
             self.channel_axis.setValue(np.ndim(image_data(layer)) - 1)
 
     def _layer(self, name: str):
-        return next((layer for layer in self._image_layers() if layer.name == name), None)
+        return next((layer for layer in image_layers(self.viewer) if layer.name == name), None)
 
     def refresh(self) -> None:
         project = self.session.project

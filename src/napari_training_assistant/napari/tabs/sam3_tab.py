@@ -1,22 +1,493 @@
-"""SAM3 tab: model folders and prompt modes arrive with the SAM3 annotation feature; until then this
-panel says so and points to the Dataset tab, through which masks enter the project today."""
+"""SAM3 tab: choose an image and a prompt mode; the prompt layer is created or reused, SAM3 previews run in a
+worker, 3D propagation streams frames into a Labels layer, and an accepted preview becomes a dataset pair.
+
+The tab holds no SAM3 logic: model folders are checked by `annotate.model_folder`, previews run through
+`annotate.annotator.Annotator`, prompts come from `annotate.from_layers`, and accepting calls
+`annotate.accept.accept_preview` (the Dataset tab's mask preparation)."""
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QLabel
+from typing import Any
 
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QWidget,
+)
+
+from ...annotate.annotator import Annotator
+from ...annotate.errors import Sam3Error
+from ...annotate.from_layers import boxes_from_shapes, image_plane, points_from_layer
+from ...annotate.prompts import FramePrompts, Prompts
+from ...cancel import CancelToken
+from ...project.errors import ProjectError
+from ...project.schemas.sam3 import DEFAULT_LAYER_NAMES
+from .. import sam3_layers
+from ..frame_writer import FrameWriter
+from ..layer_choice import chosen_image, image_data, refill_image_combo
+from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
+
+MODES = {
+    "2d_box": "2D box",
+    "2d_points": "2D points",
+    "live_points": "Live points",
+    "2d_exemplar": "2D exemplar (find similar)",
+    "3d_multiplex": "3D / multiplex propagation",
+}
+FORMS = {"slice": "slice pair (2D)", "slices": "one pair per labelled slice", "stack": "stack pair (3D)"}
+LIVE_DEBOUNCE_MS = 150
+LAYER_KEY = "sam3_image"
 
 
 class Sam3Tab(ProjectTab):
     title = "SAM3"
-    needs_project = False
+    needs_project = False  # previews work without a project; accepting needs one
 
+    # ------------------------------------------------------------------ build
     def build(self) -> None:
-        text = QLabel(
-            "SAM3 prompting (boxes, points, live points, exemplars, SAM3.1 3D propagation) is not available "
-            "in this version yet.\n\nAdd masks you drew or imported in the Dataset tab: they go through the same "
-            "mask preparation that accepted SAM3 previews will use."
+        self.annotator = Annotator()
+        self.worker = None
+        self.writer: FrameWriter | None = None
+        self.cancel: CancelToken | None = None
+        self.last_preview = None
+        self._prompts: list[dict[str, Any]] = []
+        self._preview_slice: int | None = None
+        self._pending_live = False
+        self._live_layer = None
+        self._loading_config = False
+
+        self.image_combo = QComboBox()
+        self.image_combo.setToolTip("The image layer to annotate (2D, RGB or a 3D stack)")
+        self.image_folder, image_row = self._folder_edit("SAM3.0 image model folder: model.safetensors + config.json, or sam3.pt")
+        self.multiplex_folder, multiplex_row = self._folder_edit("SAM3.1 model folder with sam3.1_multiplex.pt (3D propagation, CUDA)")
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.setToolTip("auto: CUDA when present; CPU is valid for 2D modes only")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.05, 0.95)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(0.5)
+        self.threshold.setToolTip("Mask probability (and exemplar detection score) threshold")
+        self.mode = QComboBox()
+        for key, text in MODES.items():
+            self.mode.addItem(text, key)
+        self.mode.setToolTip("Which prompt layer to draw in; it is created (or reused) over the image")
+        self.layer_button = QPushButton("Prompt layer")
+        self.layer_button.setToolTip("Create (or select) the current mode's prompt layer over the image and start drawing")
+        self.layer_button.clicked.connect(self._mode_changed)
+        mode_row = QWidget()
+        row = QHBoxLayout(mode_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.mode, 1)
+        row.addWidget(self.layer_button)
+        self.positive = QRadioButton("positive")
+        self.negative = QRadioButton("negative")
+        self.positive.setChecked(True)
+        polarity = QWidget()
+        row = QHBoxLayout(polarity)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.positive)
+        row.addWidget(self.negative)
+        self.preview_button = QPushButton("Run preview")
+        self.preview_button.clicked.connect(self.run)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.form_combo = QComboBox()
+        for key, text in FORMS.items():
+            self.form_combo.addItem(text, key)
+        self.form_combo.setToolTip("How an accepted preview enters the dataset (a 2D preview on a stack is always a slice pair)")
+        self.mask_mode = QComboBox()
+        self.mask_mode.setToolTip("binary: every object is foreground; target-class: every object becomes the chosen class")
+        self.target_class = QComboBox()
+        self.accept_button = QPushButton("Accept preview to Dataset")
+        self.accept_button.clicked.connect(self.accept)
+
+        form = QFormLayout()
+        form.addRow("Image layer", self.image_combo)
+        form.addRow("Image model", image_row)
+        form.addRow("SAM3.1 model", multiplex_row)
+        form.addRow("Device", self.device)
+        form.addRow("Threshold", self.threshold)
+        form.addRow("Prompt mode", mode_row)
+        form.addRow("New prompts", polarity)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.preview_button, 1)
+        buttons.addWidget(self.stop_button)
+        accept = QFormLayout()
+        accept.addRow("Accept as", self.form_combo)
+        accept.addRow("Mask mode", self.mask_mode)
+        accept.addRow("Target class", self.target_class)
+        self.layout().addLayout(form)
+        self.layout().addLayout(buttons)
+        self.layout().addLayout(accept)
+        self.layout().addWidget(self.accept_button)
+
+        self.live_timer = QTimer(self)
+        self.live_timer.setSingleShot(True)
+        self.live_timer.setInterval(LIVE_DEBOUNCE_MS)
+        self.live_timer.timeout.connect(self._live_preview)
+        for signal in (self.device.currentTextChanged, self.threshold.valueChanged, self.image_folder.editingFinished,
+                       self.multiplex_folder.editingFinished):
+            signal.connect(self._save_config)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.positive.toggled.connect(self._polarity_changed)
+        self.image_combo.currentTextChanged.connect(self._image_chosen)
+        self.mask_mode.currentTextChanged.connect(lambda text: self.target_class.setEnabled(text == "target-class"))
+        self._watch_layers()
+        self._fill_images()
+        self._fill_mask_modes()
+        self._update_buttons()
+
+    def _folder_edit(self, tooltip: str) -> tuple[QLineEdit, QWidget]:
+        edit = QLineEdit()
+        edit.setToolTip(tooltip)
+        edit.setPlaceholderText("choose a folder…")
+        browse = QPushButton("…")
+        browse.setFixedWidth(28)
+        browse.clicked.connect(lambda: self._browse(edit))
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(edit, 1)
+        row.addWidget(browse)
+        return edit, holder
+
+    def _browse(self, edit: QLineEdit) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "SAM3 model folder", edit.text())
+        if folder:
+            edit.setText(folder)
+            self._save_config()
+
+    # ------------------------------------------------------------------ layers
+    def _watch_layers(self) -> None:
+        layers = self.viewer.layers
+        emitters = (layers.events.inserted, layers.events.removed)
+        for emitter in emitters:
+            emitter.connect(self._fill_images)
+        self.viewer.dims.events.current_step.connect(self._stepped)
+
+        def disconnect(*_) -> None:  # the viewer may outlive this widget
+            for emitter in emitters:
+                emitter.disconnect(self._fill_images)
+            self.viewer.dims.events.current_step.disconnect(self._stepped)
+
+        self.destroyed.connect(disconnect)
+
+    def image_layer(self):
+        return chosen_image(self.image_combo, self.viewer)
+
+    def _fill_images(self, event=None) -> None:
+        refill_image_combo(self.image_combo, self.viewer, self.session, LAYER_KEY)
+        self._update_buttons()
+
+    def _image_chosen(self, name: str) -> None:
+        if name:
+            self.session.remember(layers={LAYER_KEY: name})
+        self._update_buttons()
+
+    def layer_names(self) -> dict[str, str]:
+        project = self.session.project
+        return {**DEFAULT_LAYER_NAMES, **(project.sam3.layer_names if project is not None else {})}
+
+    def current_mode(self) -> str:
+        return self.mode.currentData()
+
+    def prompt_layer(self, create: bool = True):
+        """The prompt layer of the current mode (created over the image when missing and `create`)."""
+        mode, name = self.current_mode(), self.layer_names()[self.current_mode()]
+        if not create:
+            return self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401 (LayerList has no get)
+        return sam3_layers.ensure_prompt_layer(self.viewer, mode, name, self.image_layer(), self.positive.isChecked())
+
+    def _mode_changed(self) -> None:
+        mode = self.current_mode()
+        self.preview_button.setText("Propagate" if mode == "3d_multiplex" else "Run preview")
+        self.form_combo.setCurrentIndex(self.form_combo.findData("stack" if mode == "3d_multiplex" else "slice"))
+        self.positive.setChecked(True)  # a new prompt starts positive
+        if self.image_layer() is not None:
+            try:
+                layer = self.prompt_layer()
+            except ValueError as exc:
+                self.show_message(str(exc), error=True)
+                return
+            self._follow_live(layer if mode == "live_points" else None)
+        self._save_config()
+        self._update_buttons()
+
+    def _polarity_changed(self) -> None:
+        layer = self.prompt_layer(create=False)
+        if layer is not None:
+            sam3_layers.set_polarity(layer, self.positive.isChecked())
+
+    def _follow_live(self, layer) -> None:
+        """Live points: every change of the layer's points schedules a debounced preview."""
+        if self._live_layer is not None:
+            self._live_layer.events.data.disconnect(self._live_changed)
+        self._live_layer = layer
+        if layer is not None:
+            layer.events.data.connect(self._live_changed)
+
+    def _live_changed(self, event=None) -> None:
+        if getattr(event, "action", "added") in ("added", "removed", "changed"):
+            self.live_timer.start()
+
+    def _live_preview(self) -> None:
+        if self.worker is not None:
+            self._pending_live = True  # run again with the newest points when this one is done
+            return
+        if self._live_layer is not None and len(self._live_layer.data):
+            self.run()
+
+    def viewer_slice(self) -> int | None:
+        """The current z index of a stack image layer (None for 2D images)."""
+        layer = self.image_layer()
+        if layer is None or self._spatial_ndim(layer) != 3:
+            return None
+        point = list(self.viewer.dims.point)[-layer.ndim :]
+        depth = np.shape(image_data(layer))[0]
+        return int(min(max(round(float(layer.world_to_data(point)[0])), 0), depth - 1))
+
+    @staticmethod
+    def _spatial_ndim(layer) -> int:
+        return layer.ndim  # napari's ndim leaves out the RGB axis
+
+    def _stepped(self, event=None) -> None:
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ config
+    def refresh(self) -> None:
+        project = self.session.project
+        if project is None:
+            return
+        config = project.sam3
+        self._loading_config = True
+        try:
+            self.image_folder.setText(config.image_model_folder or "")
+            self.multiplex_folder.setText(config.multiplex_model_folder or "")
+            self.device.setCurrentText(config.device)
+            self.threshold.setValue(config.threshold)
+            self.mode.setCurrentIndex(self.mode.findData(config.prompt_mode))
+        finally:
+            self._loading_config = False
+        self._fill_images()
+        self._fill_mask_modes()
+
+    def _fill_mask_modes(self) -> None:
+        project = self.session.project
+        multiclass = project is not None and project.architecture.output_mode == "multiclass"
+        self.mask_mode.clear()
+        self.mask_mode.addItems(["target-class"] if multiclass else ["binary"])
+        self.target_class.clear()
+        if project is not None:
+            self.target_class.addItems(project.config.class_names[1:])
+        self.target_class.setEnabled(multiclass)
+
+    def _save_config(self, *_) -> None:
+        project = self.session.project
+        if project is None or self._loading_config:
+            return
+
+        def change(config) -> None:
+            config.image_model_folder = self.image_folder.text().strip() or None
+            config.multiplex_model_folder = self.multiplex_folder.text().strip() or None
+            config.device = self.device.currentText()
+            config.threshold = round(self.threshold.value(), 4)
+            config.prompt_mode = self.current_mode()
+
+        try:
+            project.update_sam3(change)
+        except ProjectError as exc:
+            self.show_message(str(exc), error=True)
+
+    # ------------------------------------------------------------------ previews
+    def _update_buttons(self) -> None:
+        idle = self.worker is None
+        has_image = self.image_layer() is not None
+        self.preview_button.setEnabled(idle and has_image)
+        self.layer_button.setEnabled(has_image)
+        self.stop_button.setEnabled(not idle and self.cancel is not None)
+        self.accept_button.setEnabled(idle and self.session.project is not None)
+
+    def run(self) -> bool:
+        """Run the current mode: a 2D preview, or 3D propagation. False (red message) when refused."""
+        try:
+            if self.current_mode() == "3d_multiplex":
+                return self._start_propagation()
+            return self._start_preview()
+        except (Sam3Error, ValueError) as exc:
+            self.show_message(str(exc), error=True)
+            return False
+
+    def _folder(self, spatial: str):
+        from ...annotate.model_folder import validate_model_folder
+
+        edit = self.image_folder if spatial == "2d" else self.multiplex_folder
+        return validate_model_folder(edit.text().strip() or None, spatial, self.device.currentText())
+
+    def _start_preview(self) -> bool:
+        layer = self.image_layer()
+        if layer is None:
+            raise Sam3Error("choose an image layer to annotate first")
+        folder = self._folder("2d")
+        mode = self.current_mode()
+        data = image_data(layer)
+        rgb = bool(getattr(layer, "rgb", False))
+        spatial = self._spatial_ndim(layer)
+        z = self.viewer_slice()
+        plane = image_plane(data, rgb=rgb, slice_index=z)
+        prompts = self.read_prompts(mode, spatial, z, plane.shape[:2])
+        key = (id(data), z)
+        records = prompts.as_records(mode, frame=z)
+        self.show_message("Running SAM3 (the first preview of an image loads the model and embeds the image)…")
+        self._start(lambda: self.annotator.preview(folder, plane, key, prompts, self.threshold.value()),
+                    lambda preview: self._show_preview(preview, layer, z, records))
+        return True
+
+    def read_prompts(self, mode: str, spatial: int, z: int | None, plane_shape) -> Prompts:
+        layer = self.prompt_layer(create=False)
+        if layer is None or len(layer.data) == 0:
+            raise Sam3Error(f"the layer {self.layer_names()[mode]!r} has no prompt yet: draw in it, then run the preview")
+        flags = sam3_layers.polarity(layer)
+        if mode in sam3_layers.SHAPES_MODES:
+            boxes = boxes_from_shapes(layer.data, positive=flags, spatial_ndim=spatial, slice_index=z, plane_shape=plane_shape)
+            return Prompts(exemplars=boxes) if mode == "2d_exemplar" else Prompts(boxes=tuple(b for b in boxes if b.positive))
+        return Prompts(points=points_from_layer(layer.data, positive=flags, spatial_ndim=spatial, slice_index=z))
+
+    def _show_preview(self, preview, layer, z: int | None, records: list[dict[str, Any]]) -> None:
+        shape = np.shape(image_data(layer))[: layer.ndim]
+        target = sam3_layers.ensure_labels_layer(self.viewer, self.layer_names()["preview"], tuple(shape), layer)
+        if z is None:
+            target.data[...] = preview.labels
+        else:
+            target.data[z] = preview.labels
+        target.refresh()
+        self.last_preview = preview
+        self._prompts, self._preview_slice = records, z
+        cached = "cached image embedding" if not preview.embedded else f"image embedded in {preview.embed_s:.1f} s"
+        where = f" on slice {z}" if z is not None else ""
+        self.show_message(f"{preview.objects} object(s){where} in {preview.segment_s:.2f} s ({cached}).")
+
+    def _start_propagation(self) -> bool:
+        layer = self.image_layer()
+        if layer is None:
+            raise Sam3Error("choose an image stack to propagate through first")
+        if self._spatial_ndim(layer) != 3:
+            raise Sam3Error(f"3D propagation needs a 3D stack, {layer.name!r} is 2D: use a 2D prompt mode")
+        folder = self._folder("3d")
+        prompt_layer = self.prompt_layer(create=False)
+        frames = self.read_frame_prompts(prompt_layer)
+        volume = np.asarray(image_data(layer))
+        target = sam3_layers.ensure_labels_layer(self.viewer, self.layer_names()["propagated"], volume.shape[:3], layer)
+        target.data[...] = 0
+        target.refresh()
+        self.writer = FrameWriter(target, parent=self)
+        self.cancel = CancelToken()
+        writer, cancel, threshold = self.writer, self.cancel, self.threshold.value()
+        self._prompts = [r for z, p in frames.frames.items() for r in p.as_records("3d_multiplex", frame=z)]
+        self._preview_slice = None
+
+        def work() -> int:
+            backend = self.annotator.propagation_backend(folder)
+            for index, labels in backend.propagate(volume, frames, threshold, cancel):
+                writer.put(index, labels)
+
+        self.writer.start()
+        self.show_message(f"Propagating from slice(s) {', '.join(map(str, frames.frames))}…")
+        self._start(work, self._propagated)
+        return True
+
+    def read_frame_prompts(self, layer) -> FramePrompts:
+        if layer is None or len(layer.data) == 0 or np.shape(layer.data)[-1] < 3:
+            raise Sam3Error(f"click objects in {self.layer_names()['3d_multiplex']!r} on one or more slices of the stack first")
+        flags = sam3_layers.polarity(layer)
+        coords = np.asarray(layer.data)
+        frames = {}
+        for z in sorted({int(round(v)) for v in coords[:, -3]}):
+            frames[z] = Prompts(points=points_from_layer(coords, positive=flags, spatial_ndim=3, slice_index=z))
+        return FramePrompts(frames)
+
+    def _propagated(self, _count) -> None:
+        writer, self.writer = self.writer, None
+        writer.finish()
+        stopped = self.cancel is not None and self.cancel.cancelled
+        self.show_message(f"{'Stopped after' if stopped else 'Propagated through'} {writer.count} slice(s).")
+
+    def stop(self) -> None:
+        if self.cancel is not None:
+            self.cancel.cancel()
+
+    def _start(self, work, done) -> None:
+        self.worker = task_worker(work)
+        self.worker.returned.connect(lambda result: self._finished(result, done))
+        self._update_buttons()
+        self.worker.start()
+
+    def _finished(self, result, done) -> None:
+        self.worker = None
+        try:
+            if isinstance(result, TaskFailed):
+                if self.writer is not None:
+                    self.writer.finish()
+                    self.writer = None
+                self.show_message(f"SAM3 failed: {result.message}", error=True)
+            else:
+                done(result)
+        finally:
+            self.cancel = None
+            self._update_buttons()
+        if self._pending_live:
+            self._pending_live = False
+            self.live_timer.start()
+
+    def wait(self, timeout_s: float = 60) -> None:
+        """Process events until the running preview or propagation has been handled (tests, closing)."""
+        from qtpy.QtCore import QCoreApplication, QElapsedTimer
+
+        clock = QElapsedTimer()
+        clock.start()
+        while (self.worker is not None or self.live_timer.isActive()) and clock.elapsed() < timeout_s * 1000:
+            QCoreApplication.processEvents()
+
+    # ------------------------------------------------------------------ accept
+    def accept(self):
+        """Add the (possibly hand-corrected) preview as dataset pair(s); returns the records or None."""
+        from ...annotate.accept import accept_preview
+
+        project, layer = self.session.project, self.image_layer()
+        if project is None:
+            self.show_message("Open or create a Training Project Folder to accept previews into.", error=True)
+            return None
+        if layer is None:
+            self.show_message("Choose the image layer the preview belongs to.", error=True)
+            return None
+        three_d = self.current_mode() == "3d_multiplex"
+        name = self.layer_names()["propagated" if three_d else "preview"]
+        if name not in self.viewer.layers:
+            self.show_message(f"No {name!r} layer yet: {'propagate' if three_d else 'run a preview'} first.", error=True)
+            return None
+        labels = np.asarray(self.viewer.layers[name].data)
+        form = self.form_combo.currentData()
+        z = self._preview_slice if not three_d else self.viewer_slice()
+        if not three_d and z is not None:
+            labels, form = labels[z], "slice"  # a 2D preview of one slice: always a slice pair
+        options: dict[str, Any] = {"mask_mode": self.mask_mode.currentText()}
+        if options["mask_mode"] == "target-class":
+            options["target_class"] = self.target_class.currentText()
+        records = self.run_action(
+            accept_preview, project, np.asarray(image_data(layer)), labels, prompts=self._prompts, form=form,
+            slice_index=z, rgb=bool(getattr(layer, "rgb", False)), image_layer=layer.name, mask_layer=name, **options,
         )
-        text.setWordWrap(True)
-        self.layout().addWidget(text)
+        if records:
+            ids = ", ".join(r.pair_id for r in records)
+            self.show_message(f"Accepted into the dataset as {ids} ({', '.join(sorted({r.split for r in records}))}).")
+        return records

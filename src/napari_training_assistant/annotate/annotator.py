@@ -1,0 +1,73 @@
+"""One place that owns the loaded SAM3 backends and runs previews (the tab and scripts call it; no Qt here).
+
+A backend is loaded once per (folder, device) and kept; the image embedding is cached by the backend per image
+key, so a second prompt on the same image or slice only runs the prompt encoder and mask decoder. A lock keeps
+two previews (a live-points click and a button press) from running the model at the same time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import ImageBackend, PropagationBackend
+from .errors import Sam3Error
+from .loading import load_image_backend, load_propagation_backend
+from .model_folder import ModelFolder
+from .prompts import Prompts
+
+
+@dataclass(frozen=True)
+class Preview:
+    labels: np.ndarray  # (H, W) uint16
+    embedded: bool  # the image embedding was computed for this preview (not cached)
+    embed_s: float
+    segment_s: float
+
+    @property
+    def objects(self) -> int:
+        return int(len(np.unique(self.labels)) - (1 if (self.labels == 0).any() else 0))
+
+
+class Annotator:
+    def __init__(
+        self,
+        image_loader: Callable[[ModelFolder], ImageBackend] = load_image_backend,
+        propagation_loader: Callable[[ModelFolder], PropagationBackend] = load_propagation_backend,
+    ):
+        self._image_loader = image_loader
+        self._propagation_loader = propagation_loader
+        self._image: tuple[tuple, ImageBackend] | None = None
+        self._propagation: tuple[tuple, PropagationBackend] | None = None
+        self._lock = threading.Lock()
+
+    def image_backend(self, folder: ModelFolder) -> ImageBackend:
+        """The loaded 2D backend for `folder` (loaded now when the folder or device changed)."""
+        key = (folder.path.resolve(), folder.kind, folder.device)
+        if self._image is None or self._image[0] != key:
+            self._image = None  # free the previous model before loading another
+            self._image = (key, self._image_loader(folder))
+        return self._image[1]
+
+    def propagation_backend(self, folder: ModelFolder) -> PropagationBackend:
+        key = (folder.path.resolve(), folder.kind, folder.device)
+        if self._propagation is None or self._propagation[0] != key:
+            self._propagation = None
+            self._propagation = (key, self._propagation_loader(folder))
+        return self._propagation[1]
+
+    def preview(self, folder: ModelFolder, plane: np.ndarray, key: object, prompts: Prompts, threshold: float = 0.5) -> Preview:
+        """Labels for `prompts` on the 2D `plane` (embedding reused when `key` is the cached image)."""
+        if prompts.is_empty():
+            raise Sam3Error("no prompt on this image (or slice): draw a box or click a point in the SAM3 prompt layer first")
+        with self._lock:
+            backend = self.image_backend(folder)
+            start = time.perf_counter()
+            embedded = backend.set_image(plane, key)
+            middle = time.perf_counter()
+            labels = backend.segment(prompts, threshold)
+            end = time.perf_counter()
+        return Preview(np.asarray(labels, dtype=np.uint16), embedded, middle - start, end - middle)

@@ -1,0 +1,54 @@
+"""`nta sam3-check`: which backend a SAM3 model folder needs, and (with --load) whether it loads and segments."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .output import emit_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sam3-check", help="validate a SAM3 model folder (and with --load, load it and time one prompt)")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--mode", choices=("2d", "3d"), default="2d", help="2d: image modes; 3d: SAM3.1 multiplex propagation")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (CPU is valid for 2d only)")
+    p.add_argument("--load", action="store_true", help="2d: load the model, embed a generated image and run one box prompt")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=sam3_check)
+
+
+def sam3_check(args: argparse.Namespace) -> int:
+    from ..annotate.model_folder import validate_model_folder
+
+    folder = validate_model_folder(args.folder, args.mode, args.device)
+    report = {"folder": str(folder.path), "backend": folder.kind, "weights": folder.weights.name, "device": folder.device}
+    if args.load and args.mode == "2d":
+        report |= _time_one_prompt(folder)
+    if args.json:
+        emit_json(report)
+    else:
+        for key, value in report.items():
+            print(f"{key:<12} {value}")
+    return 0
+
+
+def _time_one_prompt(folder) -> dict:
+    import numpy as np
+
+    from ..annotate.annotator import Annotator
+    from ..annotate.prompts import Box, Point, Prompts
+    from ..data.synthetic_nuclei import make_nuclei
+
+    image, _ = make_nuclei((256, 256), n_nuclei=6, seed=0)
+    annotator = Annotator()
+    box = annotator.preview(folder, image, "check", Prompts(boxes=(Box(40, 40, 120, 120),)))
+    point = annotator.preview(folder, image, "check", Prompts(points=(Point(80, 80),)))
+    return {
+        "embed_s": round(box.embed_s, 3),
+        "box_prompt_s": round(box.segment_s, 3),
+        "point_prompt_s": round(point.segment_s, 3),
+        "point_reused_embedding": not point.embedded,
+        "box_objects": box.objects,
+        "box_foreground_fraction": round(float(np.mean(box.labels > 0)), 4),
+    }

@@ -1,0 +1,94 @@
+"""Model-folder validation: the backend each folder needs, and a one-line refusal naming what is missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_training_assistant.annotate.errors import Sam3Error
+from napari_training_assistant.annotate.model_folder import resolve_sam3_device, validate_model_folder
+
+
+def folder(tmp_path, *names: str):
+    path = tmp_path / "model"
+    path.mkdir()
+    for name in names:
+        (path / name).write_bytes(b"")
+    return path
+
+
+def refused(path, spatial: str, device: str = "cpu") -> str:
+    with pytest.raises(Sam3Error) as info:
+        validate_model_folder(path, spatial, device)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_hugging_face_folder_is_the_cpu_capable_2d_backend(tmp_path):
+    path = folder(tmp_path, "model.safetensors", "config.json")
+    chosen = validate_model_folder(path, "2d", "cpu")
+    assert (chosen.kind, chosen.weights.name, chosen.device, chosen.spatial) == ("transformers", "model.safetensors", "cpu", "2d")
+
+
+def test_auto_device_on_a_machine_without_cuda_is_cpu(tmp_path, monkeypatch):
+    import napari_training_assistant.annotate.model_folder as model_folder
+
+    monkeypatch.setattr(model_folder, "_cuda_available", lambda: False)
+    assert resolve_sam3_device("auto") == "cpu"
+    assert validate_model_folder(folder(tmp_path, "model.safetensors", "config.json"), "2d", "auto").device == "cpu"
+    assert "no CUDA GPU" in refused(tmp_path / "model", "2d", "cuda")
+    with pytest.raises(Sam3Error, match="unknown SAM3 device 'tpu'"):
+        resolve_sam3_device("tpu")
+
+
+def test_sam3_pt_needs_cuda_and_says_what_runs_on_cpu(tmp_path):
+    message = refused(folder(tmp_path, "sam3.pt"), "2d", "cpu")
+    assert "CUDA" in message and "model.safetensors" in message
+
+
+def test_sam3_pt_on_cuda_uses_the_sam3_package_or_says_how_to_install_it(tmp_path, monkeypatch):
+    import napari_training_assistant.annotate.model_folder as model_folder
+
+    monkeypatch.setattr(model_folder, "_cuda_available", lambda: True)
+    path = folder(tmp_path, "sam3.pt")
+    monkeypatch.setattr(model_folder, "_has_module", lambda name: False)
+    assert "pip install" in refused(path, "2d", "cuda") and "facebookresearch/sam3" in refused(path, "2d", "cuda")
+    monkeypatch.setattr(model_folder, "_has_module", lambda name: True)
+    assert validate_model_folder(path, "2d", "cuda").kind == "sam3_package"
+
+
+def test_2d_refusals_name_what_is_missing(tmp_path):
+    assert "no SAM3 image model folder chosen" in refused(None, "2d")
+    assert "does not exist" in refused(tmp_path / "nowhere", "2d")
+    assert "neither model.safetensors" in refused(folder(tmp_path), "2d")
+
+
+def test_a_safetensors_file_without_its_config_is_refused(tmp_path):
+    assert "no config.json" in refused(folder(tmp_path, "model.safetensors"), "2d")
+
+
+def test_multiplex_weights_are_not_a_2d_model(tmp_path):
+    assert "3D propagation" in refused(folder(tmp_path, "sam3.1_multiplex.pt"), "2d")
+
+
+def test_3d_needs_multiplex_weights_and_cuda(tmp_path):
+    image_folder = folder(tmp_path, "model.safetensors", "config.json")
+    message = refused(image_folder, "3d")
+    assert "sam3.1_multiplex.pt" in message and "use it for 2D modes" in message
+    (image_folder / "sam3.1_multiplex.pt").write_bytes(b"")
+    assert "needs a CUDA GPU" in refused(image_folder, "3d", "cpu")
+
+
+def test_3d_on_cuda_without_a_multiplex_builder_says_what_to_install(tmp_path, monkeypatch):
+    import napari_training_assistant.annotate.model_folder as model_folder
+    import napari_training_assistant.annotate.multiplex_backend as multiplex
+
+    monkeypatch.setattr(model_folder, "_cuda_available", lambda: True)
+    monkeypatch.setattr(multiplex, "multiplex_builder_available", lambda: (False, "install napari-sam3-assistant"))
+    assert refused(folder(tmp_path, "sam3.1_multiplex.pt"), "3d", "cuda") == "install napari-sam3-assistant"
+    monkeypatch.setattr(multiplex, "multiplex_builder_available", lambda: (True, ""))
+    assert validate_model_folder(tmp_path / "model", "3d", "cuda").kind == "multiplex"
+
+
+def test_an_unknown_mode_is_refused(tmp_path):
+    assert "2d or 3d" in refused(tmp_path, "4d")

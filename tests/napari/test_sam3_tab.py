@@ -1,0 +1,198 @@
+"""SAM3 tab end to end on CPU with a tiny random SAM3 (transformers backend): every 2D prompt mode makes a
+preview, live points preview on each click, refusals are one red line, accepting adds a `sam3_preview` pair,
+the config is restored on reopen, and propagated frames stream into a Labels layer through the timer."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture
+def make_tab(make_napari_viewer, qtbot):
+    from napari_training_assistant.napari.session import ProjectSession
+    from napari_training_assistant.napari.tabs.sam3_tab import Sam3Tab
+
+    def _make(session=None):
+        viewer = make_napari_viewer()
+        tab = Sam3Tab(viewer, session or ProjectSession())
+        qtbot.addWidget(tab)
+        return tab
+
+    return _make
+
+
+def is_error(tab) -> bool:
+    return "ff6b6b" in tab.message.styleSheet()
+
+
+def cells(shape=(64, 80)):
+    image = np.full(shape, 200, np.uint16)
+    image[..., 10:30, 12:34] = 3000
+    image[..., 40:58, 46:70] = 2800
+    return image
+
+
+def set_mode(tab, mode: str):
+    """Choose the mode as a user does; the 'Prompt layer' button (re)selects its layer and drawing mode."""
+    tab.mode.setCurrentIndex(tab.mode.findData(mode))
+    tab.layer_button.click()
+    return tab.prompt_layer(create=False)
+
+
+def ready(tab, folder, image=None, name="cells"):
+    tab.viewer.add_image(cells() if image is None else image, name=name)
+    tab.image_combo.setCurrentText(name)
+    tab.image_folder.setText(str(folder))
+    tab.device.setCurrentText("cpu")
+
+
+def preview(tab, qtbot):
+    assert tab.run(), tab.message.text()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=60_000)
+    assert not is_error(tab), tab.message.text()
+    return tab.viewer.layers["SAM3 preview labels"].data
+
+
+def test_box_mode_creates_its_layer_and_previews(make_tab, qtbot, tiny_sam3_folder):
+    tab = make_tab()
+    ready(tab, tiny_sam3_folder)
+    layer = set_mode(tab, "2d_box")
+    assert type(layer).__name__ == "Shapes" and layer.name == "SAM3 boxes" and layer.mode == "add_rectangle"
+    layer.add_rectangles(np.array([[8, 10], [32, 36]]))
+    labels = preview(tab, qtbot)
+    assert labels.shape == (64, 80) and labels.dtype == np.uint16 and set(np.unique(labels)) <= {0, 1}
+    assert "object(s)" in tab.message.text() and "embedded" in tab.message.text()
+    assert tab.last_preview.embedded
+    preview(tab, qtbot)  # same image: the embedding is reused
+    assert not tab.last_preview.embedded and "cached image embedding" in tab.message.text()
+
+
+def test_points_and_exemplar_modes_preview(make_tab, qtbot, tiny_sam3_folder):
+    tab = make_tab()
+    ready(tab, tiny_sam3_folder)
+    points = set_mode(tab, "2d_points")
+    assert type(points).__name__ == "Points" and points.name == "SAM3 points"
+    points.add([[20, 22]])
+    tab.negative.setChecked(True)
+    points.add([[50, 60]])
+    assert list(points.features["positive"]) == [True, False]
+    assert preview(tab, qtbot).shape == (64, 80)
+    exemplars = set_mode(tab, "2d_exemplar")
+    assert exemplars.name == "SAM3 exemplar boxes"
+    exemplars.add_rectangles(np.array([[8, 10], [32, 36]]))
+    labels = preview(tab, qtbot)
+    assert labels.shape == (64, 80) and tab.last_preview is not None
+
+
+def test_live_points_preview_on_each_click(make_tab, qtbot, tiny_sam3_folder):
+    tab = make_tab()
+    ready(tab, tiny_sam3_folder)
+    layer = set_mode(tab, "live_points")
+    assert layer.name == "SAM3 live points"
+    layer.add([[20, 22]])  # a click: no button press
+    qtbot.waitUntil(lambda: tab.last_preview is not None and tab.worker is None, timeout=60_000)
+    first = tab.last_preview
+    layer.add([[22, 25]])
+    qtbot.waitUntil(lambda: tab.last_preview is not first and tab.worker is None, timeout=60_000)
+    assert not tab.last_preview.embedded  # later clicks reuse the image embedding
+
+
+def test_a_2d_preview_on_a_stack_works_on_the_current_slice_and_accepts_as_a_slice_pair(make_tab, qtbot, tiny_sam3_folder, make_project):
+    from napari_training_assistant.napari.session import ProjectSession
+
+    project = make_project(splits=())
+    session = ProjectSession()
+    session.open(project.root)
+    tab = make_tab(session)
+    stack = np.stack([cells() * (z + 1) for z in range(4)])
+    ready(tab, tiny_sam3_folder, image=stack, name="stack")
+    tab.viewer.dims.set_current_step(0, 2)
+    layer = set_mode(tab, "2d_box")
+    layer.add_rectangles(np.array([[2, 8, 10], [2, 8, 36], [2, 32, 36], [2, 32, 10]]))
+    labels = preview(tab, qtbot)
+    assert labels.shape == (4, 64, 80) and not labels[[0, 1, 3]].any()
+    tab.viewer.layers["SAM3 preview labels"].data[2, 12:20, 14:24] = 1  # the user corrects the preview
+    records = tab.accept()
+    assert records is not None, tab.message.text()
+    [record] = records
+    assert record.slice_index == 2 and record.spatial_dims == "2d" and record.source == "sam3_preview"
+    assert record.prompts and record.prompts[0]["frame"] == 2 and record.prompts[0]["type"] == "box"
+    assert project.dataset.load(record.pair_id)[1][12:20, 14:24].all()
+
+
+def test_refusals_are_one_red_line(make_tab, qtbot, tiny_sam3_folder, tmp_path):
+    tab = make_tab()
+    assert not tab.preview_button.isEnabled()
+    ready(tab, tmp_path)
+    set_mode(tab, "2d_box")
+    assert not tab.run() and is_error(tab) and "neither model.safetensors" in tab.message.text()
+    tab.image_folder.setText(str(tiny_sam3_folder))
+    assert not tab.run() and "has no prompt yet" in tab.message.text()
+    set_mode(tab, "3d_multiplex")
+    assert tab.preview_button.text() == "Propagate"
+    assert not tab.run() and "needs a 3D stack" in tab.message.text()
+    assert tab.accept() is None and "Training Project Folder" in tab.message.text()
+
+
+def test_config_is_saved_and_restored_on_reopen(make_tab, make_project, tiny_sam3_folder):
+    from napari_training_assistant.napari.session import ProjectSession
+
+    project = make_project(splits=())
+    session = ProjectSession()
+    session.open(project.root)
+    tab = make_tab(session)
+    tab.image_folder.setText(str(tiny_sam3_folder))
+    tab.image_folder.editingFinished.emit()
+    tab.device.setCurrentText("cpu")
+    tab.threshold.setValue(0.35)
+    tab.mode.setCurrentIndex(tab.mode.findData("2d_exemplar"))
+    saved = project.sam3
+    assert (saved.image_model_folder, saved.device, saved.threshold, saved.prompt_mode) == (str(tiny_sam3_folder), "cpu", 0.35, "2d_exemplar")
+    other = ProjectSession()
+    other.open(project.root)
+    again = make_tab(other)
+    assert again.image_folder.text() == str(tiny_sam3_folder)
+    assert (again.device.currentText(), again.threshold.value(), again.current_mode()) == ("cpu", 0.35, "2d_exemplar")
+
+
+def test_the_frame_writer_batches_frames_per_tick(make_napari_viewer, qtbot):
+    from napari_training_assistant.napari.frame_writer import FrameWriter
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(np.zeros((12, 8, 8), np.uint16))
+    writer = FrameWriter(layer, interval_ms=20, frames_per_tick=4)
+    writer.start()
+    producer = threading.Thread(target=lambda: [writer.put(z, np.full((8, 8), z + 1, np.uint16)) for z in range(12)])
+    producer.start()
+    producer.join()
+    qtbot.waitUntil(lambda: writer.count == 12, timeout=5_000)
+    writer.finish()
+    assert [int(layer.data[z, 0, 0]) for z in range(12)] == list(range(1, 13))
+    assert writer.refreshes <= 12 // 4 + 1  # a few refreshes, not one per frame
+
+
+def test_propagation_streams_into_the_propagated_layer_and_stops(make_tab, qtbot, tiny_sam3_folder, monkeypatch):
+    """The tab's 3D path with the CPU-capable SAM3.0 tracker in place of SAM3.1 multiplex (CUDA only)."""
+    from napari_training_assistant.annotate.model_folder import ModelFolder
+    from napari_training_assistant.annotate.transformers_backend import TransformersVideoBackend
+
+    tab = make_tab()
+    stack = np.stack([cells() for _ in range(6)])
+    ready(tab, tiny_sam3_folder, image=stack, name="stack")
+    folder = ModelFolder(tiny_sam3_folder, "multiplex", tiny_sam3_folder / "model.safetensors", "cpu")
+    monkeypatch.setattr(tab, "_folder", lambda spatial: folder)
+    tab.annotator._propagation_loader = lambda chosen: TransformersVideoBackend(chosen.path, chosen.device)
+    layer = set_mode(tab, "3d_multiplex")
+    assert layer.name == "SAM3 3D prompts" and layer.ndim == 3
+    layer.add([[2, 20, 22]])
+    assert tab.run(), tab.message.text()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=60_000)
+    assert not is_error(tab), tab.message.text()
+    assert "Propagated through 6 slice(s)" in tab.message.text()
+    propagated = tab.viewer.layers["SAM3 propagated labels"]
+    assert propagated.data.shape == (6, 64, 80)
