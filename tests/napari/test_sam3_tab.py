@@ -176,17 +176,21 @@ def test_the_frame_writer_batches_frames_per_tick(make_napari_viewer, qtbot):
     assert writer.refreshes <= 12 // 4 + 1  # a few refreshes, not one per frame
 
 
-def test_propagation_streams_into_the_propagated_layer_and_stops(make_tab, qtbot, tiny_sam3_folder, monkeypatch):
+def use_cpu_propagation(tab, folder_path, monkeypatch) -> None:
     """The tab's 3D path with the CPU-capable SAM3.0 tracker in place of SAM3.1 multiplex (CUDA only)."""
     from napari_training_assistant.annotate.model_folder import ModelFolder
     from napari_training_assistant.annotate.transformers_backend import TransformersVideoBackend
 
+    folder = ModelFolder(folder_path, "multiplex", folder_path / "model.safetensors", "cpu")
+    monkeypatch.setattr(tab, "_folder", lambda spatial: folder)
+    tab.annotator._propagation_loader = lambda chosen: TransformersVideoBackend(chosen.path, chosen.device)
+
+
+def test_propagation_streams_into_the_propagated_layer(make_tab, qtbot, tiny_sam3_folder, monkeypatch):
     tab = make_tab()
     stack = np.stack([cells() for _ in range(6)])
     ready(tab, tiny_sam3_folder, image=stack, name="stack")
-    folder = ModelFolder(tiny_sam3_folder, "multiplex", tiny_sam3_folder / "model.safetensors", "cpu")
-    monkeypatch.setattr(tab, "_folder", lambda spatial: folder)
-    tab.annotator._propagation_loader = lambda chosen: TransformersVideoBackend(chosen.path, chosen.device)
+    use_cpu_propagation(tab, tiny_sam3_folder, monkeypatch)
     layer = set_mode(tab, "3d_multiplex")
     assert layer.name == "SAM3 3D prompts" and layer.ndim == 3
     layer.add([[2, 20, 22]])
@@ -196,3 +200,19 @@ def test_propagation_streams_into_the_propagated_layer_and_stops(make_tab, qtbot
     assert "Propagated through 6 slice(s)" in tab.message.text()
     propagated = tab.viewer.layers["SAM3 propagated labels"]
     assert propagated.data.shape == (6, 64, 80)
+
+
+def test_closing_the_widget_stops_a_propagation(make_napari_viewer, qtbot, tiny_sam3_folder, monkeypatch):
+    from napari_training_assistant.napari.widget import TrainingAssistantWidget
+
+    widget = TrainingAssistantWidget(make_napari_viewer())
+    qtbot.addWidget(widget)
+    tab = widget.page("SAM3")
+    ready(tab, tiny_sam3_folder, image=np.stack([cells() for _ in range(200)]), name="stack")
+    use_cpu_propagation(tab, tiny_sam3_folder, monkeypatch)
+    set_mode(tab, "3d_multiplex").add([[1, 20, 22]])
+    assert tab.run(), tab.message.text()
+    qtbot.waitUntil(lambda: tab.writer is not None and tab.writer.count >= 2, timeout=60_000)
+    assert widget.close()
+    assert tab.worker is None and "Stopped after" in tab.message.text()
+    assert tab.viewer.layers["SAM3 propagated labels"].data.shape[0] == 200

@@ -62,4 +62,8 @@ class TrainingAssistantWidget(QWidget):
         if train is not None and not train.confirm_close():
             event.ignore()
             return
+        sam3 = self.pages.get("SAM3")
+        if sam3 is not None:  # a preview or propagation only fills layers: stop it without asking
+            sam3.stop()
+            sam3.wait(60)
         super().closeEvent(event)
