@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .backend import CancelFlag
-from .errors import Sam3Error
+from .errors import Sam3Error, one_line
 from .image_prep import intensity_limits, to_rgb_uint8
 from .model_folder import INSTALL_SAM3, MULTIPLEX_WEIGHTS
 from .object_plan import check_threshold, plan_objects
@@ -78,7 +78,7 @@ def _find_builder() -> tuple[Callable[..., Any] | None, str]:
             return None, f"{need}, and sam3 is not installed: {INSTALL_SAM3} ({plugin} does not bundle it)"
         return None, f"{need}; sam3 is installed but a module it needs is missing ({exc.name}): install it, or reinstall with {INSTALL_SAM3}"
     except Exception as exc:  # e.g. torchvision built for another torch
-        return None, f"{need}; the installed sam3 cannot be imported ({_one_line(exc)}): install a CUDA torch with its torchvision, then {INSTALL_SAM3}"
+        return None, f"{need}; the installed sam3 cannot be imported ({one_line(exc)}): install a CUDA torch with its torchvision, then {INSTALL_SAM3}"
     builder = getattr(module, BUILDER_NAME, None)
     if not callable(builder):
         version = getattr(sys.modules.get("sam3"), "__version__", None)
@@ -95,10 +95,6 @@ def _installed(name: str) -> bool:
     except (ImportError, ValueError):
         return False
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0].split('. ')[0]}" if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- prompts -> requests
@@ -281,7 +277,7 @@ class MultiplexPropagationBackend:
         except Sam3Error:
             raise
         except Exception as exc:
-            raise Sam3Error(f"SAM3.1 multiplex could not be built from {weights} ({_one_line(exc)}): check the CUDA install, or reinstall with {INSTALL_SAM3}") from exc
+            raise Sam3Error(f"SAM3.1 multiplex could not be built from {weights} ({one_line(exc)}): check the CUDA install, or reinstall with {INSTALL_SAM3}") from exc
 
     def propagate(self, volume: np.ndarray, prompts: FramePrompts, threshold: float = 0.5,
                   cancel: CancelFlag | None = None) -> Iterator[tuple[int, np.ndarray]]:

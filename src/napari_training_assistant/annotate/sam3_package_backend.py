@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from .embedding_cache import EmbeddingCache
-from .errors import Sam3Error
+from .errors import Sam3Error, one_line
 from .image_prep import to_rgb_uint8
 from .model_folder import INSTALL_SAM3, SAM3_WEIGHTS
 from .object_plan import check_threshold, exemplar_cxcywh, logit, plan_objects
@@ -148,9 +148,9 @@ def load_checkpoint_state(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     except RuntimeError as exc:
         if mmap and "mmap" in str(exc):
             return load_checkpoint_state(path, mmap=False)
-        raise Sam3Error(f"{path} cannot be read as PyTorch weights ({_one_line(exc)}): download it again") from exc
+        raise Sam3Error(f"{path} cannot be read as PyTorch weights ({one_line(exc)}): download it again") from exc
     except Exception as exc:  # a truncated or foreign file raises anything from EOFError to zipfile errors
-        raise Sam3Error(f"{path} cannot be read as PyTorch weights ({_one_line(exc)}): download it again") from exc
+        raise Sam3Error(f"{path} cannot be read as PyTorch weights ({one_line(exc)}): download it again") from exc
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
         checkpoint = checkpoint["model"]
     if not isinstance(checkpoint, dict) or not checkpoint:
@@ -188,10 +188,6 @@ def _unpickler_detail(exc: BaseException) -> str:
     lines = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()]
     return lines[0].split(". ")[0].rstrip(".") if lines else ""
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0].split('. ')[0]}" if text else type(exc).__name__
 
 
 # --------------------------------------------------------------------------- device
@@ -304,7 +300,7 @@ class Sam3PackageImageBackend:
         except Sam3Error:
             raise
         except Exception as exc:
-            raise Sam3Error(f"the sam3 package could not build its image model ({_one_line(exc)}): {INSTALL_SAM3} on a CUDA PyTorch") from exc
+            raise Sam3Error(f"the sam3 package could not build its image model ({one_line(exc)}): {INSTALL_SAM3} on a CUDA PyTorch") from exc
 
     # ------------------------------------------------------------------ ImageBackend
     def set_image(self, image: np.ndarray, key: object) -> bool:
@@ -387,7 +383,7 @@ def _import_sam3_image_api():
             raise Sam3Error(f"{SAM3_WEIGHTS} needs the sam3 package, which is not installed: {INSTALL_SAM3}") from exc
         raise Sam3Error(f"the sam3 package is installed but a module it needs is missing ({exc.name}): {INSTALL_SAM3}") from exc
     except AttributeError as exc:
-        raise Sam3Error(f"the installed sam3 has no SAM3 image model API ({_one_line(exc)}): {INSTALL_SAM3}") from exc
+        raise Sam3Error(f"the installed sam3 has no SAM3 image model API ({one_line(exc)}): {INSTALL_SAM3}") from exc
     except Exception as exc:  # e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
-        raise Sam3Error(f"the sam3 package cannot be imported ({_one_line(exc)}): install torch and torchvision built for each other (CUDA) and {INSTALL_SAM3}") from exc
+        raise Sam3Error(f"the sam3 package cannot be imported ({one_line(exc)}): install torch and torchvision built for each other (CUDA) and {INSTALL_SAM3}") from exc
     return builder, processor
