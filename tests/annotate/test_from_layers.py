@@ -65,3 +65,15 @@ def test_prompt_records_for_the_manifest():
         {"type": "exemplar_box", "xyxy": [0, 0, 9, 9], "positive": True, "mode": "2d_box", "frame": 3},
     ]
     assert Prompts().is_empty() and not prompts.is_empty()
+
+
+def test_prompts_for_each_2d_mode_and_frame_prompts_for_3d():
+    from napari_training_assistant.annotate.from_layers import frame_prompts, prompts_for_mode
+
+    shapes = [rectangle(1, 2, 8, 9), rectangle(20, 20, 30, 30)]
+    common = dict(positive=[True, False], spatial_ndim=2, slice_index=None, plane_shape=(40, 40))
+    assert prompts_for_mode("2d_box", shapes, **common) == Prompts(boxes=(Box(2, 1, 9, 8),))
+    assert prompts_for_mode("2d_exemplar", shapes, **common).exemplars == (Box(2, 1, 9, 8), Box(20, 20, 30, 30, False))
+    assert prompts_for_mode("live_points", np.array([[5, 6], [7, 8]]), **common).points == (Point(6, 5), Point(8, 7, False))
+    frames = frame_prompts(np.array([[3, 5, 6], [1, 7, 8], [3, 9, 1]]), positive=[True, True, False])
+    assert sorted(frames.frames) == [1, 3] and frames.frames[3].points == (Point(6, 5), Point(1, 9, False))

@@ -46,18 +46,19 @@ class Annotator:
 
     def image_backend(self, folder: ModelFolder) -> ImageBackend:
         """The loaded 2D backend for `folder` (loaded now when the folder or device changed)."""
-        key = (folder.path.resolve(), folder.kind, folder.device)
-        if self._image is None or self._image[0] != key:
-            self._image = None  # free the previous model before loading another
-            self._image = (key, self._image_loader(folder))
-        return self._image[1]
+        return self._backend("_image", folder, self._image_loader)
 
     def propagation_backend(self, folder: ModelFolder) -> PropagationBackend:
+        return self._backend("_propagation", folder, self._propagation_loader)
+
+    def _backend(self, slot: str, folder: ModelFolder, loader: Callable):
         key = (folder.path.resolve(), folder.kind, folder.device)
-        if self._propagation is None or self._propagation[0] != key:
-            self._propagation = None
-            self._propagation = (key, self._propagation_loader(folder))
-        return self._propagation[1]
+        held = getattr(self, slot)
+        if held is None or held[0] != key:
+            held = None
+            setattr(self, slot, None)  # free the previous model before loading another
+            setattr(self, slot, (key, loader(folder)))
+        return getattr(self, slot)[1]
 
     def preview(self, folder: ModelFolder, plane: np.ndarray, key: object, prompts: Prompts, threshold: float = 0.5) -> Preview:
         """Labels for `prompts` on the 2D `plane` (embedding reused when `key` is the cached image)."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import Sam3Error
-from .prompts import Box, Point
+from .prompts import Box, FramePrompts, Point, Prompts
 
 
 def image_plane(data: np.ndarray, *, rgb: bool, slice_index: int | None) -> np.ndarray:
@@ -82,3 +82,27 @@ def prompted_slices(coords: Sequence[np.ndarray]) -> list[int]:
         if item.shape[-1] >= 3 and item.size:
             found.update(int(z) for z in np.unique(np.rint(item.reshape(-1, item.shape[-1])[:, -3])))
     return sorted(found)
+
+
+def prompts_for_mode(
+    mode: str,
+    data,
+    *,
+    positive: Sequence[bool],
+    spatial_ndim: int,
+    slice_index: int | None,
+    plane_shape: tuple[int, int],
+) -> Prompts:
+    """A 2D mode's prompt layer data -> `Prompts` on the current plane: boxes (positive only) for `2d_box`,
+    exemplar boxes (both polarities) for `2d_exemplar`, points for the point modes."""
+    if mode in ("2d_box", "2d_exemplar"):
+        boxes = boxes_from_shapes(data, positive=positive, spatial_ndim=spatial_ndim, slice_index=slice_index, plane_shape=plane_shape)
+        return Prompts(exemplars=boxes) if mode == "2d_exemplar" else Prompts(boxes=tuple(b for b in boxes if b.positive))
+    return Prompts(points=points_from_layer(data, positive=positive, spatial_ndim=spatial_ndim, slice_index=slice_index))
+
+
+def frame_prompts(coords: np.ndarray, *, positive: Sequence[bool]) -> FramePrompts:
+    """3D prompt points (z, y, x) -> the points of each prompted slice."""
+    return FramePrompts(
+        {z: Prompts(points=points_from_layer(coords, positive=positive, spatial_ndim=3, slice_index=z)) for z in prompted_slices([coords])}
+    )

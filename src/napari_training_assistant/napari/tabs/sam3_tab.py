@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 
 from ...annotate.annotator import Annotator
 from ...annotate.errors import Sam3Error
-from ...annotate.from_layers import boxes_from_shapes, image_plane, points_from_layer
+from ...annotate.from_layers import frame_prompts, image_plane, prompts_for_mode
 from ...annotate.prompts import FramePrompts, Prompts
 from ...cancel import CancelToken
 from ...project.errors import ProjectError
@@ -357,11 +357,8 @@ class Sam3Tab(ProjectTab):
         layer = self.prompt_layer(create=False)
         if layer is None or len(layer.data) == 0:
             raise Sam3Error(f"the layer {self.layer_names()[mode]!r} has no prompt yet: draw in it, then run the preview")
-        flags = sam3_layers.polarity(layer)
-        if mode in sam3_layers.SHAPES_MODES:
-            boxes = boxes_from_shapes(layer.data, positive=flags, spatial_ndim=spatial, slice_index=z, plane_shape=plane_shape)
-            return Prompts(exemplars=boxes) if mode == "2d_exemplar" else Prompts(boxes=tuple(b for b in boxes if b.positive))
-        return Prompts(points=points_from_layer(layer.data, positive=flags, spatial_ndim=spatial, slice_index=z))
+        return prompts_for_mode(mode, layer.data, positive=sam3_layers.polarity(layer), spatial_ndim=spatial,
+                                slice_index=z, plane_shape=plane_shape)
 
     def _show_preview(self, preview, layer, z: int | None, records: list[dict[str, Any]]) -> None:
         shape = np.shape(image_data(layer))[: layer.ndim]
@@ -409,12 +406,7 @@ class Sam3Tab(ProjectTab):
     def read_frame_prompts(self, layer) -> FramePrompts:
         if layer is None or len(layer.data) == 0 or np.shape(layer.data)[-1] < 3:
             raise Sam3Error(f"click objects in {self.layer_names()['3d_multiplex']!r} on one or more slices of the stack first")
-        flags = sam3_layers.polarity(layer)
-        coords = np.asarray(layer.data)
-        frames = {}
-        for z in sorted({int(round(v)) for v in coords[:, -3]}):
-            frames[z] = Prompts(points=points_from_layer(coords, positive=flags, spatial_ndim=3, slice_index=z))
-        return FramePrompts(frames)
+        return frame_prompts(np.asarray(layer.data), positive=sam3_layers.polarity(layer))
 
     def _propagated(self, _count) -> None:
         writer, self.writer = self.writer, None
@@ -451,12 +443,13 @@ class Sam3Tab(ProjectTab):
 
     def wait(self, timeout_s: float = 60) -> None:
         """Process events until the running preview or propagation has been handled (tests, closing)."""
-        from qtpy.QtCore import QCoreApplication, QElapsedTimer
+        from qtpy.QtCore import QCoreApplication, QElapsedTimer, QThread
 
         clock = QElapsedTimer()
         clock.start()
         while (self.worker is not None or self.live_timer.isActive()) and clock.elapsed() < timeout_s * 1000:
             QCoreApplication.processEvents()
+            QThread.msleep(5)  # let the worker have the CPU (and the GIL) instead of spinning
 
     # ------------------------------------------------------------------ accept
     def accept(self):
