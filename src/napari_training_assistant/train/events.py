@@ -1,40 +1,18 @@
-"""Typed progress events and cooperative cancel: the one interface the CLI and the widget listen to."""
+"""The Lightning callback that turns a run into `ProgressEvent`s and honours a `CancelToken`.
+
+The events themselves live in the torch-free `..progress` (re-exported here, so `train.events` keeps
+working); the widget imports them from there without loading Lightning."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 import lightning as L
 
 from ..cancel import CancelToken
+from ..progress import EventKind, Listener, ProgressEvent
 
-
-class EventKind(StrEnum):
-    STARTED = "started"  # plan resolved, data loaded, first step about to run
-    STEP = "step"  # one optimisation step done
-    EPOCH = "epoch"  # one epoch (with validation) done
-    MESSAGE = "message"  # a line for the log view
-    FINISHED = "finished"  # run ended (completed, cancelled or failed)
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    kind: EventKind
-    epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    steps: int = 0
-    loss: float | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    eta_s: float | None = None
-    message: str = ""
-
-
-Listener = Callable[[ProgressEvent], None]
+__all__ = ["CancelToken", "EventKind", "Listener", "ProgressCallback", "ProgressEvent"]
 
 
 class ProgressCallback(L.Callback):
