@@ -472,8 +472,8 @@ def test_add_files_from_tiff_png_and_npy(project, tmp_path):
     tifffile.imwrite(tmp_path / "mask.tif", mask)
 
     a = project.dataset.add_files(tmp_path / "img.tif", tmp_path / "mask.png")
-    b = project.dataset.add_files(str(tmp_path / "img.npy"), str(tmp_path / "mask.npy"))
-    c = project.dataset.add_files(tmp_path / "img.png", tmp_path / "mask.tif", split="val")
+    b = project.dataset.add_files(str(tmp_path / "img.npy"), str(tmp_path / "mask.npy"), allow_duplicate=True)
+    c = project.dataset.add_files(tmp_path / "img.png", tmp_path / "mask.tif", split="val", allow_duplicate=True)
     assert a.source_files == {"image": str(tmp_path / "img.tif"), "mask": str(tmp_path / "mask.png")}
     assert b.source_files["mask"] == str(tmp_path / "mask.npy")
     assert c.split == "val"
@@ -549,14 +549,16 @@ def test_add_never_overwrites_orphan_files_left_on_disk(project, add_pair):
     assert add_pair(project, seed=3).pair_id == "pair_0005"
 
 
-def test_add_after_doctor_restored_the_manifest_keeps_the_newer_pair_files(project, add_pair):
+def test_add_after_an_older_manifest_was_restored_keeps_the_newer_pair_files(project, add_pair):
     from napari_training_assistant.project.doctor import run_doctor
 
     add_pair(project, seed=1)
-    newer = add_pair(project, seed=2)  # manifest.json.bak now lists only pair_0001
+    older = project.layout.manifest.read_bytes()  # e.g. a copy someone kept, restored by hand
+    newer = add_pair(project, seed=2)
     newer_image = (project.root / newer.image_path).read_bytes()
     project.layout.manifest.write_text("{ damaged")
-    run_doctor(project.root)  # restores the backup: pair_0002's files become unlisted
+    (project.layout.manifest.parent / "manifest.json.bak").write_bytes(older)
+    run_doctor(project.root)  # restores the older copy: pair_0002's files become unlisted
     assert project.dataset.ids() == ["pair_0001"]
     record = add_pair(project, seed=3)
     assert record.pair_id != newer.pair_id

@@ -85,7 +85,7 @@ def test_non_project_folder_is_refused(tmp_path):
 # ----------------------------------------------------------------------------- broken JSON
 
 
-def test_broken_json_with_backup_is_restored_and_kept(busy):
+def test_broken_json_with_backup_is_restored_to_the_latest_write_and_kept(busy):
     path = busy.layout.project_config
     good_backup = backup_path(path).read_bytes()
     path.write_text('{"project_name": "x", oops')
@@ -94,7 +94,7 @@ def test_broken_json_with_backup_is_restored_and_kept(busy):
     assert "restored the last good copy from project_config.json.bak" in report.findings[0].message
     assert "not valid JSON" in report.findings[0].message
     assert path.read_bytes() == good_backup
-    assert TrainingProject.open(busy.root).config.notes == "v1"
+    assert TrainingProject.open(busy.root).config.notes == "v2"  # the latest write, not one behind
     broken = list(busy.root.glob("project_config.json.broken-*"))
     assert len(broken) == 1
     assert broken[0].read_text() == '{"project_name": "x", oops'
@@ -115,7 +115,7 @@ def test_invalid_manifest_with_backup_is_restored(busy):
 
 def test_broken_json_without_backup_is_reported_and_untouched(project):
     path = project.layout.sam3_config
-    assert not backup_path(path).exists()
+    backup_path(path).unlink()
     path.write_text("{ broken")
     report = run_doctor(project.root)
     assert _levels(report) == [("problem", "sam3/sam3_config.json")]
@@ -157,6 +157,7 @@ def test_missing_file_with_backup_is_restored(busy):
 def test_missing_recreatable_registries_are_recreated(project, attr, schema):
     path = getattr(project.layout, attr)
     path.unlink()
+    backup_path(path).unlink()
     report = run_doctor(project.root)
     assert len(report.findings) == 1
     assert report.findings[0].level == "fixed"
@@ -181,6 +182,7 @@ def test_missing_architecture_is_recreated_from_the_latest_checkpoint(project):
 
 def test_missing_architecture_without_checkpoints_gets_the_default(project):
     project.layout.architecture_config.unlink()
+    backup_path(project.layout.architecture_config).unlink()
     report = run_doctor(project.root)
     assert "default architecture" in report.findings[0].message
     assert project.architecture == ArchitectureConfig()
@@ -188,6 +190,7 @@ def test_missing_architecture_without_checkpoints_gets_the_default(project):
 
 def test_missing_manifest_without_backup_is_a_problem(project):
     project.layout.manifest.unlink()
+    backup_path(project.layout.manifest).unlink()
     report = run_doctor(project.root)
     assert _levels(report) == [("problem", "dataset/manifest.json")]
     assert not project.layout.manifest.exists()
@@ -351,6 +354,7 @@ def test_orphan_dataset_file_is_info_and_not_deleted(busy):
 
 def test_check_mode_says_doctor_recreates_a_missing_architecture(project):
     project.layout.architecture_config.unlink()
+    backup_path(project.layout.architecture_config).unlink()
     report = run_doctor(project.root, repair=False)
     assert _levels(report) == [("problem", "architecture/architecture_config.json")]
     assert "`nta doctor` recreates it" in report.findings[0].message

@@ -33,6 +33,7 @@ ARCH_FIELDS = st.fixed_dictionaries(
 )
 
 names = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40)
+record_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,30}", fullmatch=True)  # ids become file names
 times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
@@ -73,7 +74,7 @@ def test_project_config_roundtrip(name, created, epochs, patch, lr, layers):
 
 
 @given(
-    st.lists(st.tuples(names, st.floats(0, 1), st.floats(0, 1), times), max_size=5),
+    st.lists(st.tuples(record_ids, st.floats(0, 1), st.floats(0, 1), times), max_size=5),
     st.sampled_from(["scratch", "latest"]),
 )
 @settings(max_examples=40, deadline=None)

@@ -55,35 +55,38 @@ def test_write_model_leaves_no_temp_files(project):
     assert project.sam3.threshold == 0.4
 
 
-def test_backup_holds_the_previous_good_version_after_a_second_write(tmp_path):
+def test_backup_mirrors_the_latest_write_from_the_first_one_on(tmp_path):
     path = tmp_path / "sam3_config.json"
     write_model(path, Sam3Config(threshold=0.1))
-    assert not backup_path(path).exists()  # nothing to back up on the first write
-    write_model(path, Sam3Config(threshold=0.2))
     assert backup_path(path).name == "sam3_config.json.bak"
-    assert read_model(backup_path(path), Sam3Config).threshold == 0.1
-    assert read_model(path, Sam3Config).threshold == 0.2
-    write_model(path, Sam3Config(threshold=0.3))
+    assert backup_path(path).read_bytes() == path.read_bytes()  # a file written once has a backup too
+    write_model(path, Sam3Config(threshold=0.2))
     assert read_model(backup_path(path), Sam3Config).threshold == 0.2
+    assert read_model(path, Sam3Config).threshold == 0.2
 
 
-def test_backup_is_not_replaced_by_a_broken_file(tmp_path):
+def test_a_file_broken_by_hand_leaves_the_latest_good_write_in_the_backup(tmp_path):
     path = tmp_path / "sam3_config.json"
     write_model(path, Sam3Config(threshold=0.1))
     write_model(path, Sam3Config(threshold=0.2))
     path.write_text("{ broken")
+    assert read_model(backup_path(path), Sam3Config).threshold == 0.2  # not one write behind
     write_model(path, Sam3Config(threshold=0.3))
-    # the broken file was not a good version: the backup still holds the last good one
-    assert read_model(backup_path(path), Sam3Config).threshold == 0.1
+    assert read_model(backup_path(path), Sam3Config).threshold == 0.3
     assert read_model(path, Sam3Config).threshold == 0.3
 
 
-def test_project_update_keeps_a_backup(project):
+def test_project_update_keeps_a_backup_of_the_latest_write(project):
     project.update_config(lambda c: setattr(c, "notes", "first"))
     project.update_config(lambda c: setattr(c, "notes", "second"))
     backup = read_model(backup_path(project.layout.project_config), ProjectConfig)
-    assert backup.notes == "first"
+    assert backup.notes == "second"
     assert project.config.notes == "second"
+
+
+def test_every_json_file_of_a_new_project_has_a_backup(project):
+    for path in project.layout.json_files():
+        assert backup_path(path).read_bytes() == path.read_bytes(), path.name
 
 
 def test_files_are_pretty_json_with_trailing_newline(project):
@@ -229,13 +232,16 @@ def test_version_0_project_config_is_migrated(project):
     assert config.ui.selected_layers == {"image": "raw image", "mask": "ground truth"}
     assert config.class_names == ["background", "cell"]
     assert config.created_at.year == 2024
-    # the next write stores the migrated form and keeps the old file as the backup
+    # the next write stores the migrated form and keeps the old file as <file>.v0.orig
     opened.update_config(lambda c: setattr(c, "notes", "migrated"))
     on_disk = json.loads(opened.layout.project_config.read_text())
     assert on_disk["schema_version"] == 1
     assert on_disk["project_name"] == "legacy cells"
     assert "name" not in on_disk
-    assert json.loads(backup_path(opened.layout.project_config).read_text())["name"] == "legacy cells"
+    original = opened.layout.project_config.with_name("project_config.json.v0.orig")
+    assert json.loads(original.read_text())["name"] == "legacy cells"
+    opened.update_config(lambda c: setattr(c, "notes", "again"))  # kept once, never overwritten
+    assert json.loads(original.read_text())["name"] == "legacy cells"
     assert TrainingProject.open(project.root).config.ui.selected_layers["image"] == "raw image"
 
 
@@ -271,7 +277,7 @@ def test_crash_during_replace_keeps_the_old_file_and_no_temp(project, monkeypatc
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert _temp_files(project.root) == []
-    assert sorted(p.name for p in path.parent.iterdir()) == ["sam3_config.json"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["sam3_config.json", "sam3_config.json.bak"]
     assert project.sam3.threshold == 0.5
 
 

@@ -51,6 +51,8 @@ SEED_LAYOUT = {
 }
 # registries added after the seed (created with the project, listed in ProjectLayout.json_files)
 POST_SEED_FILES = {"predictions/predictions.json"}
+# every JSON file (and the benchmark CSV) has a `.bak` mirror of its latest write from the start
+BACKUPS = {f"{name}.bak" for name in ("project_config.json", "architecture/architecture_config.json", "sam3/sam3_config.json", "dataset/manifest.json", "models/model_registry.json", "models/starting_weights_config.json", "checkpoints/checkpoints.json", "history/training_runs.json", "history/benchmark_history.csv", "predictions/predictions.json")}
 
 SEED_DEFAULT_ARCHITECTURE = {
     "backend": "basic_unet",
@@ -83,14 +85,15 @@ def _write_fake_checkpoint(project: TrainingProject, payload: bytes = b"fake wei
 def test_create_makes_exactly_the_seed_layout(tmp_path, tree):
     project = TrainingProject.create(tmp_path / "p")
     found = tree(project.root)
-    # besides the seed's layout only the hidden writer lock and post-seed registries may exist
+    # besides the seed's layout only the hidden writer lock, post-seed registries and backups may exist
     assert found >= SEED_LAYOUT
-    assert found - SEED_LAYOUT <= {".nta.lock"} | POST_SEED_FILES
-    assert not any(name.endswith((".tmp", ".bak")) for name in found)
+    assert found - SEED_LAYOUT <= {".nta.lock"} | POST_SEED_FILES | BACKUPS
+    assert {name for name in found if name.endswith(".bak")} == BACKUPS
+    assert not any(name.endswith(".tmp") for name in found)
     for folder in ("dataset/images", "dataset/masks", "models/imported"):
         assert (project.root / folder).is_dir()
         assert list((project.root / folder).iterdir()) == []
-    assert {p.name for p in (project.root / "predictions").iterdir()} <= {"predictions.json"}
+    assert {p.name for p in (project.root / "predictions").iterdir()} <= {"predictions.json", "predictions.json.bak"}
     assert (project.root / "logs/training.log").read_bytes() == b""
     assert (project.root / "history/benchmark_history.csv").read_text() == ",".join(BENCHMARK_COLUMNS) + "\n"
 
@@ -150,7 +153,7 @@ def test_create_refuses_a_non_empty_folder_unless_allowed(tmp_path, tree):
     project = TrainingProject.create(folder, allow_non_empty=True)
     assert (folder / "notes.txt").read_text() == "keep me"
     assert TrainingProject.is_project(folder)
-    assert tree(folder) - {".nta.lock", "notes.txt"} - POST_SEED_FILES == SEED_LAYOUT
+    assert tree(folder) - {".nta.lock", "notes.txt"} - POST_SEED_FILES - BACKUPS == SEED_LAYOUT
     assert project.name == "busy"
 
 

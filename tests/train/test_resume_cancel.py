@@ -20,6 +20,7 @@ from napari_training_assistant.project import TrainingProject
 from napari_training_assistant.project.doctor import run_doctor
 from napari_training_assistant.project.errors import ProjectError
 from napari_training_assistant.project.schemas import CheckpointRegistry
+from napari_training_assistant.project.status import project_status
 from napari_training_assistant.train import CancelToken, EventKind, TrainingFailed, train_project
 from napari_training_assistant.train.module import SegmentationModule
 
@@ -201,13 +202,17 @@ def test_a_killed_run_leaves_the_project_consistent_and_can_be_resumed(make_proj
     ] and registry.latest == "unet_run_001"
     assert project.layout.latest_checkpoint.read_bytes() == latest_bytes
     assert load_model(project.layout.latest_checkpoint) is not None
+    # the run record still says running, but status and doctor see that its process is gone
     report = run_doctor(project.root, repair=False)
-    assert report.healthy_after and all(f.level == "info" for f in report.findings), report.findings
-    assert main(["doctor", str(project.root), "--check"]) == 0
+    assert [(f.level, f.file) for f in report.findings if f.level != "info"] == [("problem", "history/training_runs.json")]
+    assert "run_002 is recorded as running but its process is gone" in report.problems[0].message
+    assert main(["doctor", str(project.root), "--check"]) == 1
     assert [(r.run_id, r.status) for r in TrainingProject.open(project.root).history.runs] == [
         ("run_001", "completed"),
         ("run_002", "running"),
     ]
+    status = project_status(TrainingProject.open(project.root))
+    assert status["interrupted_runs"] == ["run_002"] and status["running_runs"] == []
     capsys.readouterr()
 
     assert main(["train", str(project.root), "--resume", *args, "--json"]) == 0

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .clock import now
 from .errors import CheckpointError
 from .schemas import CheckpointRecord, CheckpointRegistry
 from .storage import atomic_copy, write_model
@@ -70,7 +71,7 @@ class CheckpointStore:
             on_disk = [int(m.group(1)) for f in self._layout.checkpoints_dir.glob("unet_run_*.pt") if (m := CHECKPOINT_PATTERN.match(f.name))]
             number = max([registry.next_number, *(n + 1 for n in on_disk)])
             registry.next_number = number + 1
-            write_model(self._layout.checkpoint_registry, registry, previous_is_valid=True)
+            write_model(self._layout.checkpoint_registry, registry)
         name = checkpoint_name(number)
         return name, self._layout.checkpoints_dir / f"{name}.pt"
 
@@ -79,7 +80,8 @@ class CheckpointStore:
 
         Order: the record is saved first; only then, for a completed run, `latest.pt` is replaced
         atomically and the registry's `latest` pointer moves. A crash at any point leaves either the
-        old or the new state (`nta doctor` realigns `latest.pt` with the pointer).
+        old or the new state (`nta doctor` realigns `latest.pt` with the pointer). Idempotent per run:
+        a run that already registered its completed checkpoint gets that record back, nothing new.
         """
         path = self._layout.checkpoints_dir / f"{checkpoint_id}.pt"
         if not path.is_file():
@@ -88,10 +90,13 @@ class CheckpointStore:
             registry = self.registry
             if registry.get(checkpoint_id) is not None:
                 raise CheckpointError(f"{checkpoint_id} is already registered; checkpoints are never overwritten")
+            done = self.completed_by_run(fields.get("run_id"), registry)
+            if done is not None and status == "completed":
+                return done
             record = CheckpointRecord(
                 checkpoint_id=checkpoint_id,
                 status=status,
-                timestamp=fields.pop("timestamp", None) or _now(),
+                timestamp=fields.pop("timestamp", None) or now(),
                 path=self._layout.relative(path),
                 file_sha256=file_sha256(path),
                 architecture=architecture,
@@ -99,14 +104,21 @@ class CheckpointStore:
                 **fields,
             )
             registry.checkpoints.append(record)
-            write_model(self._layout.checkpoint_registry, registry, previous_is_valid=True)
+            write_model(self._layout.checkpoint_registry, registry)
             if record.dataset_pair_ids:
                 self._project.dataset.mark_used(record.dataset_pair_ids, checkpoint_id)
             if status == "completed":
                 atomic_copy(path, self._layout.latest_checkpoint)
                 registry.latest = checkpoint_id
-                write_model(self._layout.checkpoint_registry, registry, previous_is_valid=True)
+                write_model(self._layout.checkpoint_registry, registry)
         return record
+
+    def completed_by_run(self, run_id: str | None, registry: CheckpointRegistry | None = None) -> CheckpointRecord | None:
+        """The completed checkpoint `run_id` registered, if it did."""
+        if not run_id:
+            return None
+        registry = registry or self.registry
+        return next((c for c in registry.checkpoints if c.run_id == run_id and c.status == "completed"), None)
 
     def manifest_sha256(self) -> str:
         return self._project.dataset.content_sha256()
@@ -118,8 +130,3 @@ class CheckpointStore:
             return not target.exists()
         return target.is_file() and file_sha256(target) == self.get(latest).file_sha256
 
-
-def _now():
-    from .training_project import now
-
-    return now()

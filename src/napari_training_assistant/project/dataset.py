@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DatasetError
+from .clock import now
+from .errors import DatasetError, DuplicatePairError
 from .schemas import DatasetManifest, PairRecord, RemovedPair, Split
 from .splits import auto_split
 
@@ -35,10 +35,7 @@ class Dataset:
         return len(self.pairs)
 
     def get(self, pair_id: str) -> PairRecord:
-        record = self._project.manifest.get(pair_id)
-        if record is None:
-            raise DatasetError(f"no pair {pair_id!r} in this project: list pairs with `nta status {self._project.root}`")
-        return record
+        return _find(self._project.manifest, pair_id, self._project.root)
 
     def ids(self, split: str | None = None) -> list[str]:
         return [p.pair_id for p in self.pairs if split is None or p.split == split]
@@ -52,18 +49,12 @@ class Dataset:
     def content_sha256(self) -> str:
         """Hash of what a run trains on: pair ids, array hashes and splits (not bookkeeping such as
         `used_by_checkpoints`), so it identifies the dataset version a checkpoint saw."""
-        import hashlib
-        import json
-
-        content = sorted((p.pair_id, p.image_sha256, p.mask_sha256, p.split) for p in self.pairs)
-        return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+        return pairs_sha256(self.pairs)
 
     def load(self, pair_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(image, mask) as saved: image channel-first when it has channels."""
-        from .image_io import read_tiff
-
-        record = self.get(pair_id)
-        return read_tiff(self._layout.absolute(record.image_path)), read_tiff(self._layout.absolute(record.mask_path))
+        """(image, mask) as saved: image channel-first when it has channels. Each array is checked against
+        the hash recorded when the pair was added, so a file replaced on disk is never trained on."""
+        return load_pair_arrays(self._project, self.get(pair_id))
 
     # ----------------------------------------------------------------- add
     def add_files(
@@ -108,8 +99,11 @@ class Dataset:
         source: str = "manual",
         prompts: list[dict[str, Any]] | None = None,
         source_files: dict[str, str] | None = None,
+        allow_duplicate: bool = False,
     ) -> PairRecord:
-        """Prepare the mask, check shapes against each other and the architecture, save, record."""
+        """Prepare the mask, check shapes against each other and the architecture, save, record.
+
+        The same image and mask (by content) twice are refused unless `allow_duplicate`."""
         from .image_io import array_sha256, write_tiff
         from .pair_preparation import prepare_pair
 
@@ -128,8 +122,15 @@ class Dataset:
             target_class=target_class,
             label_map=label_map,
         )
+        image_sha, mask_sha = array_sha256(prepared.image), array_sha256(prepared.mask.array)
         with self._project.locked():
             manifest = self._project.manifest
+            twin = next((p for p in manifest.pairs if (p.image_sha256, p.mask_sha256) == (image_sha, mask_sha)), None)
+            if twin is not None and not allow_duplicate:
+                raise DuplicatePairError(
+                    f"this image and mask are already in the dataset as {twin.pair_id} ({twin.split}); "
+                    "a second copy would count twice in training: skip it, or add it anyway with allow_duplicate (--allow-duplicate)"
+                )
             number = self._free_pair_number(manifest)
             pair_id = f"pair_{number:04d}"
             image_path = self._layout.images_dir / f"{pair_id}.tif"
@@ -156,9 +157,9 @@ class Dataset:
                 label_transform=prepared.mask.label_transform,
                 source=source,
                 prompts=prompts or [],
-                created_at=_now(),
-                image_sha256=array_sha256(prepared.image),
-                mask_sha256=array_sha256(prepared.mask.array),
+                created_at=now(),
+                image_sha256=image_sha,
+                mask_sha256=mask_sha,
                 split=chosen,
                 split_assigned_by="user" if split else "auto",
             )
@@ -177,6 +178,8 @@ class Dataset:
         with self._project.locked():
             manifest = self._project.manifest
             record = _find(manifest, pair_id, self._project.root)
+            if record.split != split:
+                self._refuse_while_held(pair_id, f"moved to {split}")
             record.split = split
             record.split_assigned_by = "user"
             self._save(manifest)
@@ -196,21 +199,34 @@ class Dataset:
         with self._project.locked():
             manifest = self._project.manifest
             record = _find(manifest, pair_id, self._project.root)
+            self._refuse_while_held(pair_id, "removed")
             tombstone = RemovedPair(
                 pair_id=record.pair_id,
-                removed_at=_now(),
+                removed_at=now(),
                 image_sha256=record.image_sha256,
                 mask_sha256=record.mask_sha256,
                 split=record.split,
                 used_by_checkpoints=record.used_by_checkpoints,
             )
+            files = [self._layout.removable(r) for r in (record.image_path, record.mask_path)]  # refused before any change
             manifest.pairs = [p for p in manifest.pairs if p.pair_id != pair_id]
             manifest.removed_pairs.append(tombstone)
             self._save(manifest)  # manifest first: files of a pair never vanish while it is listed
-            for relative in (record.image_path, record.mask_path):
-                with contextlib.suppress(FileNotFoundError):
-                    self._layout.absolute(relative).unlink()
+            for path in files:
+                path.unlink(missing_ok=True)  # a link is removed, never its target
         return tombstone
+
+    def _refuse_while_held(self, pair_id: str, change: str) -> None:
+        """A pair a live run trains or validates on cannot change under it (its checkpoint would name
+        data it did not see, or be benchmarked on what it trained on)."""
+        from .runs import describe_process
+
+        run = self._project.history.holder_of(pair_id)
+        if run is not None:
+            raise DatasetError(
+                f"{pair_id} cannot be {change}: {run.run_id} is training on it now ({describe_process(run)}); "
+                "wait for the run to end or stop it, then try again"
+            )
 
     def _free_pair_number(self, manifest: DatasetManifest) -> int:
         """`next_pair_number`, skipping ids already listed and numbers whose files are on disk: files
@@ -228,17 +244,39 @@ class Dataset:
     def _save(self, manifest: DatasetManifest) -> None:
         from .storage import write_model
 
-        write_model(self._layout.manifest, manifest, previous_is_valid=True)
+        write_model(self._layout.manifest, manifest)
 
 
 def _find(manifest: DatasetManifest, pair_id: str, root: Path) -> PairRecord:
     record = manifest.get(pair_id)
     if record is None:
-        raise DatasetError(f"no pair {pair_id!r} in {root}: list pairs with `nta status {root}`")
+        raise DatasetError(f"no pair {pair_id!r} in {root}: list pairs with `nta pairs {root}`")
     return record
 
 
-def _now():
-    from .training_project import now
+def pairs_sha256(pairs: Sequence[PairRecord]) -> str:
+    """sha256 over (pair id, image hash, mask hash, split) of `pairs`, in id order."""
+    import hashlib
+    import json
 
-    return now()
+    content = sorted((p.pair_id, p.image_sha256, p.mask_sha256, p.split) for p in pairs)
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def load_pair_arrays(project: TrainingProject, record: PairRecord) -> tuple[np.ndarray, np.ndarray]:
+    """A pair's saved (image, mask), refused when a file is missing, outside the project, or no longer
+    holds what was added (sha256 of dtype, shape and values)."""
+    from .image_io import array_sha256, read_tiff
+
+    arrays = []
+    for role, relative, expected in (("image", record.image_path, record.image_sha256), ("mask", record.mask_path, record.mask_sha256)):
+        array = read_tiff(project.layout.absolute(relative))
+        if array_sha256(array) != expected:
+            raise DatasetError(
+                f"the {role} of {record.pair_id} ({relative}) changed since it was added (shape {tuple(array.shape)}, "
+                f"recorded {tuple(record.image_shape if role == 'image' else record.mask_shape)}): "
+                f"restore the file, or remove the pair (nta remove-pair {project.root} {record.pair_id}) and add it again"
+            )
+        arrays.append(array)
+    return arrays[0], arrays[1]
+

@@ -1,25 +1,29 @@
 """`nta doctor`: find what is wrong in a project folder and repair what can be repaired safely.
 
-Safe repairs: missing folders, stale temporary files, a broken or missing JSON file restored from its
-last good `.bak` (the broken file is kept as `<file>.broken-<time>`), empty registries recreated,
-`latest.pt` realigned with the registry. Everything else (missing or changed data files, files no
-record names) is reported with the command that fixes it, and never deleted.
+Safe repairs: missing folders, stale temporary files, a broken or missing file restored from its `.bak`
+(the latest good write; the broken file is kept as `<file>.broken-<time>`), registries rebuilt from the
+self-describing files on disk when both copies are gone, empty registries recreated, missing backups
+written, `latest.pt` realigned with the registry, lineage (`used_by_checkpoints`) restored from the
+checkpoint registry, runs whose process is gone marked `interrupted`. Everything else (missing or
+changed data files, files no record names, links that point outside the project) is reported with the
+command that fixes it, and never deleted or followed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .checkpoints import CHECKPOINT_PATTERN, file_sha256
+from .clock import now
 from .errors import NotAProjectError, ProjectError
 from .layout import ProjectLayout
+from .rebuild import REBUILDERS
 from .schemas import (
     ArchitectureConfig,
     CheckpointRegistry,
-    DatasetManifest,
     ModelRegistry,
     PredictionRegistry,
     Sam3Config,
@@ -27,10 +31,11 @@ from .schemas import (
     TrainingRunHistory,
     VersionedModel,
 )
-from .storage import ProjectLock, atomic_copy, backup_path, read_model, write_model
+from .storage import ProjectLock, atomic_copy, backup_path, read_model, write_model, write_with_backup
 
 # files that may be recreated empty when they and their backup are lost (nothing but defaults is lost)
 RECREATABLE: tuple[type[VersionedModel], ...] = (
+    CheckpointRegistry,  # only when no checkpoint file on disk can rebuild it
     Sam3Config,
     StartingWeightsConfig,
     ModelRegistry,
@@ -58,6 +63,10 @@ class DoctorReport:
     def add(self, level: str, file: str, message: str) -> None:
         self.findings.append(Finding(level, file, message))  # type: ignore[arg-type]
 
+    def fix(self, file: str, done: str, todo: str) -> None:
+        """A repair: `fixed` with what was done, or under --check a `problem` saying what doctor would do."""
+        self.add("fixed" if self.repaired else "problem", file, done if self.repaired else todo)
+
     @property
     def problems(self) -> list[Finding]:
         return [f for f in self.findings if f.level == "problem"]
@@ -83,6 +92,8 @@ class DoctorReport:
 
 
 def run_doctor(root: Path, repair: bool = True) -> DoctorReport:
+    from .doctor_checks import check_contents
+
     layout = ProjectLayout(Path(root))
     config_ok = layout.project_config.exists() or backup_path(layout.project_config).exists()
     if not layout.root.is_dir() or not config_ok:
@@ -90,69 +101,139 @@ def run_doctor(root: Path, repair: bool = True) -> DoctorReport:
     report = DoctorReport(str(layout.root), repaired=repair)
     with ProjectLock(layout.lock_file)():
         _check_folders(layout, report, repair)
-        _remove_temporary_files(layout, report, repair)
+        entries = list(walk(layout.root))
+        _remove_temporary_files(layout, entries, report, repair)
+        _report_outside_links(layout, entries, report)
         valid = {path: _check_json(layout, path, schema, report, repair) for path, schema in layout.json_files().items()}
-        if valid.get(layout.manifest):
-            _check_dataset(layout, report)
-        if valid.get(layout.checkpoint_registry):
-            _check_checkpoints(layout, report, repair)
+        _check_benchmark_csv(layout, report, repair)
+        check_contents(layout, valid, report, repair)
     return report
 
 
+def walk(root: Path):
+    """Every file and link under `root`, never descending into a linked folder (nothing outside is touched)."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            yield Path(folder) / name
+
+
 def _rel(layout: ProjectLayout, path: Path) -> str:
-    return layout.relative(path)
+    try:
+        return layout.relative(path)
+    except ProjectError:
+        return str(path)
 
 
 def _check_folders(layout: ProjectLayout, report: DoctorReport, repair: bool) -> None:
     for folder in layout.folders():
-        if not folder.is_dir():
+        if not folder.is_dir() and not folder.is_symlink():
             if repair:
                 folder.mkdir(parents=True, exist_ok=True)
             report.add("fixed" if repair else "info", _rel(layout, folder), "folder was missing" + (", created" if repair else ""))
 
 
-def _remove_temporary_files(layout: ProjectLayout, report: DoctorReport, repair: bool) -> None:
-    for tmp in layout.root.rglob(".*.tmp"):
+def _remove_temporary_files(layout: ProjectLayout, entries: list[Path], report: DoctorReport, repair: bool) -> None:
+    for tmp in entries:
+        if not (tmp.name.startswith(".") and tmp.name.endswith(".tmp")) or tmp.is_symlink():
+            continue
         if repair:
             tmp.unlink(missing_ok=True)
         report.add("fixed" if repair else "info", _rel(layout, tmp), "temporary file of an interrupted write" + (", removed" if repair else ""))
 
 
+def _report_outside_links(layout: ProjectLayout, entries: list[Path], report: DoctorReport) -> None:
+    root = os.path.realpath(layout.root)
+    for path in entries:
+        if not path.is_symlink():
+            continue
+        target = os.path.realpath(path)
+        if os.path.commonpath([root, target]) != root:
+            report.add(
+                "problem",
+                _rel(layout, path),
+                f"is a symbolic link to {target}, outside the project: it is never read or followed; "
+                "replace it by the file itself, or delete the link",
+            )
+
+
 def _check_json(layout: ProjectLayout, path: Path, schema: type[VersionedModel], report: DoctorReport, repair: bool) -> bool:
     name = _rel(layout, path)
+    if path.is_symlink():
+        report.add("problem", name, "is a symbolic link: project files must be plain files; replace it by a copy of the file")
+        return False
     try:
         read_model(path, schema, layout.root)
-        return True
     except ProjectError as exc:
         problem = str(exc).split("; fix it")[0]
+    else:
+        _check_backup(path, name, report)
+        return True
     backup = backup_path(path)
-    if backup.exists() and _valid(backup, schema):
+    if backup.is_file() and not backup.is_symlink() and _valid(backup, schema):
         if repair:
-            if path.exists():
-                stamp = _timestamp()
-                shutil.copyfile(path, path.with_name(f"{path.name}.broken-{stamp}"))
+            _keep_broken(path)
             atomic_copy(backup, path)
-            report.add("fixed", name, f"{problem}; restored the last good copy from {backup.name}")
-            return True
-        report.add("problem", name, f"{problem}; `nta doctor` (without --check) restores {backup.name}")
-        return False
+        report.fix(name, f"{problem}; restored the last good copy from {backup.name}", f"{problem}; `nta doctor` (without --check) restores {backup.name}")
+        return repair
+    rebuilt = REBUILDERS[schema](layout) if schema in REBUILDERS else None
+    if rebuilt is not None and (rebuilt.count or rebuilt.skipped):
+        if repair:
+            _keep_broken(path)
+            write_model(path, rebuilt.registry)
+        report.fix(name, f"{problem}; {rebuilt.note()}", f"{problem}; `nta doctor` rebuilds it from the files on disk")
+        return repair
     if not path.exists() and schema in RECREATABLE:
         if repair:
             write_model(path, schema())
-            report.add("fixed", name, "was missing; recreated with defaults")
-            return True
-        report.add("problem", name, "is missing; `nta doctor` recreates it with defaults")
-        return False
+        report.fix(name, "was missing; recreated with defaults", "is missing; `nta doctor` recreates it with defaults")
+        return repair
     if not path.exists() and schema is ArchitectureConfig:
         arch = _architecture_from_checkpoints(layout)
         if repair:
             write_model(path, arch)
-            report.add("fixed", name, "was missing; recreated from the latest checkpoint's architecture" if arch != ArchitectureConfig() else "was missing; recreated with the default architecture")
-            return True
-        report.add("problem", name, f"{problem}; `nta doctor` recreates it from the latest checkpoint's architecture (or the default)")
-        return False
+        origin = "the latest checkpoint's architecture" if arch != ArchitectureConfig() else "the default architecture"
+        report.fix(name, f"was missing; recreated from {origin}", f"{problem}; `nta doctor` recreates it from the latest checkpoint's architecture (or the default)")
+        return repair
     report.add("problem", name, f"{problem}; no good backup to restore: fix it by hand")
     return False
+
+
+def _check_backup(path: Path, name: str, report: DoctorReport) -> None:
+    """A good file whose `.bak` is missing or differs (older tool, or edited by hand): mirror it."""
+    backup = backup_path(path)
+    if backup.is_file() and not backup.is_symlink() and backup.read_bytes() == path.read_bytes():
+        return
+    if report.repaired and not backup.is_symlink():
+        atomic_copy(path, backup)
+    what = "missing" if not backup.exists() else "older than the file"
+    report.fix(name, f"backup {backup.name} was {what}; it now mirrors the file", f"backup {backup.name} is {what}; `nta doctor` mirrors the file into it")
+
+
+def _check_benchmark_csv(layout: ProjectLayout, report: DoctorReport, repair: bool) -> None:
+    from .layout import BENCHMARK_COLUMNS
+
+    path, backup = layout.benchmark_history, backup_path(layout.benchmark_history)
+    name = _rel(layout, path)
+    header = ",".join(BENCHMARK_COLUMNS[:3])
+    if path.is_file() and not path.is_symlink() and path.read_bytes()[: len(header)] == header.encode():
+        _check_backup(path, name, report)
+        return
+    if backup.is_file() and backup.read_bytes()[: len(header)] == header.encode():
+        if repair:
+            _keep_broken(path)
+            atomic_copy(backup, path)
+        report.fix(name, f"was missing or damaged; restored from {backup.name}", f"is missing or damaged; `nta doctor` restores {backup.name}")
+    elif not path.exists():
+        if repair:
+            write_with_backup(path, (",".join(BENCHMARK_COLUMNS) + "\n").encode())
+        report.fix(name, "was missing; recreated empty (no backup)", "is missing; `nta doctor` recreates it empty")
+    else:
+        report.add("problem", name, "does not start with the benchmark header and has no good backup: fix it by hand")
+
+
+def _keep_broken(path: Path) -> None:
+    if path.exists() and not path.is_symlink():
+        shutil.copyfile(path, path.with_name(f"{path.name}.broken-{now().strftime('%Y%m%dT%H%M%S')}"))
 
 
 def _valid(path: Path, schema: type[VersionedModel]) -> bool:
@@ -171,72 +252,3 @@ def _architecture_from_checkpoints(layout: ProjectLayout) -> ArchitectureConfig:
     if registry.checkpoints:
         return ArchitectureConfig.model_validate(registry.checkpoints[-1].architecture)
     return ArchitectureConfig()
-
-
-def _check_dataset(layout: ProjectLayout, report: DoctorReport) -> None:
-    from .image_io import array_sha256, read_tiff
-
-    manifest = read_model(layout.manifest, DatasetManifest)
-    listed: set[str] = set()
-    for pair in manifest.pairs:
-        for role, relative, expected in (("image", pair.image_path, pair.image_sha256), ("mask", pair.mask_path, pair.mask_sha256)):
-            listed.add(relative)
-            path = layout.absolute(relative)
-            if not path.exists():
-                report.add("problem", relative, f"{role} of {pair.pair_id} is missing; remove the pair with `nta remove-pair {layout.root} {pair.pair_id}`")
-                continue
-            try:
-                actual = array_sha256(read_tiff(path))
-            except ProjectError as exc:
-                report.add("problem", relative, f"{role} of {pair.pair_id} cannot be read ({exc}); remove the pair")
-                continue
-            if actual != expected:
-                report.add("problem", relative, f"{role} of {pair.pair_id} changed since it was added (sha256 differs); re-add the pair")
-    for folder in (layout.images_dir, layout.masks_dir):
-        for path in sorted(folder.glob("*")):
-            if path.is_file() and _rel(layout, path) not in listed:
-                report.add("info", _rel(layout, path), "file is not in the manifest (left by an interrupted add?); delete it or add it as a pair")
-
-
-def _check_checkpoints(layout: ProjectLayout, report: DoctorReport, repair: bool) -> None:
-    registry = read_model(layout.checkpoint_registry, CheckpointRegistry)
-    registered = set()
-    for record in registry.checkpoints:
-        registered.add(record.path)
-        path = layout.absolute(record.path)
-        if not path.exists():
-            report.add("problem", record.path, f"file of {record.checkpoint_id} is missing")
-        elif file_sha256(path) != record.file_sha256:
-            report.add("problem", record.path, f"file of {record.checkpoint_id} changed since registration (sha256 differs)")
-    for path in sorted(layout.checkpoints_dir.glob("unet_run_*.pt")):
-        if CHECKPOINT_PATTERN.match(path.name) and _rel(layout, path) not in registered:
-            report.add("info", _rel(layout, path), "checkpoint file is not registered (an interrupted run); it is not used")
-    _check_latest(layout, registry, report, repair)
-
-
-def _check_latest(layout: ProjectLayout, registry: CheckpointRegistry, report: DoctorReport, repair: bool) -> None:
-    latest = layout.latest_checkpoint
-    name = _rel(layout, latest) if latest.exists() else "checkpoints/latest.pt"
-    if registry.latest is None:
-        if latest.exists():
-            report.add("problem", name, "exists but the registry names no latest checkpoint; delete it by hand if unwanted")
-        return
-    record = registry.get(registry.latest)
-    if record is None:
-        report.add("problem", "checkpoints/checkpoints.json", f"latest points to unknown checkpoint {registry.latest!r}")
-        return
-    if latest.is_file() and file_sha256(latest) == record.file_sha256:
-        return
-    source = layout.absolute(record.path)
-    if source.is_file() and file_sha256(source) == record.file_sha256:
-        if repair:
-            atomic_copy(source, latest)
-        report.add("fixed" if repair else "problem", name, f"did not hold {record.checkpoint_id}" + ("; copied it again" if repair else "; `nta doctor` copies it again"))
-    else:
-        report.add("problem", name, f"does not hold {record.checkpoint_id} and that checkpoint's file is damaged")
-
-
-def _timestamp() -> str:
-    from .training_project import now
-
-    return now().strftime("%Y%m%dT%H%M%S")

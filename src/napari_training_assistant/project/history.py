@@ -7,9 +7,10 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
+from .clock import now
 from .layout import BENCHMARK_COLUMNS
-from .schemas import TrainingRun, TrainingRunHistory
-from .storage import atomic_write_bytes, write_model
+from .schemas import RunHeartbeat, TrainingRun, TrainingRunHistory
+from .storage import write_model, write_with_backup
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def write_benchmark_header(path: Path) -> None:
-    atomic_write_bytes(path, (",".join(BENCHMARK_COLUMNS) + "\n").encode())
+    write_with_backup(path, (",".join(BENCHMARK_COLUMNS) + "\n").encode())
 
 
 def _decode(row: dict[str, str]) -> dict[str, Any]:
@@ -55,17 +56,26 @@ class History:
         return rows[-1] if rows else None
 
     def append_benchmark(self, row: dict[str, Any]) -> None:
-        """Add one row (unknown keys refused, per-class lists stored as JSON), rewriting atomically."""
+        """Add one row (unknown keys refused, per-class lists stored as JSON), rewriting atomically (and
+        its `.bak` mirror). A file with fewer columns (an older version) gets the new header; its rows
+        keep their values, new columns empty."""
         unknown = set(row) - set(BENCHMARK_COLUMNS)
         if unknown:
             raise ValueError(f"unknown benchmark columns {sorted(unknown)}; known: {BENCHMARK_COLUMNS}")
         with self._project.locked():
             path = self._layout.benchmark_history
-            old = path.read_bytes() if path.exists() else (",".join(BENCHMARK_COLUMNS) + "\n").encode()
+            old = path.read_bytes() if path.exists() else b""
+            header = old.split(b"\n", 1)[0].decode("utf-8", "replace")
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=BENCHMARK_COLUMNS, lineterminator="\n")
+            writer = csv.DictWriter(buffer, fieldnames=BENCHMARK_COLUMNS, lineterminator="\n", extrasaction="ignore")
+            if header == ",".join(BENCHMARK_COLUMNS):
+                buffer.write(old.decode("utf-8"))
+            else:
+                writer.writeheader()
+                for earlier in csv.DictReader(io.StringIO(old.decode("utf-8", "replace"))) if old else []:
+                    writer.writerow({k: v for k, v in earlier.items() if k in BENCHMARK_COLUMNS})
             writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
-            atomic_write_bytes(path, old + buffer.getvalue().encode())
+            write_with_backup(path, buffer.getvalue().encode())
 
     # ----------------------------------------------------------------- training runs
     @property
@@ -77,12 +87,29 @@ class History:
         with self._project.locked():
             history = self._project.read(self._layout.training_runs, TrainingRunHistory)
             history.runs = [r for r in history.runs if r.run_id != run.run_id] + [run]
-            write_model(self._layout.training_runs, history, previous_is_valid=True)
+            write_model(self._layout.training_runs, history)
+
+    def beat(self, run_id: str, heartbeat: RunHeartbeat) -> None:
+        """Renew a running run's heartbeat (nothing changes once the run has ended)."""
+        with self._project.locked():
+            history = self._project.read(self._layout.training_runs, TrainingRunHistory)
+            run = next((r for r in history.runs if r.run_id == run_id), None)
+            if run is not None and run.status == "running":
+                run.heartbeat = heartbeat
+                write_model(self._layout.training_runs, history)
+
+    def live_runs(self) -> list[TrainingRun]:
+        """Runs whose process is still training (see `runs.is_alive`)."""
+        from .runs import is_alive
+        moment = now()
+        return [run for run in self.runs if is_alive(run, moment)]
+
+    def holder_of(self, pair_id: str) -> TrainingRun | None:
+        """The live run that trains or validates on `pair_id`, if any."""
+        return next((run for run in self.live_runs() if pair_id in run.held_pairs), None)
 
     # ----------------------------------------------------------------- log
     def log(self, message: str) -> None:
-        from .training_project import now
-
         self._layout.logs_dir.mkdir(exist_ok=True)
         with open(self._layout.training_log, "a", encoding="utf-8") as handle:
             handle.write(f"{now().isoformat(timespec='seconds')} {message}\n")

@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .clock import now
 from .errors import CheckpointError
+from .rebuild import write_sidecar
 from .schemas import ImportedModel, ModelRegistry
 from .storage import atomic_copy, write_model
 
@@ -59,17 +61,13 @@ class ImportedModels:
                 sha256=info.sha256,
                 format=info.format,
                 architecture=architecture,
-                imported_at=_now(),
+                imported_at=now(),
                 tensor_count=len(info.tensors),
                 key_prefix_stripped=key_prefix_stripped,
             )
+            write_sidecar(target, record)  # the registry can be rebuilt from it (nta doctor)
             registry.models.append(record)
             registry.next_number += 1
-            write_model(self._layout.model_registry, registry, previous_is_valid=True)
+            write_model(self._layout.model_registry, registry)
         return record
 
-
-def _now():
-    from .training_project import now
-
-    return now()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import check_id, check_relative_path, confine, relative_to_root
 from .schemas import (
     ArchitectureConfig,
     CheckpointRegistry,
@@ -29,6 +30,7 @@ BENCHMARK_COLUMNS: tuple[str, ...] = (
     "iou_per_class",
     "delta_dice",
     "delta_iou",
+    "benchmark_sha256",
 )
 
 
@@ -145,10 +147,27 @@ class ProjectLayout:
 
     def run_dir(self, run_id: str) -> Path:
         """Per-run artefacts: metrics.csv, curves.png, last.ckpt (for --resume), montages."""
-        return self.history_dir / "runs" / run_id
+        try:
+            check_id(run_id, "run id")
+        except ValueError as exc:
+            from .paths import PathOutsideProjectError
+
+            raise PathOutsideProjectError(f"{exc}; history/training_runs.json was edited by hand: run `nta doctor {self.root}`") from None
+        return confine(self.root, f"history/runs/{run_id}")
 
     def relative(self, path: Path) -> str:
-        return path.resolve().relative_to(self.root.resolve()).as_posix()
+        """The project-relative POSIX path a record stores for `path` (which must be inside)."""
+        return relative_to_root(self.root, path)
 
     def absolute(self, relative: str) -> Path:
-        return self.root / relative
+        """The path on disk of a record's relative path: refused unless inside the project (symlinks
+        resolved), so no record can make the tool read, write or delete a file elsewhere."""
+        return confine(self.root, relative)
+
+    def removable(self, relative: str) -> Path:
+        """The entry a record names, for deleting it: its folder must be inside the project (symlinks
+        resolved); the entry itself may be a link, and deleting a link never touches its target."""
+        parent, _, name = relative.rpartition("/")
+        folder = confine(self.root, parent) if parent else self.root
+        confine(self.root, relative) if not (folder / name).is_symlink() else check_relative_path(self.root, relative)
+        return folder / name

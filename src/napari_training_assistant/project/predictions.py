@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .clock import now
 from .image_io import write_tiff
+from .rebuild import write_sidecar
 from .schemas import PredictionRecord, PredictionRegistry
 from .storage import write_model
 
@@ -37,8 +39,6 @@ class Predictions:
         duration_s: float | None = None,
     ) -> PredictionRecord:
         """Write `prediction_NNN.tif` (and optionally its probabilities) and record it."""
-        from .training_project import now
-
         with self._project.locked():
             registry = self.registry
             number = registry.next_number
@@ -61,6 +61,7 @@ class Predictions:
                 parameters=parameters,
                 duration_s=duration_s,
             )
+            write_sidecar(path, record)  # the registry can be rebuilt from it (nta doctor)
             registry.predictions.append(record)
             registry.next_number = number + 1
             write_model(self._layout.prediction_registry, registry)

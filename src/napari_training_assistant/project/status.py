@@ -24,6 +24,7 @@ def project_status(project: TrainingProject) -> dict[str, Any]:
     latest_benchmark = project.history.latest_benchmark()
     counts = project.dataset.split_counts()
     completed = [c for c in registry.checkpoints if c.status == "completed"]
+    runs = _runs(project)
     return {
         "project_name": config.project_name,
         "project_path": str(project.root.resolve()),
@@ -33,6 +34,9 @@ def project_status(project: TrainingProject) -> dict[str, Any]:
         "removed_pairs": len(manifest.removed_pairs),
         "latest_checkpoint": registry.latest,
         "checkpoint_count": len(registry.checkpoints),
+        "running_runs": [r["run_id"] for r in runs if r["status"] == "running"],
+        "interrupted_runs": [r["run_id"] for r in runs if r["status"] == "interrupted"],
+        "runs": runs,
         "latest_benchmark": latest_benchmark,
         "architecture": project.architecture.model_dump(mode="json"),
         "starting_weights": project.starting_weights.describe(),
@@ -44,3 +48,21 @@ def project_status(project: TrainingProject) -> dict[str, Any]:
         "created_at": config.created_at.isoformat(),
         "notes": config.notes,
     }
+
+
+def _runs(project: TrainingProject) -> list[dict[str, Any]]:
+    """Each run with its effective status: `running` only while its process is alive, else `interrupted`."""
+    from .clock import now
+    from .runs import describe_process, effective_status
+
+    moment = now()
+    return [
+        {
+            "run_id": run.run_id,
+            "status": effective_status(run, moment),
+            "checkpoint_id": run.checkpoint_id,
+            "process": describe_process(run),
+            "started_at": run.started_at.isoformat(timespec="seconds"),
+        }
+        for run in project.history.runs
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -21,6 +22,7 @@ from .schemas import VersionedModel
 M = TypeVar("M", bound=VersionedModel)
 BACKUP_SUFFIX = ".bak"
 LOCK_TIMEOUT_S = 120.0
+MAX_JSON_CHARS = 64 * 1024**2  # the largest registry of a long-lived project is a few MB
 
 
 def _temp_path(path: Path) -> Path:
@@ -74,16 +76,40 @@ def dump_model(model: VersionedModel) -> bytes:
     return (model.model_dump_json(indent=2) + "\n").encode()
 
 
-def write_model(path: Path, model: VersionedModel, *, previous_is_valid: bool | None = None) -> None:
-    """Save `model` atomically; the previous good version of the file becomes `<file>.bak`.
+def write_model(path: Path, model: VersionedModel) -> None:
+    """Save `model` atomically, then mirror the same bytes into `<file>.bak`.
 
-    `previous_is_valid` skips re-validating the file being replaced when the caller just read it.
+    The backup always equals the latest good write (a crash between the two writes leaves a good file
+    and the previous backup), so `nta doctor` restores the newest state, never one write behind. A file
+    of an older schema version is first kept as `<file>.v<N>.orig` (migrations never lose the original).
     """
-    if previous_is_valid is None:
-        previous_is_valid = path.exists() and _is_valid(path, type(model))
-    if previous_is_valid and path.exists():
-        atomic_copy(path, backup_path(path))
-    atomic_write_bytes(path, dump_model(model))
+    _keep_pre_migration_copy(path, model.SCHEMA_VERSION)
+    write_with_backup(path, dump_model(model))
+
+
+def _keep_pre_migration_copy(path: Path, current: int) -> None:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return
+    found = re.search(rb'"schema_version"\s*:\s*(\d+)', head)
+    if found and int(found.group(1)) == current:
+        return
+    try:
+        version = json.loads(path.read_text(encoding="utf-8")).get("schema_version", 0)
+    except (ValueError, RecursionError, AttributeError, OSError):
+        return  # not a readable older version: nothing worth keeping
+    if isinstance(version, int) and version < current:
+        original = path.with_name(f"{path.name}.v{version}.orig")
+        if not original.exists():
+            atomic_copy(path, original)
+
+
+def write_with_backup(path: Path, data: bytes) -> None:
+    """`atomic_write_bytes` to `path` and to its `.bak` mirror."""
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(backup_path(path), data)
 
 
 def backup_path(path: Path) -> Path:
@@ -91,24 +117,43 @@ def backup_path(path: Path) -> Path:
 
 
 def parse_model(path: Path, schema: type[M], text: str, project_root: Path | None = None) -> M:
-    """Validate JSON text against `schema`, migrating older versions; errors name file, field and fix."""
+    """Validate JSON text against `schema`, migrating older versions; errors name file, field and fix
+    in one line, whatever the text holds (any nesting depth, size or type)."""
     where = _display(path, project_root)
     fix = _fix_hint(path, project_root)
+    if len(text) > MAX_JSON_CHARS:
+        raise ProjectFileError(f"{where} holds {len(text):,} characters, more than a project file ever needs ({MAX_JSON_CHARS:,}); {fix}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProjectFileError(f"{where} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {fix}") from None
+    except RecursionError:
+        raise ProjectFileError(f"{where} is nested too deeply to be a project file; {fix}") from None
     if not isinstance(data, dict):
         raise ProjectFileError(f"{where} must hold a JSON object, found {type(data).__name__}; {fix}")
-    data = migrate(data, schema, where)
     try:
+        data = migrate(data, schema, where)
         return schema.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(file)"
-        value = f" (found {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        value = f" (found {short_repr(err['input'])})" if "input" in err and not isinstance(err["input"], dict) else ""
         more = f" and {exc.error_count() - 1} more problem(s)" if exc.error_count() > 1 else ""
-        raise ProjectFileError(f"{where}: field '{field}': {err['msg']}{value}{more}; {fix}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ProjectFileError(f"{where}: field '{field}': {message}{value}{more}; {fix}") from None
+    except RecursionError:
+        raise ProjectFileError(f"{where} is nested too deeply to be a project file; {fix}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a migration met a value of the wrong kind
+        raise ProjectFileError(f"{where} has values of the wrong kind for its schema_version ({type(exc).__name__}); {fix}") from None
+
+
+def short_repr(value: object, limit: int = 120) -> str:
+    """`repr(value)` cut to `limit` characters, so no error line echoes a huge value."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def migrate(data: dict, schema: type[M], where: str) -> dict:
@@ -136,14 +181,6 @@ def read_model(path: Path, schema: type[M], project_root: Path | None = None) ->
     except (OSError, UnicodeDecodeError) as exc:
         raise ProjectFileError(f"{_display(path, project_root)} cannot be read ({exc}); {_fix_hint(path, project_root)}") from None
     return parse_model(path, schema, text, project_root)
-
-
-def _is_valid(path: Path, schema: type[VersionedModel]) -> bool:
-    try:
-        read_model(path, schema)
-    except ProjectError:
-        return False
-    return True
 
 
 def _display(path: Path, root: Path | None) -> str:
@@ -178,6 +215,12 @@ class ProjectLock:
                     f"another process has held the project lock {self._lock.lock_file} for "
                     f"{self._lock.timeout:.0f} s; wait for it to finish, or delete the lock file if no "
                     "napari-training-assistant process is running"
+                ) from None
+            except OSError as exc:  # the lock path is a folder, read-only, on a full disk, ...
+                kind = "a folder" if Path(self._lock.lock_file).is_dir() else "not writable"
+                raise ProjectError(
+                    f"cannot take the project lock {self._lock.lock_file}: it is {kind} ({exc.strerror or exc}); "
+                    "remove it if it is not a file, or check that you may write to the project folder"
                 ) from None
             try:
                 yield

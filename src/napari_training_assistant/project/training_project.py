@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .clock import now
 from .errors import NotAProjectError, ProjectError
 from .layout import ProjectLayout
+from .paths import confine
 from .schemas import (
     ArchitectureConfig,
     DatasetManifest,
@@ -22,10 +23,6 @@ from .schemas import (
 from .storage import ProjectLock, atomic_write_bytes, read_model, write_model
 
 M = TypeVar("M", bound=VersionedModel)
-
-
-def now() -> datetime:
-    return datetime.now().astimezone()
 
 
 class TrainingProject:
@@ -134,6 +131,8 @@ class TrainingProject:
 
     # ----------------------------------------------------------------- typed file access
     def read(self, path: Path, schema: type[M]) -> M:
+        """A project file, validated; refused when it is a link that leaves the project."""
+        confine(self.root, self.layout.relative(path))
         return read_model(path, schema, self.root)
 
     def write(self, path: Path, model: VersionedModel) -> None:
@@ -146,7 +145,7 @@ class TrainingProject:
         with self.locked():
             doc = self.read(path, schema)
             yield doc
-            write_model(path, doc, previous_is_valid=True)
+            write_model(path, doc)
 
     def update(self, path: Path, schema: type[M], change: Callable[[M], None]) -> M:
         with self.editing(path, schema) as doc:

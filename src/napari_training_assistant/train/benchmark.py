@@ -9,8 +9,9 @@ import torch
 
 from ..model import load_model, read_checkpoint
 from ..project import TrainingProject
+from ..project.clock import now
+from ..project.dataset import pairs_sha256
 from ..project.errors import ProjectError
-from ..project.training_project import now
 from .metrics import ScoreAccumulator
 from .normalization import normalize
 
@@ -51,17 +52,20 @@ def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: li
 
 def benchmark_checkpoint(project: TrainingProject, checkpoint_id: str = "latest") -> dict[str, Any]:
     """Evaluate on every benchmark pair; append a row to history/benchmark_history.csv unless the same
-    checkpoint was already measured on the same number of pairs (then that row is returned)."""
+    checkpoint was already measured on the same benchmark set (same pairs, same contents: then that row
+    is returned)."""
     record = project.checkpoints.get(checkpoint_id)
-    pair_ids = project.dataset.ids("benchmark")
+    benchmark_pairs = [p for p in project.dataset.pairs if p.split == "benchmark"]
+    pair_ids = [p.pair_id for p in benchmark_pairs]
     if not pair_ids:
         raise ProjectError(
             f"{project.root} has no benchmark pairs: mark one with `nta set-split {project.root} PAIR benchmark` "
             "(benchmark pairs are held out from training)"
         )
+    content = pairs_sha256(benchmark_pairs)
     history = project.history.benchmarks()
     for row in reversed(history):
-        if row["checkpoint_id"] == record.checkpoint_id and row["n_images"] == len(pair_ids):
+        if row["checkpoint_id"] == record.checkpoint_id and row.get("benchmark_sha256") == content:
             return row
     scores = evaluate_on_pairs(project, record.checkpoint_id, pair_ids)
     parent_row = next((r for r in reversed(history) if record.parent_id and r["checkpoint_id"] == record.parent_id), None)
@@ -77,6 +81,7 @@ def benchmark_checkpoint(project: TrainingProject, checkpoint_id: str = "latest"
         "iou_per_class": [_float(v) for v in scores["iou_per_class"]],
         "delta_dice": _delta(dice, parent_row and parent_row["dice"]),
         "delta_iou": _delta(iou, parent_row and parent_row["iou"]),
+        "benchmark_sha256": content,
     }
     project.history.append_benchmark(row)
     return row

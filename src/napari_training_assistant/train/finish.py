@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..model import save_checkpoint
 from ..project import TrainingProject
+from ..project.clock import now
 from .curves import write_curves_off_thread
-from .run import TrainResult, _record_end
+from .run import TrainingFailed, TrainResult, record_end
 
 if TYPE_CHECKING:
     import lightning as L
@@ -42,35 +44,18 @@ def final_metrics(run: PreparedRun, trainer: L.Trainer) -> dict[str, Any]:
 
 
 def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, run_id: str, status: str, started: float, reason: str = "") -> TrainResult:
+    """Register the run's checkpoint (once per run: a run that already registered its completed
+    checkpoint gets that one back), benchmark it, draw curves, record the run's end. Weights that are
+    not finite are never registered: the run is recorded as failed."""
     metrics = final_metrics(run, trainer)
     run_dir = project.layout.run_dir(run_id)
     checkpoint_id = checkpoint_path = None
     benchmark = None
     timings: dict[str, float] = {"fit_s": round(time.perf_counter() - started, 2)}
     if trainer.global_step > 0:
-        checkpoint_id, path = project.checkpoints.reserve()
-        metadata = {
-            "checkpoint_id": checkpoint_id,
-            "parent_id": run.start.parent_id,
-            "run_id": run_id,
-            "metrics": metrics,
-            **run.checkpoint_metadata(),
-        }
-        save_checkpoint(path, run.module.model, run.architecture, metadata)
-        samples = trainer.global_step * run.batch_size * trainer.world_size
-        project.checkpoints.register(
-            checkpoint_id,
-            architecture=run.architecture,
-            status=status,
-            parent_id=run.start.parent_id,
-            patch_count=samples,
-            metrics=metrics,
-            **run.registration_fields(),
-            starting_weights=run.start.snapshot,
-            architecture_summary=run.extra["architecture_summary"],
-            run_id=run_id,
-            settings=run.settings_record(),
-        )
+        _require_finite_weights(project, run, run_id, started)
+        done = project.checkpoints.completed_by_run(run_id) if status == "completed" else None
+        checkpoint_id, path = (done.checkpoint_id, project.checkpoints.path_of(done.checkpoint_id)) if done else _save(project, run, trainer, run_id, status, metrics)
         checkpoint_path = str(path.resolve())
         if status == "completed" and run.options.run_benchmark and project.dataset.ids("benchmark"):
             from .benchmark import benchmark_checkpoint
@@ -82,7 +67,7 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
         (run_dir / "last.ckpt").unlink(missing_ok=True)  # resume state is only kept for unfinished runs
     curves = write_curves_off_thread(run_dir / "metrics.csv", run_dir / "curves.png", f"{project.name} {run_id} ({status})")
     duration = round(time.perf_counter() - started, 2)
-    _record_end(project, run_id, status, started, run, reason=reason, checkpoint_id=checkpoint_id, timings=timings)
+    record_end(project, run_id, status, started, run, reason=reason, checkpoint_id=checkpoint_id, timings=timings)
     return TrainResult(
         run_id=run_id,
         status=status,
@@ -97,6 +82,47 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
         decisions=[d.model_dump(mode="json") for d in run.decisions],
         points=run.point_counts() if hasattr(run, "point_counts") else None,
     )
+
+
+def _save(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, run_id: str, status: str, metrics: dict[str, Any]):
+    """Reserve a number, write the self-describing checkpoint (its registration record inside, so
+    `nta doctor` can rebuild the registry from the files), then register it."""
+    checkpoint_id, path = project.checkpoints.reserve()
+    snapshot, _ = run.dataset_hold()
+    registration = {
+        "status": status,
+        "timestamp": now().isoformat(),
+        "parent_id": run.start.parent_id,
+        "patch_count": trainer.global_step * run.batch_size * trainer.world_size,
+        "metrics": metrics,
+        **run.registration_fields(),
+        "starting_weights": run.start.snapshot,
+        "architecture_summary": run.extra["architecture_summary"],
+        "run_id": run_id,
+        "settings": run.settings_record(),
+        "manifest_sha256": snapshot,
+    }
+    metadata = {
+        "checkpoint_id": checkpoint_id,
+        "parent_id": run.start.parent_id,
+        "run_id": run_id,
+        "metrics": metrics,
+        **run.checkpoint_metadata(),
+        "registration_json": json.dumps(registration, default=str),
+    }
+    save_checkpoint(path, run.module.model, run.architecture, metadata)
+    project.checkpoints.register(checkpoint_id, architecture=run.architecture, **registration)
+    return checkpoint_id, path
+
+
+def _require_finite_weights(project: TrainingProject, run: PreparedRun, run_id: str, started: float) -> None:
+    import torch
+
+    bad = [name for name, tensor in run.module.model.state_dict().items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        reason = f"NonFiniteWeights: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}); lower the learning rate (--lr) or check the images"
+        record_end(project, run_id, "failed", started, run, reason=reason)
+        raise TrainingFailed(f"training run {run_id} failed: {reason}; no checkpoint was registered")
 
 
 def _float(value: Any) -> float | None:

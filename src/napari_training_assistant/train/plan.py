@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from ..model import describe
 from ..project import TrainingProject
+from ..project.dataset import pairs_sha256
 from ..project.errors import ProjectError
 from ..project.schemas import ArchitectureConfig, AutoConfigDecision, TrainingSettings
 from .augment import Augmenter
@@ -44,6 +45,8 @@ class PreparedRun(RunTrainer):
     train_dataset: PatchSampler
     val_dataset: ValidationTiles
     module: SegmentationModule
+    pair_versions_seen: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    manifest_sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +90,13 @@ class PreparedRun(RunTrainer):
             "num_nodes": self.options.num_nodes,
         }
 
+    def dataset_hold(self) -> tuple[str | None, list[str]]:
+        """(dataset hash the run saw, pairs it trains or validates on: held while it runs)."""
+        return self.manifest_sha256, sorted(set(self.train_ids) | set(self.val_ids))
+
+    def pair_versions(self) -> dict[str, tuple[str, str, str]]:
+        return self.pair_versions_seen
+
     def checkpoint_metadata(self) -> dict[str, Any]:
         """What prediction needs to treat images as training did."""
         return {"normalization": self.settings.normalization, "patch_size": list(self.resolved["patch_size"])}
@@ -123,11 +133,14 @@ class PreparedRun(RunTrainer):
 
 def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) -> PreparedRun:
     settings = _settings(project, options)
-    dataset = project.dataset
-    train_ids, val_ids = dataset.ids("train"), dataset.ids("val")
+    manifest = project.manifest  # one read: the ids, their versions and the hash agree
+    train_ids = [p.pair_id for p in manifest.pairs if p.split == "train"]
+    val_ids = [p.pair_id for p in manifest.pairs if p.split == "val"]
+    versions = {p.pair_id: (p.image_sha256, p.mask_sha256, p.split) for p in manifest.pairs}
     if not train_ids:
+        benchmark = sum(p.split == "benchmark" for p in manifest.pairs)
         raise ProjectError(
-            f"{project.root} has no training pairs ({len(dataset.ids('benchmark'))} benchmark pairs are never trained on): "
+            f"{project.root} has no training pairs ({benchmark} benchmark pairs are never trained on): "
             "add pairs with `nta add-pair` or move one with `nta set-split PAIR train`"
         )
     val_note = "" if val_ids else "no val pairs: validating on the training pairs"
@@ -188,6 +201,8 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
         train_dataset=train_dataset,
         val_dataset=val_dataset,
         module=module,
+        pair_versions_seen=versions,
+        manifest_sha256=pairs_sha256(manifest.pairs),
         extra={"architecture_summary": describe(arch_dict)},
     )
 

@@ -88,6 +88,13 @@ class PreparedPointRun(RunTrainer):
     def val_loader(self) -> DataLoader:
         return DataLoader(self.val_dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)
 
+    def dataset_hold(self) -> tuple[str | None, list[str]]:
+        """Point windows train on volumes named by the spec, not on the project's pairs."""
+        return None, []
+
+    def pair_versions(self) -> dict[str, tuple[str, str, str]]:
+        return {}
+
     def point_counts(self) -> dict[str, Any]:
         return {"train": len(self.train_dataset), "val": len(self.val_dataset), "dropped": self.inputs.dropped_total, "dropped_reasons": self.inputs.dropped}
 

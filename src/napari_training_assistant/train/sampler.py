@@ -163,6 +163,7 @@ def load_pairs(
     files usually fall back to being read into memory (then normalised in memory as usual).
     The mask of a memory-mapped image is memory-mapped too when possible.
     """
+    from ..project.dataset import load_pair_arrays
     from ..project.image_io import read_tiff
 
     manifest = project.manifest
@@ -172,13 +173,11 @@ def load_pairs(
         if record is None:
             from ..project.errors import DatasetError
 
-            raise DatasetError(
-                f"no pair {pair_id!r} in this project: list pairs with `nta status {project.root}`"
-            )
-        image_path = project.layout.absolute(record.image_path)
-        mask_path = project.layout.absolute(record.mask_path)
+            raise DatasetError(f"no pair {pair_id!r} in this project: list pairs with `nta pairs {project.root}`")
         has_channels = record.image_channels is not None
-        if math.prod(record.image_shape) * 4 > memmap_above_bytes:
+        if math.prod(record.image_shape) * 4 > memmap_above_bytes:  # shape checked by _memmap, not hashed
+            image_path = project.layout.absolute(record.image_path)
+            mask_path = project.layout.absolute(record.mask_path)
             raw = _memmap(image_path, record.image_shape)
             if raw is not None:
                 image = raw if has_channels else raw[None]
@@ -187,16 +186,8 @@ def load_pairs(
                 mask = read_tiff(mask_path) if mask is None else mask
                 pairs.append(PairArrays(pair_id, image, mask, record.spatial_dims, stats, normalized=False))
                 continue
-        pairs.append(
-            PairArrays.from_raw(
-                pair_id,
-                read_tiff(image_path),
-                read_tiff(mask_path),
-                record.spatial_dims,
-                normalization,
-                has_channels=has_channels,
-            )
-        )
+        image, mask = load_pair_arrays(project, record)
+        pairs.append(PairArrays.from_raw(pair_id, image, mask, record.spatial_dims, normalization, has_channels=has_channels))
     return pairs
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy
 
@@ -31,17 +33,55 @@ class EpochSetter(L.Callback):
 
 
 class ResumeState(L.Callback):
-    """Writes `last.ckpt` (the state `--resume` continues from) after every epoch, atomically, so a
-    killed process can be resumed from its last finished epoch. (Lightning's ModelCheckpoint with
-    save_top_k=0 writes `last` only when training ends.) Called on every rank; rank 0 writes."""
+    """Writes `last.ckpt` (the state `--resume` continues from) after every epoch and, within an epoch,
+    whenever `every_s` seconds of training have passed since the last save, so a killed process loses
+    at most that much work, even in one long 3D epoch. (Lightning's ModelCheckpoint with save_top_k=0
+    writes `last` only when training ends.) Called on every rank; rank 0 writes; under DDP the ranks
+    agree on when (a rank's clock alone would deadlock the others in the save's barrier)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, every_s: float) -> None:
         self.path = Path(path)
+        self.every_s = every_s
+        self._last = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        due = time.monotonic() - self._last >= self.every_s
+        if trainer.world_size > 1:
+            due = trainer.strategy.reduce_boolean_decision(due, all=False)
+        if due:
+            self._save(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         # runs after the epoch's validation, and also when a cancel stops the epoch early
         if trainer.global_step > 0:
-            trainer.save_checkpoint(self.path)
+            self._save(trainer)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self._last = time.monotonic()
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or inf: the run fails and registers nothing."""
+
+
+class FiniteLossGuard(L.Callback):
+    """Stops the run at the first step whose loss is NaN or inf (on any rank: all ranks stop together),
+    so diverged weights are never registered or made `latest`."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        bad = loss is not None and not bool(torch.isfinite(loss.detach()).all())
+        if trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if bad:
+            raise NonFiniteLoss(
+                f"the loss became NaN or inf at epoch {trainer.current_epoch + 1}, step {trainer.global_step}: "
+                "lower the learning rate (--lr), or check the images for extreme values"
+            )
 
 
 class RunTrainer:
@@ -89,9 +129,10 @@ def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, 
         max_epochs=run.epochs,
         logger=logger,
         callbacks=[
+            FiniteLossGuard(),
             ProgressCallback(listener, cancel, run.epochs),
             EpochSetter(run.train_dataset),
-            ResumeState(run_dir / "last.ckpt"),
+            ResumeState(run_dir / "last.ckpt", run.project.config.training.resume_every_s),
         ],
         enable_checkpointing=False,  # ResumeState writes the one resume file; no Lightning checkpoint folders
         default_root_dir=str(run_dir),

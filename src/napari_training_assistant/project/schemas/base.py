@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ..paths import check_id, check_relative
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+ProjectPath = Annotated[str, AfterValidator(check_relative)]
+"""A file named by a record: relative to the project folder, normalised, never outside it."""
+RecordId = Annotated[str, AfterValidator(check_id)]
+"""An id that becomes part of a file or folder name (pairs, checkpoints, runs, imported models)."""
 
 
 class VersionedModel(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import VersionedModel
+from .base import ProjectPath, RecordId, VersionedModel
 
 Split = Literal["train", "val", "benchmark"]
 PairSource = Literal["manual", "sam3_preview", "imported"]
@@ -17,9 +17,9 @@ MaskModeName = Literal["binary", "target-class", "multiclass", "label-map", "mul
 class PairRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    pair_id: str
-    image_path: str = Field(description="relative to the project folder")
-    mask_path: str
+    pair_id: RecordId
+    image_path: ProjectPath = Field(description="relative to the project folder")
+    mask_path: ProjectPath
     image_layer: str | None = None
     mask_layer: str | None = None
     source_files: dict[str, str] = Field(default_factory=dict, description="original file of image/mask")
@@ -42,7 +42,7 @@ class PairRecord(BaseModel):
     mask_sha256: str
     split: Split
     split_assigned_by: Literal["auto", "user"] = "auto"
-    used_by_checkpoints: list[str] = Field(default_factory=list)
+    used_by_checkpoints: list[RecordId] = Field(default_factory=list)
 
 
 class RemovedPair(BaseModel):
@@ -50,12 +50,12 @@ class RemovedPair(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pair_id: str
+    pair_id: RecordId
     removed_at: datetime
     image_sha256: str
     mask_sha256: str
     split: Split
-    used_by_checkpoints: list[str] = Field(default_factory=list)
+    used_by_checkpoints: list[RecordId] = Field(default_factory=list)
 
 
 class DatasetManifest(VersionedModel):

@@ -38,6 +38,9 @@ class TrainingSettings(_Strict):
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
     seed: int = 0
     training_mode: Literal["pairs", "point_windows"] = "pairs"
+    resume_every_s: float = Field(
+        60.0, ge=1, le=86_400, allow_inf_nan=False, description="seconds of training between saves of the resume state (also saved every epoch)"
+    )
 
 
 class AutoConfigDecision(_Strict):

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import VersionedModel
+from .base import ProjectPath, RecordId, VersionedModel
 
 CheckpointStatus = Literal["completed", "cancelled", "failed"]
 
@@ -17,29 +17,29 @@ class _Strict(BaseModel):
 
 
 class CheckpointRecord(_Strict):
-    checkpoint_id: str
-    parent_id: str | None = None
+    checkpoint_id: RecordId
+    parent_id: RecordId | None = None
     status: CheckpointStatus = "completed"
     training_mode: str = "pairs"
-    dataset_pair_ids: list[str] = Field(default_factory=list)
+    dataset_pair_ids: list[RecordId] = Field(default_factory=list)
     image_count: int = 0
     patch_count: int = 0
     split: dict[str, list[str]] = Field(default_factory=dict, description="split name -> pair ids")
     metrics: dict[str, Any] = Field(default_factory=dict, description="losses, dice, iou, ...")
     timestamp: datetime
-    path: str = Field(description="relative to the project folder")
+    path: ProjectPath = Field(description="relative to the project folder")
     file_sha256: str
     architecture: dict[str, Any]
     starting_weights: dict[str, Any] = Field(default_factory=dict)
     architecture_summary: dict[str, Any] = Field(default_factory=dict)
     manifest_sha256: str | None = Field(None, description="sha256 of the dataset content the run saw (pairs, hashes, splits)")
-    run_id: str | None = None
+    run_id: RecordId | None = None
     settings: dict[str, Any] = Field(default_factory=dict, description="resolved training settings of the run")
 
 
 class CheckpointRegistry(VersionedModel):
     checkpoints: list[CheckpointRecord] = Field(default_factory=list)
-    latest: str | None = Field(None, description="checkpoint id that latest.pt holds")
+    latest: RecordId | None = Field(None, description="checkpoint id that latest.pt holds")
     next_number: int = Field(1, ge=1)
 
     MIGRATIONS: ClassVar = {0: lambda d: {"checkpoints": [], "latest": None, "next_number": 1}}
@@ -49,10 +49,10 @@ class CheckpointRegistry(VersionedModel):
 
 
 class ImportedModel(_Strict):
-    model_id: str
+    model_id: RecordId
     name: str
     source_filename: str
-    path: str = Field(description="relative to the project folder")
+    path: ProjectPath = Field(description="relative to the project folder")
     sha256: str
     format: Literal["pt", "safetensors"]
     architecture: dict[str, Any]
@@ -71,8 +71,8 @@ class ModelRegistry(VersionedModel):
 
 class StartingWeightsConfig(VersionedModel):
     choice: Literal["scratch", "latest", "checkpoint", "imported"] = "scratch"
-    checkpoint_id: str | None = None
-    imported_model_id: str | None = None
+    checkpoint_id: RecordId | None = None
+    imported_model_id: RecordId | None = None
 
     @model_validator(mode="after")
     def _target_named(self) -> StartingWeightsConfig:
@@ -90,17 +90,32 @@ class StartingWeightsConfig(VersionedModel):
         return self.choice
 
 
+RunStatus = Literal["running", "completed", "cancelled", "failed", "interrupted"]
+
+
+class RunHeartbeat(_Strict):
+    """The process that runs a training run, and when it last said so."""
+
+    pid: int = Field(ge=0)
+    host: str
+    boot_id: str = ""
+    updated_at: datetime
+
+
 class TrainingRun(_Strict):
-    run_id: str
-    status: Literal["running", "completed", "cancelled", "failed"]
+    run_id: RecordId
+    status: RunStatus
     started_at: datetime
     ended_at: datetime | None = None
     duration_s: float | None = None
-    checkpoint_id: str | None = None
-    parent_id: str | None = None
+    checkpoint_id: RecordId | None = None
+    parent_id: RecordId | None = None
     reason: str = ""
     settings: dict[str, Any] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
+    heartbeat: RunHeartbeat | None = None
+    manifest_sha256: str | None = Field(None, description="dataset content when the run started (pairs, hashes, splits)")
+    held_pairs: list[RecordId] = Field(default_factory=list, description="pairs the run trains or validates on")
 
 
 class TrainingRunHistory(VersionedModel):
@@ -108,11 +123,11 @@ class TrainingRunHistory(VersionedModel):
 
 
 class PredictionRecord(_Strict):
-    prediction_id: str
-    path: str = Field(description="relative to the project folder: the label image")
-    probabilities_path: str | None = None
+    prediction_id: RecordId
+    path: ProjectPath = Field(description="relative to the project folder: the label image")
+    probabilities_path: ProjectPath | None = None
     source: str = Field(description="image file or napari layer the prediction was made from")
-    checkpoint_id: str
+    checkpoint_id: RecordId
     created_at: datetime
     shape: list[int]
     parameters: dict[str, Any] = Field(default_factory=dict, description="tile size, overlap, device, threshold, ...")
