@@ -1,6 +1,8 @@
-"""Predict tab: background prediction into the project and a Labels layer; errors as messages."""
+"""Predict tab: prediction in a child process into the project and a Labels layer; errors as messages."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -60,6 +62,7 @@ def test_predict_adds_labels_layer_and_saves_into_project(setup, qtbot, fast_opt
     assert record.source == "napari layer cells" and record.checkpoint_id == "unet_run_001"
     assert "prediction_001" in tab.message.text()
     assert project.config.ui.selected_layers["predict_image"] == "cells"
+    assert tab.last_task.pid != os.getpid() and tab.last_task.exit_code == 0  # predicted in a child process
 
 
 def test_wrong_channel_count_is_a_red_message(setup, qtbot):

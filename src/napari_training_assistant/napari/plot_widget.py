@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..train.events import EventKind, ProgressEvent
+from ..progress import EventKind, ProgressEvent
 
 
 class LivePlot(QWidget):

@@ -1,15 +1,18 @@
-"""Predict tab: segment an image layer with a project checkpoint in the background; the prediction is
-saved into the project's `predictions/` (by `predict_array`) and shown as a Labels layer."""
+"""Predict tab: segment an image layer with a project checkpoint in a child process; the prediction is
+saved into the project's `predictions/` (by `predict_array`, in the child), read back in the worker
+thread and shown as a Labels layer (the GUI thread only adds the layer)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QPushButton, QSpinBox
 
+from ..child_tasks import predict_into_project
 from ..layer_choice import image_data, image_layers, refill_image_combo
-from ..workers import TaskFailed, task_worker
+from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 
 LATEST = "latest"
@@ -60,6 +63,7 @@ class PredictTab(ProjectTab):
         self.layout().addWidget(self.predict_button)
         self._worker = None
         self._running = False
+        self.last_task: ChildTask | None = None
         layers = self.viewer.layers
         handler = self._layers_changed
         emitters = (layers.events.inserted, layers.events.removed, layers.events.reordered)
@@ -132,7 +136,7 @@ class PredictTab(ProjectTab):
 
     # ----------------------------------------------------------------- predicting
     def predict(self) -> None:
-        """Start the prediction in a worker thread; the GUI stays responsive."""
+        """Start the prediction in a child process; the GUI stays responsive."""
         project = self.session.project
         name = self.image_combo.currentText()
         layer = self._layer(name)
@@ -143,37 +147,31 @@ class PredictTab(ProjectTab):
             elif layer is None:
                 self.show_message("Choose an image layer to predict.", error=True)
             return
-        from ...predict.project_prediction import predict_array
         from ..preferences import default_device
 
         axis = self.channel_axis.value()
         channel_axis = None if axis < 0 else axis
-        tile = self.tile_size.value() or None
-        overlap = self.overlap.value()
-        device = default_device()
-        data = image_data(layer)
         self.session.remember(layers={LAYER_KEY: name})
-
-        def work():
-            record = predict_array(
-                project,
-                np.asarray(data),
-                source=f"napari layer {name}",
-                checkpoint_id=checkpoint,
-                channel_axis=channel_axis,
-                tile_size=tile,
-                overlap=overlap,
-                device=device,
-            )
-            return record
-
+        task = ChildTask(
+            predict_into_project,
+            str(project.root),
+            image_data(layer),
+            label="prediction",
+            source=f"napari layer {name}",
+            checkpoint_id=checkpoint,
+            channel_axis=channel_axis,
+            tile_size=self.tile_size.value() or None,
+            overlap=self.overlap.value(),
+            device=default_device(),
+        )
         self._context = {"layer": layer, "name": name, "channel_axis": channel_axis}
         self._running = True
         self.predict_button.setText("Predicting…")
         self._update_button()
         self.session.set_busy(True)
         self.show_message(f"Predicting {name} with {self.checkpoint_combo.currentText()}…")
-        self._worker = task_worker(work)
+        self.last_task = task
+        self._worker = child_worker(task, then=partial(_read_back, project))
         self._worker.returned.connect(self._finished)
         self._worker.start()
 
@@ -185,16 +183,13 @@ class PredictTab(ProjectTab):
         if isinstance(result, TaskFailed):
             self.show_message(f"Prediction failed: {result.message}", error=True)
             return
-        self.add_prediction_layer(result, **self._context)
+        self.add_prediction_layer(*result, **self._context)
         self.session.updated()
 
-    def add_prediction_layer(self, record, *, layer, name: str, channel_axis: int | None) -> list:
-        """Read the saved prediction TIFF back and show it as a Labels layer over its image (one layer
-        per output channel for a multilabel checkpoint)."""
-        from ...project.image_io import read_tiff
-
+    def add_prediction_layer(self, record, labels: np.ndarray, *, layer, name: str, channel_axis: int | None) -> list:
+        """Show a saved prediction as a Labels layer over its image (one layer per output channel for a
+        multilabel checkpoint)."""
         project = self.session.project
-        labels = read_tiff(project.layout.absolute(record.path))
         title = f"{name} prediction ({record.checkpoint_id})"
         if record.parameters.get("output_mode") == "multilabel":
             names = project.config.class_names
@@ -210,3 +205,10 @@ class PredictTab(ProjectTab):
         duration = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""
         self.show_message(f"Saved {record.path} ({record.prediction_id}) from {record.checkpoint_id}{duration}.")
         return added
+
+
+def _read_back(project, record) -> tuple[Any, np.ndarray]:
+    """(record, labels): the prediction TIFF the child saved, read in the worker thread."""
+    from ...project.image_io import read_tiff
+
+    return record, read_tiff(project.layout.absolute(record.path))

@@ -1,19 +1,14 @@
 """Point-windowed training inputs of the Train tab: a YAML spec file, or layers of the viewer.
 
 Layers are never trained on in memory: the chosen layers are written into `<project>/point_data/`
-(zarr volumes, synapses.csv, regions.json and spec.yaml, replaced on every start) and that spec is
-trained with `train.point_run.train_points`, exactly as `nta train-points <project>/point_data/spec.yaml`
-would. The layers are converted and checked in the GUI thread (fast, errors shown at once); the volumes
-are written in the training thread, so a large image does not freeze the viewer.
+(zarr volumes, synapses.csv, regions.json and spec.yaml, replaced on every start; see `point_data`) and
+that spec is trained with `train.point_run.train_points`, exactly as `nta train-points
+<project>/point_data/spec.yaml` would. The layers are converted and checked in the GUI thread (fast,
+errors shown at once); the volumes are written and the spec validated in the training child process.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Callable
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,16 +25,16 @@ from qtpy.QtWidgets import (
 )
 
 from ...data.annotations import (
-    Region,
     Synapse,
     regions_from_napari_shapes,
     synapses_from_napari_lines,
     synapses_from_napari_points,
 )
 from ...project.errors import ProjectError
+from ..child_tasks import train_points_layers, train_points_spec
+from ..point_data import DATA_FOLDER, layer_spec, spec_preview
 
 SOURCES = ("Spec file (YAML)", "Layers in the viewer")
-DATA_FOLDER = "point_data"
 LAYER_ROLES = {"image": ("Image",), "label0": ("Labels",), "label1": ("Labels",), "points": ("Points", "Shapes"), "regions": ("Shapes",)}
 
 
@@ -137,28 +132,32 @@ class PointsPanel(QWidget):
             self.spec_info.setText("Epochs, batch size and learning rate come from the spec.")
             return
         try:
-            spec, base = _load(path)
-        except ProjectError as exc:
+            spec, project = spec_preview(path)
+        except ValueError as exc:
             self.spec_info.setText(str(exc))
             return
-        window = "x".join(map(str, spec.window_size))
+        training = spec.get("training") if isinstance(spec.get("training"), dict) else {}
+        window = spec.get("window_size")
+        window = "x".join(map(str, window)) if isinstance(window, list) else "?"
+        given = [f"{training[key]} {name}" for key, name in (("epochs", "epochs"), ("batch_size", "batch"), ("lr", "lr")) if key in training]
         self.spec_info.setText(
-            f"trains project {_spec_project(spec, base)}; window {window}, {spec.training.epochs} epochs, "
-            f"batch {spec.training.batch_size}, lr {spec.training.lr:g} (from the spec)"
+            f"trains project {project}; window {window}" + "".join(f", {item}" for item in given)
+            + " (from the spec; the rest as its defaults; checked on Start)"
         )
 
     # ---- what Start runs
-    def prepare(self, project, options) -> tuple[Callable[..., Any], str]:
-        """(start(listener=, cancel=) for the training worker, a line for the log); ProjectError when
-        the inputs are incomplete or wrong."""
-        from ...train.point_run import train_points
-
+    def prepare(self, project, options: dict[str, Any]) -> tuple[tuple, str]:
+        """((child task function, its arguments...), a line for the log); ProjectError when the inputs
+        are incomplete or wrong."""
         if self.uses_spec():
             path = self.spec_path.text().strip()
             if not path:
                 raise ProjectError("choose a spec file (YAML) for point-windowed training, or train from layers")
-            spec, base = _load(path)
-            return partial(train_points, path, options), f"point-windowed training from {path} (project {_spec_project(spec, base)})"
+            try:
+                _, spec_project = spec_preview(path)
+            except ValueError as exc:
+                raise ProjectError(str(exc)) from None
+            return (train_points_spec, path, options), f"point-windowed training from {path} (project {spec_project})"
         return self._prepare_layers(project, options)
 
     def _layer(self, role: str):
@@ -167,9 +166,7 @@ class PointsPanel(QWidget):
             raise ProjectError(f"choose a {self.form.labelForField(self.combos[role]).text()} layer for point-windowed training")
         return self.viewer.layers[name]
 
-    def _prepare_layers(self, project, options) -> tuple[Callable[..., Any], str]:
-        from ...train.point_spec import PointSpec
-
+    def _prepare_layers(self, project, options: dict[str, Any]) -> tuple[tuple, str]:
         if project.manifest.pairs:
             raise ProjectError(
                 "this project holds image/mask pairs: point-windowed training from layers turns its network into a "
@@ -190,67 +187,11 @@ class PointsPanel(QWidget):
         regions = regions_from_napari_shapes(_voxels(regions_layer, image), regions_layer.shape_type, _features(regions_layer))
         folder = project.root / DATA_FOLDER
         spec = layer_spec(project.root, image.scale, [b.value() for b in self.window], self.depth.value(), self.base.value(), options)
-        PointSpec.model_validate(spec)  # a wrong window size shows now, not in the thread
         line = f"point-windowed training from layers ({len(synapses)} synapses, {len(regions)} regions) via {folder / 'spec.yaml'}"
-        return partial(export_and_train, folder, volumes, synapses, regions, spec, options), line
-
-
-def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: int, options) -> dict[str, Any]:
-    training: dict[str, Any] = {"epochs": options.epochs or 10, "lr": options.learning_rate or 5e-4, "batch_size": options.batch_size or 4}
-    if options.samples_per_epoch:
-        training["samples_per_epoch"] = options.samples_per_epoch
-    return {
-        "project": str(Path(project_root).resolve()),
-        "axis_order": "zyx",
-        "resolution": [float(s) for s in list(scale)[-3:]],
-        "layers": {"img": {"path": "img.zarr"}, "label0": {"path": "label0.zarr"}, "label1": {"path": "label1.zarr"}, "points": {"path": "synapses.csv"}},
-        "regions": {"path": "regions.json"},
-        "window_size": [int(v) for v in window],
-        "model": {"depth": depth, "base_channels": base, "output_channels": 2},
-        "training": training,
-    }
-
-
-def export_and_train(folder: Path, volumes: dict[str, np.ndarray], synapses: list[Synapse], regions: list[Region], spec: dict, options, *, listener=None, cancel=None):
-    """Write the layers as a spec folder, then train it (runs in the training thread)."""
-    from ...train.point_run import train_points
-
-    return train_points(write_point_data(folder, volumes, synapses, regions, spec), options, listener=listener, cancel=cancel)
-
-
-def write_point_data(folder: Path, volumes: dict[str, np.ndarray], synapses: list[Synapse], regions: list[Region], spec: dict) -> Path:
-    import yaml
-    import zarr
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for key, data in volumes.items():
-        data = np.asarray(data)
-        array = zarr.create_array(store=str(folder / f"{key}.zarr"), shape=data.shape, dtype=data.dtype, chunks=tuple(min(c, n) for c, n in zip((16, 64, 64), data.shape, strict=True)), zarr_format=3, overwrite=True)
-        array[...] = data
-    lines = any(s.end is not None for s in synapses)
-    with open(folder / "synapses.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["id", "z1", "y1", "x1", "z2", "y2", "x2"] if lines else ["id", "z", "y", "x"])
-        for s in synapses:
-            writer.writerow([s.id, *s.start, *(s.end or s.start)] if lines else [s.id, *s.start])
-    doc = [{"start": list(r.box.start), "stop": list(r.box.stop), "tags": sorted(r.tags), "name": r.name} for r in regions]
-    (folder / "regions.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    path = folder / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    return path
+        return (train_points_layers, str(folder), volumes, synapses, regions, spec, options), line
 
 
 # ---- helpers
-def _load(path: str):
-    from ...train.point_spec import load_spec
-
-    return load_spec(path)
-
-
-def _spec_project(spec, base: Path) -> Path:
-    return Path(spec.project) if Path(spec.project).is_absolute() else (base / spec.project).resolve()
-
-
 def _array(layer) -> np.ndarray:
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 

@@ -1,14 +1,14 @@
-"""Train tab: pair training or point-windowed training, started in a worker, followed live.
+"""Train tab: pair training or point-windowed training, run in a child process, followed live.
 
-The GUI thread only receives `ProgressEvent`s: a STEP sets the progress bar and the ETA text (no
-file reads, no drawing), an EPOCH appends one point to the plot (`draw_idle`) and one log line, the
-project is re-read once the run has ended. Stop sets the run's `CancelToken` (cooperative: the run
-ends after the current step and is saved as cancelled).
+The run is the CLI's (`child_tasks`); a worker thread follows its child process. The GUI thread only
+receives `ProgressEvent`s: a STEP sets the progress bar and the ETA text (no file reads, no drawing),
+an EPOCH appends one point to the plot and one log line, the project is re-read once the run has
+ended. Stop is cooperative (the run ends after the current step and is saved as cancelled); a child
+that has not ended `hard_stop_s` later is terminated, and the tab says so.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...progress import ProgressEvent
 from ...project.errors import ProjectError
-from ...train.events import CancelToken, ProgressEvent
+from ..child_process import HARD_STOP_S
+from ..child_tasks import train_pairs
 from ..plot_widget import RunMonitor
-from ..workers import TaskFailed, training_worker
+from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 from .train_points_panel import PointsPanel, number, row, spin
 
@@ -50,8 +52,10 @@ class TrainTab(ProjectTab):
 
     def build(self) -> None:
         self.worker = None
-        self.cancel: CancelToken | None = None
+        self.task: ChildTask | None = None
+        self.hard_stop_s = HARD_STOP_S  # after Stop, how long the run may take to end before it is terminated
         self.last_result = None
+        self.last_task: ChildTask | None = None
         self.ask_close = self._ask_close  # replaceable (tests): returns True to stop the run and close
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -207,25 +211,25 @@ class TrainTab(ProjectTab):
             return f"{choice}:{self.start_id.currentText()}" if self.start_id.currentText() else None
         return choice
 
-    def options(self):
-        from ...train import TrainOptions
-
+    def options(self) -> dict[str, Any]:
+        """The run's `TrainOptions` fields (a dict: the options class lives with the training stack,
+        which only the child process imports)."""
         device = self.device.currentText().strip() or None
         if self.point_mode and self.points.uses_spec():  # the spec file decides the rest
-            return TrainOptions(start=self._start_spec(), device=device)
+            return {"start": self._start_spec(), "device": device}
         patch = [int(v) for v in self.patch.text().replace("x", ",").split(",") if v.strip()]
-        return TrainOptions(
-            epochs=self.epochs.value(),
-            batch_size=self.batch.value() or None,
-            patch_size=None if self.point_mode else patch or None,
-            learning_rate=self.lr.value(),
-            start=self._start_spec(),
-            device=device,
-            samples_per_epoch=self.samples.value() or None,
-        )
+        return {
+            "epochs": self.epochs.value(),
+            "batch_size": self.batch.value() or None,
+            "patch_size": None if self.point_mode else patch or None,
+            "learning_rate": self.lr.value(),
+            "start": self._start_spec(),
+            "device": device,
+            "samples_per_epoch": self.samples.value() or None,
+        }
 
     def start(self) -> bool:
-        """Validate, then start the run in a worker; False (with a red message) when refused."""
+        """Validate, then start the run in a child process; False (with a red message) when refused."""
         project = self.session.project
         if self.running:
             return False
@@ -240,11 +244,12 @@ class TrainTab(ProjectTab):
         except (ProjectError, ValueError) as exc:
             self.show_message(str(exc).splitlines()[0], error=True)
             return False
-        start, line = run
+        (function, *args), line = run
         self.session.remember(layers=self._settings())
-        self.cancel = CancelToken()
-        self.worker = training_worker(start, self.cancel)
+        self.task = ChildTask(function, *args, label="training", stop_reason="stopped from the Train tab", hard_stop_s=self.hard_stop_s)
+        self.worker = child_worker(self.task)
         self.worker.yielded.connect(self._on_item)
+        self.worker.returned.connect(self._on_item)
         self.worker.finished.connect(self._worker_done)
         self.monitor.begin(line)
         self._set_running(True)
@@ -253,7 +258,8 @@ class TrainTab(ProjectTab):
         self.worker.start()
         return True
 
-    def _prepare(self, project):
+    def _prepare(self, project) -> tuple[tuple, str]:
+        """((child task function, its arguments...), a line for the log); ProjectError when refused."""
         if self._start_spec() is None:
             raise ProjectError(f"choose the {self.start_choice.currentText()} to start from, or another starting point")
         options = self.options()
@@ -261,13 +267,11 @@ class TrainTab(ProjectTab):
             return self.points.prepare(project, options)
         if project.dataset.split_counts()["train"] == 0:
             raise ProjectError("no training pairs: add image/mask pairs in the Dataset tab (benchmark pairs are never trained on)")
-        from ...train import train_project
-
-        return partial(train_project, project, options), f"pair training of {project.name}"
+        return (train_pairs, str(project.root), options), f"pair training of {project.name}"
 
     def stop(self) -> None:
-        if self.cancel is not None and not self.cancel.cancelled:
-            self.cancel.cancel("stopped from the Train tab")
+        if self.task is not None and not self.task.stopping:
+            self.task.stop()
             self.stop_button.setEnabled(False)
             self.monitor.eta.setText("stopping after the current step…")
 
@@ -308,7 +312,7 @@ class TrainTab(ProjectTab):
 
     def _worker_done(self) -> None:
         completed = self.last_result is not None and self.last_result.status == "completed"
-        self.worker, self.cancel = None, None
+        self.last_task, self.worker, self.task = self.task, None, None  # last_task: pid and exit code
         self.monitor.end(completed)
         self._set_running(False)
         self.session.updated()  # status bar and tabs re-read the project once

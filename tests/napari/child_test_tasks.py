@@ -1,0 +1,40 @@
+"""Tasks for the child-process tests: importable by name in a spawned child once this folder is on
+sys.path (`monkeypatch.syspath_prepend`). Not a test module (pytest does not collect it)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from napari_training_assistant.progress import EventKind, ProgressEvent
+
+
+def count(n: int, *, listener, cancel) -> dict:
+    """n STEP events, then this process's pid."""
+    for step in range(1, n + 1):
+        listener(ProgressEvent(EventKind.STEP, step=step, steps=n))
+    return {"pid": os.getpid()}
+
+
+def until_stopped(*, listener, cancel) -> str:
+    """Steps until the cancel token is set (cooperative); returns the token's reason."""
+    step = 0
+    while not cancel.cancelled:
+        step += 1
+        listener(ProgressEvent(EventKind.STEP, step=step, steps=10**9))
+        time.sleep(0.05)
+    return cancel.reason
+
+
+def deaf(*, listener, cancel) -> None:
+    """Says it started, then sleeps without ever looking at the cancel token."""
+    listener(ProgressEvent(EventKind.MESSAGE, message="sleeping, deaf to Stop"))
+    time.sleep(600)
+
+
+def fail(*, listener, cancel) -> None:
+    raise ValueError("the input is wrong\nsecond line of detail")
+
+
+def unpicklable(*, listener, cancel):
+    return lambda: None
