@@ -62,9 +62,10 @@ def write_curves(csv_path: Path, png_path: Path, title: str) -> Path | None:
 def write_curves_off_thread(csv_path: Path, png_path: Path, title: str) -> Path | None:
     """`write_curves`, drawn in a child process when called from a worker thread.
 
-    Matplotlib's renderer holds the GIL for long stretches (200-400 ms for this figure); from a worker
-    thread (the napari widget) that would freeze the GUI thread, while waiting on a child process
-    releases the GIL. From the main thread (CLI) it draws in-process.
+    Matplotlib's renderer holds the GIL for long stretches (200-400 ms for this figure); a run in a
+    worker thread of a GUI process (e.g. `train_project` called from a notebook's or an application's
+    thread) would freeze that GUI, while waiting on a child process releases the GIL. From the main
+    thread (the CLI, the napari widget's training process) it draws in-process.
     """
     import subprocess
     import sys
