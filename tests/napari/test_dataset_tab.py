@@ -134,7 +134,10 @@ def test_remove_and_split_change(setup):
     viewer, session, tab = setup()
     viewer.add_image(_image((32, 32)), name="raw")
     viewer.add_labels(_mask((32, 32)), name="mask")
-    ids = [tab.add_pair().pair_id for _ in range(3)]
+    ids = []
+    for seed in range(3):  # three different images: an identical pair is refused as a duplicate
+        viewer.layers["raw"].data = _image((32, 32), seed)
+        ids.append(tab.add_pair().pair_id)
     assert tab.table.rowCount() == 3
 
     tab.select_pairs(ids[:2])
@@ -159,8 +162,8 @@ def test_import_folder_in_worker(setup, qtbot, tmp_path):
     folder = tmp_path / "incoming"
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
-    for name in ("a", "b"):
-        write_tiff(folder / "images" / f"{name}.tif", _image((32, 32)))
+    for seed, name in enumerate(("a", "b")):
+        write_tiff(folder / "images" / f"{name}.tif", _image((32, 32), seed))
     write_tiff(folder / "masks" / "a.tif", _mask((32, 32)))
     write_tiff(folder / "masks" / "b_mask.tif", _mask((32, 32)))
     write_tiff(folder / "images" / "lonely.tif", _image((32, 32)))
