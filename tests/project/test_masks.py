@@ -168,11 +168,12 @@ def test_sam_instance_map_message():
     assert count_nonzero_labels(mask) == 37
     expected = (
         "mask has 37 distinct nonzero labels but num_classes is 3: it looks like an instance map; "
-        "use --mask-mode binary or target-class, or a label-map"
+        "use mask_mode binary or target-class, or a label-map"
     )
     with pytest.raises(DatasetError) as info:
         prepare_mask(mask, "multiclass", num_classes=3)
     assert str(info.value) == expected
+    assert "use --mask-mode binary" in info.value.render({"mask_mode": "--mask-mode"})  # the CLI names its flag
 
 
 def test_label_map_transform_text_and_dtype():
@@ -242,7 +243,8 @@ def test_multilabel_errors():
     ("mask", "message"),
     [
         (np.array([[0.0, 0.5]]), r"fractional values \(e\.g\. 0\.5\) in a float64 array"),
-        (np.array([[0.0, np.nan]]), "NaN or infinite"),
+        (np.array([[0.0, np.nan]]), r"mask has 1 non-finite value\(s\) of 2 \(1 NaN, 0 infinite\)"),
+        (np.array([[np.inf, -np.inf, 1.0]]), r"2 non-finite value\(s\) of 3 \(0 NaN, 2 infinite\): give an integer"),
         (np.array([[0, -1]]), r"negative values \(min -1\)"),
         (np.array([[0.0, -2.0]]), r"negative values \(min -2\)"),
         (np.array([["a", "b"]]), "dtype <U1, not a label type"),

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .errors import DatasetError
+from .pixel_values import refuse_unusable_pixels
+from .user_input import DatasetInputError
 
 MaskMode = Literal["binary", "target-class", "multiclass", "label-map", "multilabel"]
 MASK_MODES: tuple[str, ...] = ("binary", "target-class", "multiclass", "label-map", "multilabel")
@@ -76,8 +78,7 @@ def as_label_array(mask: Any) -> np.ndarray:
 
 
 def _float_to_int(arr: np.ndarray) -> np.ndarray:
-    if not np.isfinite(arr).all():
-        raise DatasetError("mask has NaN or infinite values: give an integer label mask, 0 = background")
+    refuse_unusable_pixels(arr, "mask", "give an integer label mask, 0 = background")
     fractional = arr[arr != np.round(arr)]
     if fractional.size:
         raise DatasetError(
@@ -162,9 +163,9 @@ def prepare_mask(
     if mode == "multilabel":
         return _prepare_multilabel(mask, num_classes, channel_axis, target_class_name)
     if channel_axis is not None:
-        raise DatasetError(
-            f"channel_axis is only for multilabel masks, but mask mode is {mode}: "
-            "drop channel_axis or use --mask-mode multilabel"
+        raise DatasetInputError(
+            f"`channel_axis` is only for multilabel masks, but mask mode is {mode}: "
+            "drop `channel_axis` or use `mask_mode` multilabel"
         )
     arr = as_label_array(mask)
     if mode == "binary":
@@ -202,13 +203,13 @@ def _prepare_multiclass(arr: np.ndarray, num_classes: Any, name: str | None) -> 
     if outside:
         found = sum(1 for v in source if v != 0)
         if found > n - 1:
-            raise DatasetError(
+            raise DatasetInputError(
                 f"mask has {found} distinct nonzero labels but num_classes is {n}: it looks like an instance "
-                "map; use --mask-mode binary or target-class, or a label-map"
+                "map; use `mask_mode` binary or target-class, or a label-map"
             )
-        raise DatasetError(
+        raise DatasetInputError(
             f"mask has labels {_fmt_labels(outside)} outside 0..{n - 1} (num_classes is {n}): "
-            "raise num_classes, or remap them with --mask-mode label-map"
+            "raise num_classes, or remap them with `mask_mode` label-map"
         )
     return _finish(arr, source, f"identity (labels 0..{n - 1})", name)
 
@@ -271,8 +272,8 @@ def _prepare_multilabel(
 def _multilabel_stack(mask: Any, channel_axis: int | None) -> np.ndarray:
     if isinstance(mask, list | tuple):
         if channel_axis is not None:
-            raise DatasetError(
-                "multilabel mask given as a list of per-class masks and a channel_axis: pass one or the other"
+            raise DatasetInputError(
+                "multilabel mask given as a list of per-class masks and a `channel_axis`: pass one or the other"
             )
         if not mask:
             raise DatasetError("multilabel mask list is empty: give one binary mask per class")
@@ -284,8 +285,8 @@ def _multilabel_stack(mask: Any, channel_axis: int | None) -> np.ndarray:
     else:
         arr = as_label_array(mask)
         if channel_axis is None:
-            raise DatasetError(
-                f"multilabel mask of shape {arr.shape} has no declared channel axis: pass channel_axis "
+            raise DatasetInputError(
+                f"multilabel mask of shape {arr.shape} has no declared channel axis: pass `channel_axis` "
                 "(the class axis) or a list of per-class masks"
             )
         stack = to_channel_first(arr, channel_axis)
@@ -299,29 +300,31 @@ def _multilabel_stack(mask: Any, channel_axis: int | None) -> np.ndarray:
 # --------------------------------------------------------------------------- shapes and axes
 
 
-def _norm_axis(axis: Any, ndim: int, what: str, shape: tuple[int, ...]) -> int:
+def _norm_axis(axis: Any, ndim: int, field: str, shape: tuple[int, ...]) -> int:
     if isinstance(axis, bool) or not isinstance(axis, int | np.integer) or not -ndim <= axis < ndim:
-        raise DatasetError(
-            f"{what} {axis!r} is not an axis of shape {shape}: use 0..{ndim - 1} (or -1 for last)"
+        raise DatasetInputError(
+            f"`{field}` {axis!r} is not an axis of shape {shape}: use 0..{ndim - 1} (or -1 for last)"
         )
     return int(axis) % ndim
 
 
-def to_channel_first(array: np.ndarray, channel_axis: int | None) -> np.ndarray:
-    """Move the declared channel axis to axis 0; with `channel_axis=None` return the array as is."""
+def to_channel_first(array: np.ndarray, channel_axis: int | None, field: str = "channel_axis") -> np.ndarray:
+    """Move the declared channel axis to axis 0; with `channel_axis=None` return the array as is.
+
+    `field` names the input the axis came from in errors."""
     array = np.asarray(array)
     if channel_axis is None:
         return array
-    axis = _norm_axis(channel_axis, array.ndim, "channel_axis", array.shape)
+    axis = _norm_axis(channel_axis, array.ndim, field, array.shape)
     return np.moveaxis(array, axis, 0)
 
 
-def spatial_shape(shape: Sequence[int], channel_axis: int | None) -> tuple[int, ...]:
-    """`shape` without its channel axis (None: no channel axis)."""
+def spatial_shape(shape: Sequence[int], channel_axis: int | None, field: str = "channel_axis") -> tuple[int, ...]:
+    """`shape` without its channel axis (None: no channel axis); `field` names the axis's input in errors."""
     shape = tuple(int(s) for s in shape)
     if channel_axis is None:
         return shape
-    axis = _norm_axis(channel_axis, len(shape), "channel_axis", shape)
+    axis = _norm_axis(channel_axis, len(shape), field, shape)
     return shape[:axis] + shape[axis + 1 :]
 
 
@@ -333,8 +336,8 @@ def take_slice(image: np.ndarray, slice_index: int, channel_axis: int | None) ->
     image = np.asarray(image)
     spatial = spatial_shape(image.shape, channel_axis)
     if len(spatial) != 3:
-        raise DatasetError(
-            f"slice_index given but the image (shape {image.shape}) is not a 3D stack: drop slice_index"
+        raise DatasetInputError(
+            f"`slice_index` given but the image (shape {image.shape}) is not a 3D stack: drop it"
         )
     z_axis = 1 if channel_axis is not None and channel_axis % image.ndim == 0 else 0
     _check_slice_index(slice_index, spatial[0])
@@ -347,7 +350,7 @@ def _check_slice_index(slice_index: Any, depth: int) -> None:
         or not isinstance(slice_index, int | np.integer)
         or not 0 <= slice_index < depth
     ):
-        raise DatasetError(f"slice_index {slice_index!r} is outside the stack: use 0..{depth - 1}")
+        raise DatasetInputError(f"`slice_index` {slice_index!r} is outside the stack: use 0..{depth - 1}")
 
 
 @dataclass(frozen=True)
@@ -378,7 +381,7 @@ def check_pair_shapes(
     image_shape = tuple(int(s) for s in image_shape)
     mask_shape = tuple(int(s) for s in mask_shape)
     img_sp = spatial_shape(image_shape, image_channel_axis)
-    mask_sp = spatial_shape(mask_shape, mask_channel_axis)
+    mask_sp = spatial_shape(mask_shape, mask_channel_axis, "mask_channel_axis")
     _check_spatial_ndim(img_sp, image_shape, "image")
     if len(mask_sp) not in (2, 3):
         _refuse_mask_ndim(mask_sp, mask_shape, img_sp)
@@ -403,10 +406,10 @@ def _check_spatial_ndim(sp: tuple[int, ...], shape: tuple[int, ...], what: str) 
 def _refuse_mask_ndim(mask_sp: tuple[int, ...], mask_shape: tuple[int, ...], img_sp: tuple[int, ...]) -> None:
     extra = _extra_axis(mask_shape, img_sp)
     if extra is not None:
-        raise DatasetError(
+        raise DatasetInputError(
             f"mask has shape {mask_shape} but the image spatial shape is {img_sp}: axis {extra} of size "
             f"{mask_shape[extra]} looks like colour/channels; give a single-channel label mask, "
-            f"or use mask mode multilabel with channel_axis={extra}"
+            f"or use `mask_mode` multilabel with `mask_channel_axis`={extra}"
         )
     _check_spatial_ndim(mask_sp, mask_shape, "mask")
 
@@ -435,14 +438,14 @@ def _check_same_spatial(
     if image_channel_axis is None:
         extra = _extra_axis(image_shape, mask_sp)
         if extra is not None:
-            hint = f" (or, if it is a {image_shape[0]}-slice stack, pass slice_index)" if extra == 0 else ""
-            raise DatasetError(
+            hint = f" (or, if it is a {image_shape[0]}-slice stack, pass `slice_index`)" if extra == 0 else ""
+            raise DatasetInputError(
                 f"image has shape {image_shape} and the mask {mask_shape}: declare the channel axis "
-                f"(channel_axis={extra}){hint}"
+                f"(`channel_axis`={extra}){hint}"
             )
     if len(img_sp) == 3 and len(mask_sp) == 2 and img_sp[1:] == mask_sp:
-        raise DatasetError(
-            f"mask is 2D {mask_sp} but the image is a 3D stack {img_sp}: pass slice_index to save one slice "
+        raise DatasetInputError(
+            f"mask is 2D {mask_sp} but the image is a 3D stack {img_sp}: pass `slice_index` to save one slice "
             "as a 2D pair, or give a 3D mask"
         )
     if mask_channel_axis is None and len(mask_sp) == len(img_sp) + 1:
@@ -463,8 +466,8 @@ def _sliced_pair(
     slice_index: int,
 ) -> PairShapes:
     if len(img_sp) != 3:
-        raise DatasetError(
-            f"slice_index given but the image (shape {image_shape}) is not a 3D stack: drop slice_index"
+        raise DatasetInputError(
+            f"`slice_index` given but the image (shape {image_shape}) is not a 3D stack: drop it"
         )
     _check_slice_index(slice_index, img_sp[0])
     if mask_sp == img_sp:
@@ -486,9 +489,9 @@ def _check_ndim_hint(result: PairShapes, ndim_hint: Any, image_shape: tuple[int,
     if wanted == result.spatial_dims:
         return
     if wanted == "2d":
-        raise DatasetError(
+        raise DatasetInputError(
             f"the project is 2D but the pair is a 3D stack {result.spatial_shape} (image shape {image_shape}): "
-            "pass slice_index to save one slice as a 2D pair"
+            "pass `slice_index` to save one slice as a 2D pair"
         )
     raise DatasetError(
         f"the project is 3D but the pair is 2D {result.spatial_shape} (image shape {image_shape}): "
@@ -517,7 +520,7 @@ def align_pair(
         ndim_hint=ndim_hint,
     )
     image = to_channel_first(image, image_channel_axis)
-    mask = to_channel_first(mask, mask_channel_axis)
+    mask = to_channel_first(mask, mask_channel_axis, "mask_channel_axis")
     if shapes.slice_image:
         image = take_slice(image, slice_index, 0 if image_channel_axis is not None else None)  # type: ignore[arg-type]
     if shapes.slice_mask:

@@ -10,7 +10,9 @@ import numpy as np
 
 from .errors import DatasetError
 from .masks import PreparedMask, align_pair, prepare_mask
+from .pixel_values import refuse_unusable_pixels
 from .schemas import ArchitectureConfig
+from .user_input import DatasetInputError, echo
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def prepare_pair(
         mask = np.stack(masks)
         mask_channel_axis = 0
     if mask_mode == "multilabel" and mask_channel_axis is None:
-        raise DatasetError("a multilabel mask needs its channel axis (mask_channel_axis / --mask-channel-axis) or one file per channel")
+        raise DatasetInputError("a multilabel mask needs its channel axis (`mask_channel_axis`) or one file per channel")
     image_arr, mask_arr, shapes = align_pair(
         np.asarray(image),
         np.asarray(mask),
@@ -52,13 +54,16 @@ def prepare_pair(
     )
     channels = int(image_arr.shape[0]) if channel_axis is not None else None
     if (channels or 1) != architecture.input_channels:
-        raise DatasetError(
+        raise DatasetInputError(
             f"image has {channels or 1} channel(s) but the architecture expects input_channels "
-            f"{architecture.input_channels}: declare the right channel axis or change the architecture"
+            f"{architecture.input_channels}: declare the right channel axis (`channel_axis`) or change the architecture"
         )
+    refuse_unusable_pixels(image_arr, "image", "replace them (e.g. numpy.nan_to_num) or crop them away, then add the pair")
     if image_arr.dtype == bool:
         image_arr = image_arr.astype(np.uint8)
     class_id, class_name = _target_class(target_class, class_names, mask_mode)
+    if label_map is not None and mask_mode != "label-map":
+        raise DatasetInputError(f"a label map (`label_map`) is only used with mask mode label-map (`mask_mode`), not {mask_mode}")
     prepared = prepare_mask(
         mask_arr,
         mask_mode,  # type: ignore[arg-type]
@@ -79,16 +84,16 @@ def _num_classes(architecture: ArchitectureConfig) -> int:
 def _target_class(target: str | int | None, class_names: Sequence[str], mask_mode: str) -> tuple[int | None, str | None]:
     if mask_mode != "target-class":
         if target is not None:
-            raise DatasetError(f"a target class is only used with mask mode target-class, not {mask_mode}")
+            raise DatasetInputError(f"a target class (`target_class`) is only used with mask mode target-class (`mask_mode`), not {mask_mode}")
         return None, None
     if target is None:
-        raise DatasetError(f"mask mode target-class needs a target class: one of {', '.join(class_names[1:])}")
+        raise DatasetInputError(f"`mask_mode` target-class needs a target class (`target_class`): one of {', '.join(class_names[1:])}")
     if isinstance(target, int):
         if not 1 <= target < len(class_names):
-            raise DatasetError(f"target class id {target} is not a foreground class id (1..{len(class_names) - 1})")
+            raise DatasetInputError(f"target class id {target} (`target_class`) is not a foreground class id (1..{len(class_names) - 1})")
         return target, class_names[target]
     if target not in class_names[1:]:
-        raise DatasetError(f"unknown target class {target!r}: the project's classes are {', '.join(class_names[1:])}")
+        raise DatasetInputError(f"unknown target class {echo(target)} (`target_class`): the project's classes are {', '.join(class_names[1:])}")
     return class_names.index(target), target
 
 
@@ -96,7 +101,7 @@ def _check_fits_output(prepared: PreparedMask, architecture: ArchitectureConfig,
     mode = architecture.output_mode
     if mode == "multilabel":
         if mask_mode != "multilabel":
-            raise DatasetError("the project's output mode is multilabel: add masks with mask mode multilabel")
+            raise DatasetInputError("the project's output mode is multilabel: add masks with `mask_mode` multilabel")
         found = prepared.array.shape[0]
         if found != architecture.output_channels:
             raise DatasetError(
@@ -104,11 +109,11 @@ def _check_fits_output(prepared: PreparedMask, architecture: ArchitectureConfig,
             )
         return
     if mask_mode == "multilabel":
-        raise DatasetError(f"mask mode multilabel needs a multilabel project, this one is {mode}")
+        raise DatasetInputError(f"`mask_mode` multilabel needs a multilabel project, this one is {mode}")
     top = max(prepared.saved_labels, default=0)
     limit = 1 if mode == "binary" else architecture.num_classes - 1
     if top > limit:
-        raise DatasetError(
+        raise DatasetInputError(
             f"saved mask labels go up to {top} but a {mode} project allows 0..{limit}: "
-            + ("use mask mode binary" if mode == "binary" else "check the mask mode and --num-classes")
+            + ("use `mask_mode` binary" if mode == "binary" else "check `mask_mode` and the project's num_classes")
         )
