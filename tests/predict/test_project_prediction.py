@@ -11,6 +11,7 @@ from napari_training_assistant.data.synthetic_nuclei import make_nuclei
 from napari_training_assistant.predict.project_prediction import predict_array, predict_file
 from napari_training_assistant.project.errors import CheckpointError, DatasetError
 from napari_training_assistant.project.image_io import read_tiff, write_tiff
+from napari_training_assistant.project.user_input import InputError
 from napari_training_assistant.train import train_project
 
 
@@ -87,6 +88,35 @@ def test_images_the_checkpoint_cannot_take_are_refused(trained):
         predict_array(project, image[0], source="a line")
     assert project.predictions.registry.predictions == []
     assert not list(project.layout.predictions_dir.glob("*.tif"))
+
+
+def test_non_finite_or_complex_images_and_bad_options_are_refused_before_any_write(trained):
+    project = trained()
+    image = _image().astype(np.float32)
+    image[:2, :5] = np.nan
+    image[10, 10] = -np.inf
+    with pytest.raises(DatasetError, match=r"image layer x has 11 non-finite value\(s\) of 2304 \(10 NaN, 1 infinite\)"):
+        predict_array(project, image, source="layer x")
+    with pytest.raises(DatasetError, match="complex values"):
+        predict_array(project, _image().astype(np.complex64), source="c")
+    for options, message in [
+        ({"overlap": 1.0}, "overlap: must be less than 1"),
+        ({"overlap": float("nan")}, "overlap: must be a finite number"),
+        ({"tile_size": [0, 0]}, "tile_size: must be greater than or equal to 1"),
+        ({"tile_size": [2]}, r"tile_size \[2, 2\] is smaller than the model pools"),
+        ({"tile_size": [32, 32, 32]}, "tile_size has 3 values but the model is 2d"),
+        ({"batch_size": 0}, "batch_size: must be greater than or equal to 1"),
+        ({"device": "warp-drive"}, "device: use auto, cpu, cuda, cuda:N or mps"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            predict_array(project, _image(), source="x", **options)
+    assert project.predictions.registry.predictions == []
+    assert not list(project.layout.predictions_dir.glob("*.tif"))
+
+
+def test_one_tile_size_applies_to_every_axis(trained):
+    record = predict_array(trained(), _image(), source="x", tile_size=32)
+    assert record.parameters["tile_size"] == [32, 32]
 
 
 def test_unknown_or_missing_checkpoints_are_refused(make_project, trained):

@@ -192,6 +192,22 @@ def test_multichannel_input():
         predict_image(model, image[:2])
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"overlap": 1.0}, "overlap: must be less than 1"),
+        ({"overlap": float("nan")}, "overlap: must be a finite number"),
+        ({"tile_size": 0}, "tile_size: must be greater than or equal to 1"),
+        ({"tile_size": (16, 16, 16)}, "tile_size has 3 values but the model is 2d: give 1 or 2"),
+        ({"batch_size": 0}, "batch_size: must be greater than or equal to 1"),
+    ],
+)
+def test_bad_arguments_are_one_line_value_errors_naming_the_argument(options, message):
+    with pytest.raises(ValueError, match=message) as info:
+        predict_image(Pointwise(2), rng_image(1, 20, 20)[0], **options)
+    assert "\n" not in str(info.value)
+
+
 def test_single_channel_image_with_channel_axis_and_any_dtype():
     model = Pointwise(2)
     image = np.random.default_rng(1).integers(0, 5, size=(33, 29)).astype(np.uint16)

@@ -9,10 +9,13 @@ from typing import Any
 import numpy as np
 
 from ..model import load_model
+from ..model.unet import level_factors, validate_architecture
 from ..project import TrainingProject
-from ..project.errors import DatasetError
 from ..project.masks import to_channel_first
+from ..project.pixel_values import refuse_unusable_pixels
+from ..project.run_options import PredictOptions
 from ..project.schemas import PredictionRecord
+from ..project.user_input import DatasetInputError
 from .tiling import predict_image, probabilities_to_labels
 
 
@@ -32,19 +35,24 @@ def predict_array(
     from ..train.benchmark import checkpoint_normalization
     from ..train.normalization import normalize
 
+    options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
+    image = np.asarray(image)
+    refuse_unusable_pixels(image, f"image {source}", "replace them (e.g. numpy.nan_to_num) or crop them away")
     record = project.checkpoints.get(checkpoint_id)
     path = project.layout.absolute(record.path)
     model = load_model(path)
     architecture = model.architecture
-    image = to_channel_first(np.asarray(image), channel_axis)
+    tile_size = options.tile_for(architecture["spatial_dims"], level_factors(validate_architecture(architecture)))
+    overlap, batch_size = options.overlap, options.batch_size
+    image = to_channel_first(image, channel_axis)
     channels = image.shape[0] if channel_axis is not None else 1
     spatial = image.shape[1:] if channel_axis is not None else image.shape
     expected_dims = 3 if architecture["spatial_dims"] == "3d" else 2
     if channels != architecture["input_channels"] or len(spatial) != expected_dims:
-        raise DatasetError(
+        raise DatasetInputError(
             f"image {source} has shape {tuple(np.shape(image))} ({channels} channel(s), {len(spatial)}D) but "
             f"{record.checkpoint_id} expects {architecture['input_channels']} channel(s), {architecture['spatial_dims']}: "
-            "declare the channel axis (--channel-axis) or choose another checkpoint"
+            "declare the channel axis (`channel_axis`) or choose another checkpoint"
         )
     mode = checkpoint_normalization(path)
     normalised = normalize(image, mode, channel_axis_first=channel_axis is not None)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..project.run_options import PredictOptions
 from .inference_model import InferenceModel, model_device, prepare_inference_model
 
 DEFAULT_TILE = {2: 256, 3: 96}
@@ -147,15 +148,13 @@ def predict_image(
     the image). `device` defaults to the model's. `progress(done_tiles, total_tiles)` is called
     after each batch. The caller's model is not modified (see `inference_model`).
     """
+    options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size)  # InputError (a ValueError)
     dims, channels = _model_layout(model, len(image.shape))
     spatial, has_channel_axis = _check_image(image, dims, channels)
-    tile = _per_axis(DEFAULT_TILE[dims] if tile_size is None else tile_size, dims, "tile_size")
+    tile = tuple(options.tile_for(f"{dims}d") or (DEFAULT_TILE[dims],) * dims)
     tile = tuple(min(t, s) for t, s in zip(tile, spatial, strict=True))
-    tiles = list(iter_tiles(spatial, tile, overlap))
-    batch = default_batch_size(tile) if batch_size is None else int(batch_size)
-    if batch < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    batch = min(batch, len(tiles))
+    tiles = list(iter_tiles(spatial, tile, options.overlap))
+    batch = min(options.batch_size or default_batch_size(tile), len(tiles))
     target = model_device(model) if device is None else torch.device(device)
     net = prepare_inference_model(model, target)
     try:

@@ -1,42 +1,20 @@
-"""What one training run is asked to do (CLI flags, widget fields, API arguments)."""
+"""Device resolution and the rank-zero test of a run; `TrainOptions` (what a run is asked) lives in
+`project.run_options` so the CLI checks flags without importing torch."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
 
-import torch
+from ..project.run_options import TrainOptions
+from ..project.user_input import InputError
 
-from ..project.errors import ProjectError
-
-
-@dataclass
-class TrainOptions:
-    """`None` means: take the project's training settings, or let auto-configuration decide."""
-
-    epochs: int | None = None
-    patch_size: list[int] | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    start: str | None = None  # scratch | latest | checkpoint:ID | imported:ID (default: the project's choice)
-    device: str | None = None  # auto | cpu | cuda | cuda:N | mps
-    devices: int | None = None  # processes / GPUs per node (DDP when > 1)
-    num_nodes: int = 1
-    strategy: str | None = None  # default: ddp (subprocess launcher) for the CLI, ddp_spawn from Python
-    resume: bool = False
-    seed: int | None = None
-    num_workers: int = 0
-    samples_per_epoch: int | None = None
-    precision: str | None = None
-    run_benchmark: bool = True
-    keep_architecture: bool = False  # True: auto-configuration never changes depth / width / levels
-
-    def user_fixed(self) -> set[str]:
-        return {f.name for f in fields(self) if f.name in ("epochs", "patch_size", "batch_size", "precision") and getattr(self, f.name) is not None}
+__all__ = ["TrainOptions", "is_rank_zero", "resolve_device"]
 
 
 def resolve_device(requested: str | None) -> tuple[str, list[int] | None]:
     """(Lightning accelerator, explicit device indices or None) for auto / cpu / cuda / cuda:N / mps."""
+    import torch
+
     name = (requested or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -48,18 +26,18 @@ def resolve_device(requested: str | None) -> tuple[str, list[int] | None]:
         return "cpu", None
     if name.startswith("cuda") or name == "gpu":
         if not torch.cuda.is_available():
-            raise ProjectError(f"device {requested!r} asked for, but this torch sees no CUDA GPU: use --device cpu or install a CUDA build of torch")
+            raise InputError(f"`device` {requested!r} asked for, but this torch sees no CUDA GPU: use cpu or install a CUDA build of torch")
         index = name.partition(":")[2]
         if index and not index.isdigit():
-            raise ProjectError(f"device {requested!r} not understood: use cuda or cuda:N")
+            raise InputError(f"`device` {requested!r} not understood: use cuda or cuda:N")
         if index and int(index) >= torch.cuda.device_count():
-            raise ProjectError(f"device {requested!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+            raise InputError(f"`device` {requested!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
         return "cuda", [int(index)] if index else None
     if name == "mps":
         if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-            raise ProjectError("device 'mps' asked for, but Apple MPS is not available here: use --device cpu")
+            raise InputError("`device` 'mps' asked for, but Apple MPS is not available here: use cpu")
         return "mps", None
-    raise ProjectError(f"device {requested!r} not understood: use auto, cpu, cuda, cuda:N or mps")
+    raise InputError(f"`device` {requested!r} not understood: use auto, cpu, cuda, cuda:N or mps")
 
 
 def is_rank_zero() -> bool:

@@ -1,0 +1,113 @@
+"""What a training run or a prediction is asked (CLI flags, widget fields, API arguments), validated.
+
+Ranges come from the project's schemas (`TrainingSettings`) where a setting is stored there and are
+declared here otherwise, once: the CLI builds its option checks from these fields too. A bad value
+raises `InputError` naming its field; no torch here, so the CLI parser stays fast to build.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Annotated, Any
+
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, Field, field_validator
+
+from .schemas import TrainingSettings
+from .user_input import CheckedInputs, InputError, field_type
+
+_DEVICE = re.compile(r"(auto|cpu|gpu|mps|cuda(:\d+)?)", re.IGNORECASE)
+_START = re.compile(r"scratch|latest|(checkpoint|imported):\S+")
+
+
+def _device_syntax(value: str) -> str:
+    if not _DEVICE.fullmatch(value.strip()):
+        raise ValueError("use auto, cpu, cuda, cuda:N or mps")
+    return value.strip()
+
+
+def _start_syntax(value: str) -> str:
+    if not _START.fullmatch(value.strip()):
+        raise ValueError("use scratch, latest, checkpoint:ID or imported:ID")
+    return value.strip()
+
+
+Device = Annotated[str, AfterValidator(_device_syntax)]
+Start = Annotated[str, AfterValidator(_start_syntax)]
+Epochs = field_type(TrainingSettings, "epochs")
+BatchSize = field_type(TrainingSettings, "batch_size")  # int | None
+LearningRate = field_type(TrainingSettings, "learning_rate")
+Devices = field_type(TrainingSettings, "devices")
+Precision = field_type(TrainingSettings, "precision")
+PatchEdge = Annotated[int, Ge(1), Le(4096)]  # voxels per axis of a training patch
+TileEdge = Annotated[int, Ge(1)]  # voxels per axis of a prediction tile (clipped to the image)
+NumNodes = Annotated[int, Ge(1), Le(1024)]
+NumWorkers = Annotated[int, Ge(0), Le(256)]
+SamplesPerEpoch = Annotated[int, Ge(1)]
+Seed = Annotated[int, Ge(0), Le(2**32 - 1)]  # what numpy and Lightning accept
+
+
+class TrainOptions(CheckedInputs):
+    """`None` means: take the project's training settings, or let auto-configuration decide."""
+
+    epochs: Epochs | None = None
+    patch_size: list[PatchEdge] | None = Field(None, min_length=1, max_length=3, description="one value per spatial axis, or one for all")
+    batch_size: BatchSize = None
+    learning_rate: LearningRate | None = None
+    start: Start | None = None  # scratch | latest | checkpoint:ID | imported:ID (default: the project's choice)
+    device: Device | None = None  # auto | cpu | cuda | cuda:N | mps
+    devices: Devices | None = None  # processes / GPUs per node (DDP when > 1)
+    num_nodes: NumNodes = 1
+    strategy: str | None = None  # default: ddp (subprocess launcher) for the CLI, ddp_spawn from Python
+    resume: bool = False
+    seed: Seed | None = None
+    num_workers: NumWorkers = 0
+    samples_per_epoch: SamplesPerEpoch | None = None
+    precision: Precision | None = None
+    run_benchmark: bool = True
+    keep_architecture: bool = False  # True: auto-configuration never changes depth / width / levels
+
+    def user_fixed(self) -> set[str]:
+        return {name for name in ("epochs", "patch_size", "batch_size", "precision") if getattr(self, name) is not None}
+
+    def patch_size_for(self, spatial_dims: str) -> list[int] | None:
+        """The patch size per spatial axis of a '2d' / '3d' project (one value applies to every axis)."""
+        return _per_axis(self.patch_size, spatial_dims, "patch_size", "the project")
+
+
+class PredictOptions(CheckedInputs):
+    """How an image is predicted tile by tile; `None` means: a default from the model."""
+
+    tile_size: list[TileEdge] | None = Field(None, min_length=1, max_length=3, description="one value per spatial axis, or one for all")
+    overlap: float = Field(0.5, ge=0, lt=1, description="share of a tile overlapping its neighbour")
+    batch_size: BatchSize = None
+    device: Device | None = None
+
+    @field_validator("tile_size", mode="before")
+    @classmethod
+    def _one_value(cls, value: Any) -> Any:
+        return [value] if isinstance(value, Integral) and not isinstance(value, bool) else value
+
+    def tile_for(self, spatial_dims: str, level_factors: Sequence[Sequence[int]] = ()) -> list[int] | None:
+        """The tile per spatial axis; each at least what the model pools (the product of its levels' factors)."""
+        tile = _per_axis(self.tile_size, spatial_dims, "tile_size", "the model")
+        minimum = [math.prod(axis) for axis in zip(*level_factors, strict=True)]
+        small = [(t, m) for t, m in zip(tile or (), minimum, strict=False) if t < m]
+        if small:
+            raise InputError(
+                f"`tile_size` {tile} is smaller than the model pools ({list(minimum)} per axis): "
+                f"use at least {max(m for _, m in small)}"
+            )
+        return tile
+
+
+def _per_axis(values: list[int] | None, spatial_dims: str, field: str, owner: str) -> list[int] | None:
+    dims = 3 if spatial_dims == "3d" else 2
+    if values is None or len(values) == dims:
+        return values
+    if len(values) == 1:
+        return values * dims
+    raise InputError(f"`{field}` has {len(values)} values but {owner} is {spatial_dims}: give 1 or {dims}")
