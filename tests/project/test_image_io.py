@@ -315,6 +315,38 @@ def test_pickled_npy_refused(tmp_path):
         read_array(tmp_path / "obj.npy")
 
 
+def _npy_with_header(path, header: str, data: bytes = b"") -> None:
+    """A version 1.0 .npy file with a hand-written header dict."""
+    text = header + " " * (63 - (10 + len(header)) % 64) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1") + data)
+
+
+def test_damaged_npy_files_are_one_line_errors(tmp_path):
+    """Each used to escape as EOFError, MemoryError or a numpy ValueError with a traceback."""
+    np.save(tmp_path / "good.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
+    good = (tmp_path / "good.npy").read_bytes()
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "truncated.npy").write_bytes(good[:-5])
+    (tmp_path / "cut_header.npy").write_bytes(good[:20])
+    _npy_with_header(tmp_path / "huge.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000, 1000000), }", b"\0" * 16)
+    _npy_with_header(tmp_path / "negative.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 5), }", b"\0" * 16)
+    _npy_with_header(tmp_path / "nonsense.npy", "{'descr': 'zz9', 'fortran_order': False, 'shape': (2,), }")
+    expected = {
+        "empty.npy": "cannot read as .npy (ValueError: EOF: reading magic string",
+        "truncated.npy": "header says shape (3, 4) of float32 (48 bytes) but the file holds 43 bytes of data",
+        "cut_header.npy": "cannot read as .npy (ValueError: EOF: reading array header",
+        "huge.npy": "(8,000,000,000,000,000,000 bytes) but the file holds 16 bytes",
+        "negative.npy": "header says shape (-1, 5)",
+        "nonsense.npy": "cannot read as .npy",
+    }
+    for name, fragment in expected.items():
+        with pytest.raises(DatasetError) as info:
+            read_array(tmp_path / name)
+        message = str(info.value)
+        assert fragment in message and name in message and "\n" not in message, message
+    assert read_array(tmp_path / "good.npy").shape == (3, 4)
+
+
 def test_plain_folder_and_dataset_on_tiff(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(DatasetError, match="is a folder but not a Zarr store"):

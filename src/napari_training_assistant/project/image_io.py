@@ -8,6 +8,7 @@ group + `dataset` key, OME-Zarr multiscales: full resolution). Every failure is 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from .errors import DatasetError
 from .storage import atomic_output
+from .user_input import echo
 
 ACCEPTED_FORMATS = (
     ".tif/.tiff, .png, .jpg/.jpeg, .npy, Zarr (.zarr array, group with a dataset key, or OME-Zarr)"
@@ -48,7 +50,7 @@ def read_array(path: str | os.PathLike[str], *, dataset: str | None = None) -> n
     path = Path(path)
     if not path.exists():
         raise _fail(path, "file not found", f"check the path (accepted formats: {ACCEPTED_FORMATS})")
-    if _is_zarr(path):
+    if is_zarr(path):
         return _read_zarr(path, dataset)
     if dataset is not None:
         raise _fail(
@@ -102,19 +104,50 @@ def _pillow_to_array(img: Any) -> np.ndarray:
     return np.array(arr)
 
 
+_NPY_FIX = "save it with numpy.save (no pickled objects)"
+
+
 def _read_npy(path: Path) -> np.ndarray:
+    """Check the header against the file before allocating anything: empty, truncated, object and
+    gigantic-shape files are refused in one line."""
+    shape, dtype, data_bytes = _npy_header(path)
+    if dtype.hasobject:
+        raise _fail(path, f"holds pickled Python objects (dtype {dtype}), not numbers", _NPY_FIX)
+    needed = math.prod(shape) * dtype.itemsize
+    if min(shape, default=0) < 0 or needed > data_bytes:
+        raise _fail(
+            path,
+            f"its header says shape {echo(shape)} of {dtype} ({needed:,} bytes) but the file holds {data_bytes:,} "
+            "bytes of data (truncated or damaged)",
+            _NPY_FIX,
+        )
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise _fail(
-            path, f"cannot read as .npy ({_reason(exc)})", "save it with numpy.save (no pickled objects)"
-        ) from exc
+    except MemoryError as exc:
+        raise _fail(path, f"too large to load into memory ({needed / 2**30:.1f} GiB)", "crop it or save it as Zarr") from exc
+    except (OSError, ValueError, EOFError) as exc:
+        raise _fail(path, f"cannot read as .npy ({_reason(exc)})", _NPY_FIX) from exc
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, bytes after the header) of a .npy file, read from its header only."""
+    from numpy.lib import format as npy
+
+    try:
+        with path.open("rb") as handle:
+            version = npy.read_magic(handle)
+            reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = reader(handle)
+            return tuple(shape), dtype, os.fstat(handle.fileno()).st_size - handle.tell()
+    except (OSError, ValueError, TypeError, EOFError, SyntaxError, OverflowError) as exc:
+        raise _fail(path, f"cannot read as .npy ({_reason(exc)})", _NPY_FIX) from exc
 
 
 # --------------------------------------------------------------------------- zarr
 
 
-def _is_zarr(path: Path) -> bool:
+def is_zarr(path: Path) -> bool:
+    """A .zarr path, or a folder with Zarr metadata."""
     if path.suffix.lower() == ".zarr":
         return True
     return path.is_dir() and any((path / marker).exists() for marker in _ZARR_MARKERS)
