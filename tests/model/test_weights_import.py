@@ -148,6 +148,41 @@ def test_safetensors_without_architecture_must_fit_the_project(project, tmp_path
     assert _registry_bytes(project) == before and _imported_files(project) == []
 
 
+def _rewrite_safetensors_header(path: Path, change) -> None:
+    """Apply `change(header)` to the JSON header of a .safetensors file, keeping its data bytes."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    change(header)
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length :])
+
+
+def _overlap_two_same_sized(header: dict) -> None:
+    tensors = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"])
+    first, second = next(
+        (a, b) for a in tensors for b in tensors if a != b and header[a]["shape"] == header[b]["shape"] and header[a]["dtype"] == header[b]["dtype"]
+    )
+    header[second]["data_offsets"] = list(header[first]["data_offsets"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h: h[next(k for k in h if k != "__metadata__")].update(dtype="Q7"), "which safetensors does not define"),
+        (_overlap_two_same_sized, "overlap in the data section"),
+    ],
+)
+def test_safetensors_refused_by_the_library_are_never_copied(project, tmp_path, change, message):
+    source = tmp_path / "fits.safetensors"
+    save_file(_state(project.architecture.model_dump()), str(source))
+    _rewrite_safetensors_header(source, change)
+    before = _registry_bytes(project)
+    with pytest.raises(CheckpointError, match=message):
+        import_weights(project, source)
+    assert _registry_bytes(project) == before and _imported_files(project) == []
+
+
 def test_import_self_describing_checkpoint(project, tmp_path):
     other = default_architecture("2d", "binary", 2, depth=1, base_channels=4, preset="custom")
     path = tmp_path / "from_another_project.pt"

@@ -350,6 +350,58 @@ def test_garbage_and_empty_files(tmp_path: Path) -> None:
         inspect_weights(bad_header)
 
 
+def handmade_safetensors(path: Path, header: dict, data_bytes: int) -> Path:
+    """A .safetensors file with a hand-written header and `data_bytes` zero bytes of data."""
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"\x00" * data_bytes)
+    return path
+
+
+F32x2 = {"dtype": "F32", "shape": [2]}
+
+
+@pytest.mark.parametrize(
+    ("header", "data_bytes", "message"),
+    [
+        ({"a": {"dtype": "Q7", "shape": [2], "data_offsets": [0, 8]}}, 8, "tensor 'a' has dtype 'Q7', which safetensors does not define"),
+        ({"a": {**F32x2, "data_offsets": [0, 8]}, "b": {**F32x2, "data_offsets": [4, 12]}}, 12, "tensors 'a' and 'b' overlap"),
+        ({"a": {**F32x2, "data_offsets": [0, 8]}, "b": {**F32x2, "data_offsets": [0, 8]}}, 8, "tensors 'a' and 'b' overlap"),
+        ({"a": {**F32x2, "data_offsets": [0, 8]}, "b": {**F32x2, "data_offsets": [12, 20]}}, 20, "4 byte(s) before tensor 'b' belong to no tensor"),
+        ({"a": {**F32x2, "data_offsets": [4, 12]}}, 12, "4 byte(s) before tensor 'a' belong to no tensor"),
+        ({"a": {**F32x2, "data_offsets": [0, 8]}}, 12, "4 byte(s) after the last tensor belong to no tensor"),
+        ({"a": {**F32x2, "data_offsets": [0, 8]}}, 4, "tensor 'a' lies outside the file"),
+        ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, 8, "tensor 'a' has 8 bytes, not what its shape and dtype need"),
+        ({"__metadata__": {"n": 1}, "a": {**F32x2, "data_offsets": [0, 8]}}, 8, "safetensors refuses it (Error while deserializing header"),
+        ({"x" * 5000: {"dtype": "Q7", "shape": [2], "data_offsets": [0, 8]}}, 8, "xxx... has dtype 'Q7'"),  # a long name is cut
+    ],
+)
+def test_safetensors_that_safetensors_refuses_are_refused(tmp_path: Path, header: dict, data_bytes: int, message: str) -> None:
+    """Each of these was accepted and copied into the project before; the library itself refuses them all."""
+    from safetensors import SafetensorError, safe_open
+
+    path = handmade_safetensors(tmp_path / "w.safetensors", header, data_bytes)
+    with pytest.raises(SafetensorError):
+        safe_open(str(path), framework="numpy")
+    with pytest.raises(CheckpointError) as info:
+        inspect_weights(path)
+    text = str(info.value)
+    assert text.startswith(f"corrupt weights file {path}: ") and message in text, text
+    assert "\n" not in text and len(text) < 500
+
+
+def test_safetensors_layouts_the_library_accepts_are_accepted(tmp_path: Path) -> None:
+    header = {
+        "b": {**F32x2, "data_offsets": [8, 16]},  # listed out of order: offsets decide
+        "a": {**F32x2, "data_offsets": [0, 8]},
+        "empty": {"dtype": "F32", "shape": [0], "data_offsets": [16, 16]},
+        "f4": {"dtype": "F4", "shape": [4], "data_offsets": [16, 18]},
+        "__metadata__": {"note": "text"},
+    }
+    info = inspect_weights(handmade_safetensors(tmp_path / "ok.safetensors", header, 18))
+    assert info.tensors == {"b": (2,), "a": (2,), "empty": (0,), "f4": (4,)}
+    assert info.dtypes["f4"] == "float4_e2m1fn" and info.metadata == {"note": "text"}
+
+
 def test_zip_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "x.pt"
     with zipfile.ZipFile(path, "w") as archive:

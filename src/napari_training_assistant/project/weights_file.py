@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
 
 from .errors import CheckpointError
+from .user_input import cut, echo
 
 __all__ = ["ACCEPTED_SUFFIXES", "WeightsInfo", "inspect_weights", "strip_prefix"]
 
@@ -54,13 +55,16 @@ _STORAGE_DTYPES = {
     "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
     "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128",
 }  # fmt: skip
-# safetensors dtype codes -> torch dtype names (codes not listed are reported lower-cased).
+# The dtype codes safetensors defines -> torch dtype names (sub-byte floats, which torch lacks, by their
+# format); any other code is refused, as safetensors itself refuses it.
 _SAFETENSORS_DTYPES = {
     "BOOL": "bool", "U8": "uint8", "I8": "int8", "I16": "int16", "U16": "uint16", "F16": "float16",
     "BF16": "bfloat16", "I32": "int32", "U32": "uint32", "F32": "float32", "F64": "float64",
-    "I64": "int64", "U64": "uint64", "C64": "complex64", "C128": "complex128",
-    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu",
+    "I64": "int64", "U64": "uint64", "C64": "complex64", "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu", "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz", "F4": "float4_e2m1fn", "F6_E2M3": "float6_e2m3fn", "F6_E3M2": "float6_e3m2fn",
 }  # fmt: skip
+_SUB_BYTE_BITS = {"float4_e2m1fn": 4, "float6_e2m3fn": 6, "float6_e3m2fn": 6}
 
 T = TypeVar("T")
 
@@ -232,6 +236,7 @@ def _read_safetensors(file: Path, size: int) -> tuple[dict, dict, dict, dict | N
     data_len = size - 8 - header_len
     tensors: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, str] = {}
+    spans: list[tuple[int, int, str]] = []
     for name, entry in header.items():
         try:
             code, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
@@ -243,18 +248,51 @@ def _read_safetensors(file: Path, size: int) -> tuple[dict, dict, dict, dict | N
         except (TypeError, KeyError, ValueError):
             ok = False
         if not ok:
-            raise _corrupt(file, f"the header entry for tensor {name!r} is malformed")
+            raise _corrupt(file, f"the header entry for tensor {echo(name)} is malformed")
         if not 0 <= begin <= end <= data_len:
-            raise _corrupt(file, f"tensor {name!r} lies outside the file (truncated?)")
-        dtype = _SAFETENSORS_DTYPES.get(code, code.lower())
-        bits = _DTYPE_BITS.get(dtype)
-        if bits is not None and end - begin != (math.prod(shape) * bits + 7) // 8:
+            raise _corrupt(file, f"tensor {echo(name)} lies outside the file (truncated?)")
+        dtype = _SAFETENSORS_DTYPES.get(code)
+        if dtype is None:
+            raise _corrupt(file, f"tensor {echo(name)} has dtype {echo(code)}, which safetensors does not define")
+        bits = _DTYPE_BITS.get(dtype) or _SUB_BYTE_BITS[dtype]
+        if end - begin != (math.prod(shape) * bits + 7) // 8:
             raise _corrupt(
-                file, f"tensor {name!r} has {end - begin} bytes, not what its shape and dtype need"
+                file, f"tensor {echo(name)} has {end - begin} bytes, not what its shape and dtype need"
             )
         tensors[name] = tuple(shape)
         dtypes[name] = dtype
+        spans.append((begin, end, name))
+    _check_layout(file, spans, data_len)
+    _check_with_library(file)
     return tensors, dtypes, metadata, architecture
+
+
+def _check_layout(file: Path, spans: list[tuple[int, int, str]], data_len: int) -> None:
+    """Tensors tile the data section exactly, in offset order (the rule safetensors enforces)."""
+    position, previous = 0, None
+    for begin, end, name in sorted(spans):
+        if begin < position:
+            raise _corrupt(file, f"tensors {echo(previous)} and {echo(name)} overlap in the data section")
+        if begin > position:
+            raise _corrupt(file, f"{begin - position} byte(s) before tensor {echo(name)} belong to no tensor")
+        position, previous = end, name
+    if position != data_len:
+        raise _corrupt(file, f"{data_len - position} byte(s) after the last tensor belong to no tensor")
+
+
+def _check_with_library(file: Path) -> None:
+    """Open the file with the safetensors library itself (header only; numpy, no torch): what it
+    refuses, the project refuses too."""
+    try:
+        from safetensors import safe_open
+    except ImportError:  # the checks above stand alone
+        return
+    try:
+        with safe_open(str(file), framework="numpy"):
+            pass
+    except Exception as exc:  # SafetensorError, OSError: anything the library refuses
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise _corrupt(file, f"safetensors refuses it ({cut(reason)})") from exc
 
 
 # ---------------------------------------------------------------------------------------------- torch
