@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,40 @@ def test_bad_yaml_names_line_and_column(tmp_path):
     message = str(info.value)
     assert "not valid YAML" in message and re.search(r"line \d+, column \d+", message), message
     assert "line 5" in message, message
+
+
+def test_an_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path):
+    """Nine levels of nine aliases expand to 9**9 strings (gigabytes) when walked; it used to be echoed whole."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, 9):
+        name, previous = "abcdefghi"[level], "abcdefghi"[level - 1]
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    path = write_spec(tmp_path, text="\n".join([*lines, "project: *i", ""]))
+    started = time.perf_counter()
+    with pytest.raises(ProjectError) as info:
+        load_spec(path)
+    assert time.perf_counter() - started < 10  # only a hang fails this
+    message = str(info.value)
+    assert "alias *a found: a spec allows no aliases" in message and "line 2" in message
+    assert len(message) < 300 and "\n" not in message
+
+
+def test_anchors_without_aliases_load(tmp_path):
+    spec = copy.deepcopy(spec_dict())
+    text = yaml.safe_dump(spec, sort_keys=False).replace("training:", "training: &settings", 1)
+    loaded, _ = load_spec(write_spec(tmp_path, text=text))
+    assert loaded.training.epochs == spec["training"]["epochs"]
+
+
+def test_echoed_values_are_cut(tmp_path):
+    message = broken(tmp_path, lambda s: s.update(project=["x" * 5000]))
+    assert "key 'project'" in message and len(message) < 300 + len(str(tmp_path))
+
+
+@pytest.mark.parametrize(("key", "value"), [("lr", float("nan")), ("memory_budget_gb", float("inf")), ("dice_weight", float("inf"))])
+def test_non_finite_numbers_are_refused(tmp_path, key, value):
+    message = broken(tmp_path, lambda s: s["training"].update({key: value}))
+    assert f"key 'training.{key}'" in message and "finite number" in message
 
 
 def test_a_spec_that_is_not_a_mapping_or_missing(tmp_path):

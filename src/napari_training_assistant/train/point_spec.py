@@ -8,10 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..project.errors import ProjectError
+from ..project.user_input import cut, echo
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LayerSpec(_Strict):
@@ -129,18 +130,18 @@ def load_spec(path: str | Path) -> tuple[PointSpec, Path]:
     if not path.is_file():
         raise ProjectError(f"spec file {path} does not exist")
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_no_alias_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ProjectError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise ProjectError(f"{path} is not valid YAML{where}: {cut(str(getattr(exc, 'problem', exc)))}") from None
     if not isinstance(data, dict):
         raise ProjectError(f"{path} must hold a mapping of keys (project, layers, regions, ...), found {type(data).__name__}")
     try:
         return PointSpec.model_validate(data), path.parent
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = ".".join(str(p) for p in error["loc"]) or "(spec)"
+        key = cut(".".join(str(p) for p in error["loc"]) or "(spec)")
         message = error["msg"].removeprefix("Value error, ")
         if not error["loc"] and ": " in message:  # whole-spec checks start with the key they concern
             key, message = message.split(": ", 1)
@@ -149,12 +150,29 @@ def load_spec(path: str | Path) -> tuple[PointSpec, Path]:
         if error["type"] == "missing":
             message = f"missing: add it ({_expected_form(error['loc'])})"
         found = (
-            f" (found {error['input']!r})"
+            f" (found {echo(error['input'])})"
             if error.get("input") is not None and not isinstance(error["input"], dict) and error["type"] != "missing"
             else ""
         )
         more = f"; and {exc.error_count() - 1} more problem(s)" if exc.error_count() > 1 else ""
         raise ProjectError(f"{path}: key '{key}': {message}{found}{more}") from None
+
+
+def _no_alias_loader() -> type:
+    """yaml.SafeLoader refusing aliases (*name): a spec never needs them, and nested ones expand
+    exponentially when the data is walked (a "billion laughs" file)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"alias *{cut(event.anchor)} found: a spec allows no aliases, write the value out", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 
 def _unknown_key_message(loc: tuple) -> str:
@@ -175,7 +193,7 @@ def _unknown_key_message(loc: tuple) -> str:
             return "unknown key"
         model = annotation
     allowed = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    close = difflib.get_close_matches(cut(str(loc[-1])), allowed, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key{hint}: expected one of {', '.join(allowed)}"
 
