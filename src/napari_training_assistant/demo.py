@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -19,16 +20,40 @@ DEMO_EPOCHS = 10
 UNSEEN_SEED = 999
 
 
+DEMO_MARKER = ".nta-demo"
+
+
 def _replace_old_demo(folder: Path) -> None:
-    """Remove a previous demo project; refuse to touch any other folder."""
-    if not folder.exists():
+    """Remove a previous demo project, only when it is exactly what `nta demo` left there: its marker
+    file, the dataset it generated (same pairs and contents), no other files, no links. Any other folder
+    (even a project that happens to be named like the demo) is refused, never deleted."""
+    if not folder.exists() or (folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir())):
         return
-    if TrainingProject.is_project(folder) and TrainingProject.open(folder).name == DEMO_NAME:
-        shutil.rmtree(folder)
-        return
-    if folder.is_dir() and not any(folder.iterdir()):
-        return
-    raise ProjectError(f"{folder} exists and is not a demo project: choose another --dir")
+    why = _not_an_untouched_demo(folder)
+    if why:
+        raise ProjectError(f"{folder} exists and {why}: choose another --dir (the demo replaces only its own untouched folder)")
+    shutil.rmtree(folder)
+
+
+def _not_an_untouched_demo(folder: Path) -> str:
+    marker = folder / DEMO_MARKER
+    if folder.is_symlink() or not folder.is_dir() or not TrainingProject.is_project(folder) or not marker.is_file():
+        return "is not a demo project"
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("dataset_sha256")
+        project = TrainingProject.open(folder)
+        if project.name != DEMO_NAME or recorded != project.dataset.content_sha256():
+            return "is a demo project whose dataset was changed"
+    except (ValueError, AttributeError, OSError, ProjectError):
+        return "is not a readable demo project"
+    known = {p.relative_to(folder).parts[0] for p in (*project.layout.folders(), *project.layout.json_files())}
+    known |= {"project_config.json.bak", ".nta.lock", DEMO_MARKER}
+    extra = sorted(p.name for p in folder.iterdir() if p.name not in known)
+    if extra:
+        return f"holds files the demo did not write ({', '.join(extra[:3])})"
+    if any(p.is_symlink() for p in folder.rglob("*")):
+        return "holds symbolic links"
+    return ""
 
 
 def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -49,6 +74,7 @@ def run_demo(folder: Path, *, pairs: int = DEMO_PAIRS, epochs: int = DEMO_EPOCHS
     echo(f"created demo project at {project.root}")
     for index, (image, labels) in enumerate(nuclei_dataset(pairs, seed=100)):
         project.dataset.add(image, labels, mask_mode="binary", image_layer=f"nuclei_{index}", mask_layer=f"nuclei_{index}_labels", source="imported")
+    (project.root / DEMO_MARKER).write_text(json.dumps({"dataset_sha256": project.dataset.content_sha256()}) + "\n", encoding="utf-8")
     counts = project.dataset.split_counts()
     echo(f"added {pairs} image/mask pairs: train {counts['train']}, val {counts['val']}, benchmark {counts['benchmark']}")
     result = train_project(project, TrainOptions(epochs=epochs), listener=_epoch_printer(echo))

@@ -199,14 +199,17 @@ def _check_json(layout: ProjectLayout, path: Path, schema: type[VersionedModel],
 
 
 def _check_backup(path: Path, name: str, report: DoctorReport) -> None:
-    """A good file whose `.bak` is missing or differs (older tool, or edited by hand): mirror it."""
+    """A good file without its `.bak` gets one. A `.bak` that differs is reported, never overwritten: it
+    may hold a newer write than a file put back by hand (an older tool's backups are one write behind)."""
     backup = backup_path(path)
-    if backup.is_file() and not backup.is_symlink() and backup.read_bytes() == path.read_bytes():
-        return
-    if report.repaired and not backup.is_symlink():
-        atomic_copy(path, backup)
-    what = "missing" if not backup.exists() else "older than the file"
-    report.fix(name, f"backup {backup.name} was {what}; it now mirrors the file", f"backup {backup.name} is {what}; `nta doctor` mirrors the file into it")
+    if backup.is_symlink():
+        report.add("problem", name, f"backup {backup.name} is a symbolic link; delete it (the next write recreates it)")
+    elif not backup.exists():
+        if report.repaired:
+            atomic_copy(path, backup)
+        report.fix(name, f"backup {backup.name} was missing; it now mirrors the file", f"backup {backup.name} is missing; `nta doctor` writes it")
+    elif backup.read_bytes() != path.read_bytes():
+        report.add("info", name, f"differs from its backup {backup.name} (edited by hand, or written by an older version); the next change mirrors it")
 
 
 def _check_benchmark_csv(layout: ProjectLayout, report: DoctorReport, repair: bool) -> None:

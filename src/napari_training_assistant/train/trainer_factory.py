@@ -111,6 +111,9 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # a resumed run writes its earlier metrics again (`_keep_earlier_metrics`): nothing is lost
     warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
+    # a mid-epoch resume state continues the epoch's step count; our samplers draw every patch from
+    # (seed, epoch, index), so the rest of the epoch is as random as the part before the kill
+    warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
 def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, launcher: str) -> L.Trainer:
