@@ -43,8 +43,9 @@ def _registry_bytes(project: TrainingProject) -> bytes:
 
 
 def _imported_files(project: TrainingProject) -> list[str]:
+    """The weights files copied into the project (each also gets a `.record.json` of its registry entry)."""
     folder = project.layout.imported_dir
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".record.json")) if folder.exists() else []
 
 
 class Evil:
