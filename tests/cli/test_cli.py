@@ -149,7 +149,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, files: Path) -> Scenario:
     side = pool.submit(side_commands)
     r["init"] = nta("init", proj, "--name", "CLI test", "--preset", "tiny_unet", "--json")
     r["add_tif"] = nta("add-pair", proj, "--image", f / "img.tif", "--mask", f / "mask.tif", "--split", "train", "--json")
-    r["add_png"] = nta("add-pair", proj, "--image", f / "img.png", "--mask", f / "mask.png", "--split", "val", "--json")
+    r["add_duplicate"] = nta("add-pair", proj, "--image", f / "img.png", "--mask", f / "mask.png", "--split", "val")
+    r["add_png"] = nta(
+        "add-pair", proj, "--image", f / "img.png", "--mask", f / "mask.png", "--split", "val", "--allow-duplicate", "--json"
+    )  # fmt: skip  (the same pixels as img.tif / mask.tif)
     r["add_label_map"] = nta(
         "add-pair", proj, "--image", f / "img.tif", "--mask", f / "labels.tif",
         "--mask-mode", "label-map", "--label-map", "1:1, 2:1, 5:0", "--json",
@@ -227,6 +230,11 @@ def test_add_pair_from_tiff(scenario):
     assert pair["source_files"]["image"].endswith("img.tif")
     assert (scenario.project / pair["image_path"]).is_file()
     assert (scenario.project / pair["mask_path"]).is_file()
+
+
+def test_add_pair_refuses_a_duplicate_unless_allowed(scenario):
+    result = scenario["add_duplicate"]
+    assert_user_error(result.returncode, result.stdout, result.stderr, "already in the dataset as pair_0001", "--allow-duplicate")
 
 
 def test_add_pair_from_png(scenario):
@@ -425,7 +433,7 @@ def test_user_errors_change_nothing(scenario, error_runs):
     assert after == error_runs.project_files_before
     assert not (scenario.root / "multiclass").exists()
     imported = sorted(p.name for p in (scenario.project / "models" / "imported").iterdir())
-    assert len(imported) == 1 and imported[0].startswith("imported_001_")
+    assert imported and all(name.startswith("imported_001_") for name in imported)  # no second import
 
 
 def test_subprocess_budget(scenario, error_runs):
@@ -484,14 +492,14 @@ def _inproc_cases(c: dict[str, Path]) -> dict[str, tuple[list[Any], tuple[str, .
         "init_into_file": (["init", f / "img.tif"], ("is a file",)),
         "init_not_empty": (["init", root / "notempty"], ("not empty", "--force")),
         "init_bad_spatial_dims": (["init", root / "x1", "--spatial-dims", "4d"], ("--spatial-dims",)),
-        "init_num_classes_one": (["init", root / "x2", "--output-mode", "multiclass", "--num-classes", "1"], ("num_classes",)),
-        "init_num_classes_zero": (["init", root / "x3", "--output-mode", "multiclass", "--num-classes", "0"], ("num_classes",)),
+        "init_num_classes_one": (["init", root / "x2", "--output-mode", "multiclass", "--num-classes", "1"], ("--num-classes",)),
+        "init_num_classes_zero": (["init", root / "x3", "--output-mode", "multiclass", "--num-classes", "0"], ("--num-classes",)),
         "init_num_classes_not_int": (["init", root / "x4", "--num-classes", "three"], ("--num-classes",)),
         "init_num_classes_for_binary": (["init", root / "x5", "--num-classes", "3"], ("--num-classes", "multiclass")),
         "init_output_channels_for_binary": (["init", root / "x6", "--output-channels", "3"], ("--output-channels",)),
         "init_output_channels_zero": (
             ["init", root / "x7", "--output-mode", "multilabel", "--output-channels", "0"],
-            ("output_channels",),
+            ("--output-channels",),
         ),
         "init_class_names_mismatch": (
             ["init", root / "x8", "--output-mode", "multiclass", "--num-classes", "4", "--class-names", "bg,a"],
@@ -504,8 +512,8 @@ def _inproc_cases(c: dict[str, Path]) -> dict[str, tuple[list[Any], tuple[str, .
         "add_pair_mask_is_folder": (["add-pair", p2, "--image", f / "img.tif", "--mask", root], ("folder",)),
         "add_pair_2d_mask_for_3d_stack_3d_project": (add(p3, "stack.tif", "mask.tif"), ("(32, 32)",)),
         "add_pair_2d_pair_in_3d_project": (add(p3, "img.tif", "mask.tif"), ("3D",)),
-        "add_pair_slice_out_of_range": (add(p2, "stack.tif", "stack_mask.tif", "--slice", "9"), ("slice",)),
-        "add_pair_channel_axis_out_of_range": (add(p2, "img.tif", "mask.tif", "--channel-axis", "5"), ("channel_axis",)),
+        "add_pair_slice_out_of_range": (add(p2, "stack.tif", "stack_mask.tif", "--slice", "9"), ("--slice 9 is outside",)),
+        "add_pair_channel_axis_out_of_range": (add(p2, "img.tif", "mask.tif", "--channel-axis", "5"), ("--channel-axis 5",)),
         "add_pair_several_masks": (
             ["add-pair", p2, "--image", f / "img.tif", "--mask", f / "mask.tif", f / "mask.tif"],
             ("multilabel",),
@@ -566,7 +574,7 @@ def test_in_process_errors_left_projects_unchanged(inproc, capsys):
     assert not (inproc["root"] / "PWNED_LEGACY").exists()
     p2 = TrainingProject.open(inproc["p2"])
     assert [m.model_id for m in p2.imported_models.registry.models] == ["imported_001"]
-    assert len(list((inproc["p2"] / "models" / "imported").iterdir())) == 1
+    assert all(p.name.startswith("imported_001_") for p in (inproc["p2"] / "models" / "imported").iterdir())
     assert p2.dataset.ids() == ["pair_0001"]
     assert len(TrainingProject.open(inproc["p3"]).dataset) == 0
 

@@ -33,7 +33,11 @@ def run_json(capsys, *argv) -> dict:
 
 def user_error(capsys, *argv) -> str:
     capsys.readouterr()
-    assert main([str(a) for a in argv]) == 2
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:  # refused while parsing
+        rc = exc.code
+    assert rc == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, lines
@@ -120,7 +124,9 @@ def test_train_user_errors_exit_2_with_one_line(make_project, capsys):
     line = user_error(capsys, "train", project.root, *FAST, "--start", "checkpoint:unet_run_099")
     assert "no checkpoint 'unet_run_099'" in line
     line = user_error(capsys, "train", project.root, *FAST, "--patch-size", "32", "32", "32")
-    assert "patch_size" in line
+    assert "--patch-size has 3 values but the project is 2d: give 1 or 2" in line
+    line = user_error(capsys, "train", project.root, *FAST, "--num-nodes", "0")
+    assert "--num-nodes: must be greater than or equal to 1 (found 0)" in line
     assert project.history.runs == [] and project.checkpoints.records == []
 
     benchmark_only = make_project("bench_only", splits=("benchmark", "benchmark"))
@@ -172,7 +178,13 @@ def test_predict_user_errors(make_project, image_file, tmp_path, capsys):
     assert "expects 1 channel(s)" in line
     line = user_error(capsys, "predict", project.root, "--image", image_file, "--checkpoint", "unet_run_007")
     assert "unet_run_007" in line
+    line = user_error(capsys, "predict", project.root, "--image", image_file, "--tile-size", "2")
+    assert "--tile-size [2, 2] is smaller than the model pools ([4, 4] per axis): use at least 4" in line
+    line = user_error(capsys, "predict", project.root, "--image", two_channels)
+    assert "declare the channel axis (--channel-axis)" in line
     assert project.predictions.registry.predictions == []
+    one_value = run_json(capsys, "predict", project.root, "--image", image_file, "--tile-size", "32", "--json")
+    assert one_value["parameters"]["tile_size"] == [32, 32]  # one value for every axis, as --patch-size
 
 
 # --------------------------------------------------------------------------- nta benchmark

@@ -3,47 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from pathlib import Path
 
 from ..project import TrainingProject
-from .output import emit_json, table
-
-MASK_MODES = ["binary", "target-class", "multiclass", "label-map", "multilabel"]
-SPLITS = ["train", "val", "benchmark"]
+from ..project.image_io import is_zarr
+from ..project.schemas import PairRecord, Split
+from .output import JSON_HELP, emit_json, table
+from .validation import schema_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("add-pair", help="add an image/mask pair to the dataset")
-    p.add_argument("project", type=Path)
+    p.add_argument("project", type=Path, help="Training Project Folder")
     p.add_argument("--image", required=True, type=Path, help="TIFF, PNG, NPY, Zarr or OME-Zarr")
     p.add_argument("--mask", required=True, type=Path, nargs="+", help="mask file (several for multilabel)")
-    p.add_argument("--mask-mode", choices=MASK_MODES, default="binary")
+    schema_option(p, "--mask-mode", schema=(PairRecord, "mask_mode"), default="binary", help="how mask labels become training labels")
     p.add_argument("--target-class", help="class name or id (target-class mode)")
     p.add_argument("--label-map", help="source:target pairs, e.g. '1:1,2:1,5:2' (label-map mode)")
     p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the image (default: none)")
     p.add_argument("--mask-channel-axis", type=int, default=None, help="channel axis of a multilabel mask")
     p.add_argument("--slice", type=int, default=None, dest="slice_index", help="take this slice of a 3D image")
-    p.add_argument("--split", choices=SPLITS, default=None, help="default: automatic")
+    schema_option(p, "--split", schema=(PairRecord, "split"), default=None, help="default: automatic")
     p.add_argument("--image-dataset", help="array inside a Zarr group")
     p.add_argument("--mask-dataset", help="array inside a Zarr group")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--allow-duplicate", action="store_true", help="add it even when the dataset already holds this image and mask")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=add_pair)
 
     p = sub.add_parser("remove-pair", help="remove a pair (files and manifest entry)")
-    p.add_argument("project", type=Path)
-    p.add_argument("pair_id")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("pair_id", help="e.g. pair_0003 (see nta pairs)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=remove_pair)
 
     p = sub.add_parser("pairs", help="list the dataset's pairs")
-    p.add_argument("project", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=list_pairs)
 
     p = sub.add_parser("set-split", help="move a pair to train, val or benchmark")
-    p.add_argument("project", type=Path)
-    p.add_argument("pair_id")
-    p.add_argument("split", choices=SPLITS)
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("pair_id", help="e.g. pair_0003 (see nta pairs)")
+    p.add_argument("split", choices=typing.get_args(Split), help="the pair's new split")
     p.set_defaults(handler=set_split)
 
 
@@ -62,10 +64,21 @@ def parse_label_map(text: str) -> dict[int, int]:
     return mapping
 
 
+def require_zarr_for_dataset(path: Path, dataset: str | None, flag: str) -> None:
+    """A dataset name only applies to a Zarr store."""
+    from .main import UserError
+
+    if dataset is not None and path.exists() and not is_zarr(path):
+        raise UserError(f"{flag} {dataset!r} applies to a Zarr store, but {path} is not a Zarr store: drop {flag}")
+
+
 def add_pair(args: argparse.Namespace) -> int:
     from .main import UserError
 
     project = TrainingProject.open(args.project)
+    require_zarr_for_dataset(args.image, args.image_dataset, "--image-dataset")
+    for mask in args.mask:
+        require_zarr_for_dataset(mask, args.mask_dataset, "--mask-dataset")
     if len(args.mask) > 1 and args.mask_mode != "multilabel":
         raise UserError("several --mask files are only for --mask-mode multilabel (one binary mask per channel)")
     target: str | int | None = args.target_class
@@ -83,6 +96,7 @@ def add_pair(args: argparse.Namespace) -> int:
         split=args.split,
         target_class=target,
         label_map=parse_label_map(args.label_map) if args.label_map else None,
+        allow_duplicate=args.allow_duplicate,
     )
     if args.json:
         emit_json(record.model_dump(mode="json"))

@@ -1,4 +1,5 @@
-"""Parser, dispatch and the error contract: exit 0 on success, 2 with one stderr line on a user error."""
+"""Parser, dispatch and the error contract: exit 0 on success, 2 with one stderr line naming the flag on a
+user error (see `validation`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
 from ..project.errors import ProjectError
 from . import dataset_commands, model_commands, project_commands, sam3_commands, training_commands
+from .validation import error_line, flag_names, subcommand_parser
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -22,6 +26,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports usage errors on one line with a pointer to --help."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        message = " ".join(message.removeprefix("argument ").split())  # "--lr: must be ..."
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -42,11 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # option values are checked against the schemas here (exit 2)
     try:
         return int(args.handler(args) or EXIT_OK)
-    except (ProjectError, UserError) as exc:
-        print(f"nta {args.command}: error: {exc}", file=sys.stderr)
+    except (ProjectError, UserError, ValidationError) as exc:
+        command = subcommand_parser(parser, args.command)
+        print(f"nta {args.command}: error: {error_line(exc, flag_names(command) if command else {})}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"nta {args.command}: interrupted", file=sys.stderr)

@@ -6,23 +6,23 @@ import argparse
 from pathlib import Path
 
 from ..project import TrainingProject
-from .output import emit_json, fmt_metric, table
+from .output import JSON_HELP, emit_json, fmt_metric, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-weights", help="import pretrained U-Net weights (.pt, .pth, .safetensors)")
-    p.add_argument("project", type=Path)
-    p.add_argument("file", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("file", type=Path, help="weights file: a state dict saved with torch.save, or .safetensors")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=import_weights)
 
     p = sub.add_parser("checkpoints", help="list checkpoints with lineage and metrics")
-    p.add_argument("project", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=checkpoints)
 
     p = sub.add_parser("start", help="choose the starting weights of the next training run")
-    p.add_argument("project", type=Path)
+    p.add_argument("project", type=Path, help="Training Project Folder")
     p.add_argument("choice", help="scratch, latest, checkpoint:ID or imported:ID")
     p.set_defaults(handler=choose_start)
 

@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+JSON_HELP = "print one JSON object as the last line of stdout"
+
 
 def emit_json(payload: Any) -> None:
     print(json.dumps(payload, default=str, separators=(",", ":")))

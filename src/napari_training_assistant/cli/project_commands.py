@@ -6,38 +6,40 @@ import argparse
 from pathlib import Path
 
 from ..project import TrainingProject
+from ..project.schemas import PRESETS, ArchitectureConfig, ProjectConfig
 from ..project.status import project_status
-from .output import emit_json, fmt_metric
+from .output import JSON_HELP, emit_json, fmt_metric
+from .validation import schema_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create a Training Project Folder")
-    p.add_argument("project", type=Path)
-    p.add_argument("--name", help="project name (default: the folder name)")
-    p.add_argument("--spatial-dims", choices=["2d", "3d"], default="2d")
-    p.add_argument("--output-mode", choices=["binary", "multiclass", "multilabel"], default="binary")
-    p.add_argument("--num-classes", type=int, default=None, help="classes incl. background (multiclass)")
-    p.add_argument("--output-channels", type=int, default=None, help="channels (multilabel)")
-    p.add_argument("--preset", choices=["standard_unet", "small_unet", "tiny_unet"], default=None)
+    p.add_argument("project", type=Path, help="folder to create (an empty or missing folder)")
+    schema_option(p, "--name", schema=(ProjectConfig, "project_name"), help="project name (default: the folder name)")
+    schema_option(p, "--spatial-dims", schema=(ArchitectureConfig, "spatial_dims"), help="2D images or 3D stacks")
+    schema_option(p, "--output-mode", schema=(ArchitectureConfig, "output_mode"), help="what the U-Net predicts")
+    schema_option(p, "--num-classes", schema=(ArchitectureConfig, "num_classes"), default=None, help="classes incl. background (multiclass)")
+    schema_option(p, "--output-channels", schema=(ArchitectureConfig, "output_channels"), default=None, help="channels (multilabel)")
+    p.add_argument("--preset", choices=list(PRESETS), default=None, help="U-Net depth and width (default: standard_unet)")
     p.add_argument("--class-names", help="comma-separated class names, background first")
     p.add_argument("--force", action="store_true", help="allow a folder that is not empty")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=init)
 
     p = sub.add_parser("status", help="show what a project holds")
-    p.add_argument("project", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=status)
 
     p = sub.add_parser("doctor", help="check a project and repair what can be repaired safely")
-    p.add_argument("project", type=Path)
+    p.add_argument("project", type=Path, help="Training Project Folder")
     p.add_argument("--check", action="store_true", help="only report, change nothing")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=doctor)
 
     p = sub.add_parser("demo", help="the main job on bundled sample data")
     p.add_argument("--dir", type=Path, default=Path("demo_project"), help="demo project folder (replaced)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=demo)
 
 

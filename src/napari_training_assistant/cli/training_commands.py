@@ -5,50 +5,62 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..project import TrainingProject
-from .output import emit_json, fmt_metric
+from ..project.run_options import PredictOptions, TrainOptions
+from .dataset_commands import require_zarr_for_dataset
+from .output import JSON_HELP, emit_json, fmt_metric
+from .validation import schema_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the project's U-Net (registers a checkpoint and benchmarks it)")
-    p.add_argument("project", type=Path)
+    p.add_argument("project", type=Path, help="Training Project Folder")
     _add_run_arguments(p, start_default="the project's choice")
-    p.add_argument("--patch-size", type=int, nargs="+", help="one value per spatial axis, or one for all")
-    p.add_argument("--samples-per-epoch", type=int)
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--seed", type=int)
+    train_option(p, "--patch-size", "patch_size", "training patch, one value per spatial axis or one for all (default: auto)")
+    train_option(p, "--samples-per-epoch", "samples_per_epoch", "patches per epoch (default: auto)")
+    train_option(p, "--num-workers", "num_workers", "DataLoader worker processes")
+    train_option(p, "--seed", "seed", "random seed of weights, patches and shuffling (default: the project's)")
     p.add_argument("--keep-architecture", action="store_true", help="never let auto-configuration change depth or width")
     p.add_argument("--no-benchmark", action="store_true", help="skip evaluating on the benchmark pairs")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=train)
 
     p = sub.add_parser("train-points", help="point-windowed 3D training from a YAML spec (synapse partner assignment)")
     p.add_argument("spec", type=Path, help="YAML training spec (paths relative to it)")
     _add_run_arguments(p, start_default="scratch")
     p.add_argument("--dry-run", action="store_true", help="resolve the spec, count points, estimate the cache; no training")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=train_points)
 
     p = sub.add_parser("predict", help="predict an image with a checkpoint and save it into the project")
-    p.add_argument("project", type=Path)
-    p.add_argument("--image", required=True, type=Path)
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("--image", required=True, type=Path, help="TIFF, PNG, NPY, Zarr or OME-Zarr")
     p.add_argument("--image-dataset", help="array inside a Zarr group")
     p.add_argument("--checkpoint", default="latest", help="checkpoint id (default: latest)")
-    p.add_argument("--channel-axis", type=int, default=None)
-    p.add_argument("--tile-size", type=int, nargs="+")
-    p.add_argument("--overlap", type=float, default=0.5)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--device")
-    p.add_argument("--save-probabilities", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the image (default: none)")
+    predict_option(p, "--tile-size", "tile_size", "tile edge, one value per spatial axis or one for all (default: from the model)")
+    predict_option(p, "--overlap", "overlap", "share of a tile overlapping its neighbour")
+    predict_option(p, "--batch-size", "batch_size", "tiles per forward pass (default: by tile size)")
+    predict_option(p, "--device", "device", "auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--save-probabilities", action="store_true", help="also save the probabilities (float32 TIFF)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=predict)
 
     p = sub.add_parser("benchmark", help="evaluate a checkpoint on the frozen benchmark pairs")
-    p.add_argument("project", type=Path)
-    p.add_argument("--checkpoint", default="latest")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("--checkpoint", default="latest", help="checkpoint id (default: latest)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=benchmark)
+
+
+def train_option(p: argparse.ArgumentParser, flag: str, field: str, help: str, **kwargs: Any) -> None:
+    schema_option(p, flag, schema=(TrainOptions, field), dest=field, help=help, **kwargs)
+
+
+def predict_option(p: argparse.ArgumentParser, flag: str, field: str, help: str) -> None:
+    schema_option(p, flag, schema=(PredictOptions, field), dest=field, help=help)
 
 
 RUN_OPTIONS = ("epochs", "batch_size", "learning_rate", "start", "device", "devices", "num_nodes", "precision", "resume")
@@ -56,20 +68,18 @@ RUN_OPTIONS = ("epochs", "batch_size", "learning_rate", "start", "device", "devi
 
 def _add_run_arguments(p: argparse.ArgumentParser, start_default: str) -> None:
     """Options every training command shares (`TrainOptions` fields of the same names)."""
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, dest="learning_rate")
-    p.add_argument("--start", help=f"scratch, latest, checkpoint:ID or imported:ID (default: {start_default})")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--devices", type=int, help="processes/GPUs per machine; >1 trains with DDP")
-    p.add_argument("--num-nodes", type=int, default=1, help="machines (DDP across nodes, e.g. under SLURM/torchrun)")
-    p.add_argument("--precision", choices=["32", "16-mixed", "bf16-mixed"])
+    train_option(p, "--epochs", "epochs", "passes over the training data (default: the project's setting)")
+    train_option(p, "--batch-size", "batch_size", "patches per step (default: auto)")
+    train_option(p, "--lr", "learning_rate", "learning rate (default: the project's setting)")
+    train_option(p, "--start", "start", f"scratch, latest, checkpoint:ID or imported:ID (default: {start_default})")
+    train_option(p, "--device", "device", "auto, cpu, cuda, cuda:N or mps")
+    train_option(p, "--devices", "devices", "processes/GPUs per machine; >1 trains with DDP")
+    train_option(p, "--num-nodes", "num_nodes", "machines (DDP across nodes, e.g. under SLURM/torchrun)")
+    train_option(p, "--precision", "precision", "numeric precision (default: auto)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted, cancelled or failed run")
 
 
-def _run_options(args: argparse.Namespace, **extra):
-    from ..train import TrainOptions
-
+def _run_options(args: argparse.Namespace, **extra) -> TrainOptions:
     return TrainOptions(**{name: getattr(args, name) for name in RUN_OPTIONS}, **extra)
 
 
@@ -110,6 +120,7 @@ def train(args: argparse.Namespace) -> int:
         run_benchmark=not args.no_benchmark,
         keep_architecture=args.keep_architecture,
     )
+    options.patch_size_for(project.architecture.spatial_dims)  # a count that does not fit: refused before the run
     result = train_project(project, options, listener=_progress_printer(quiet=args.json), launcher="cli")
     return _report(result, args.json)
 
@@ -168,6 +179,7 @@ def predict(args: argparse.Namespace) -> int:
     from ..predict.project_prediction import predict_file
 
     project = TrainingProject.open(args.project)
+    require_zarr_for_dataset(args.image, args.image_dataset, "--image-dataset")
     record = predict_file(
         project,
         args.image,
