@@ -11,11 +11,12 @@ XVFB_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-r
 	libfontconfig1 libdbus-1-3
 DEMO_DIR ?= demo_project
 
-.PHONY: help venv system-deps demo test lint clean
+.PHONY: help venv system-deps demo test screenshots lint clean
 
 help:
 	@echo "make demo   build .venv, create a demo project from bundled sample data, run the loop, print a summary"
 	@echo "make test   build .venv (and Xvfb when missing) and run the test suite"
+	@echo "make screenshots   refresh the README's docs/images/*.png from a real loop in the plugin"
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,12 @@ test: venv system-deps
 	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null 2>&1; then \
 		xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	else $(BIN)/python -m pytest $(PYTEST_ARGS); fi
+
+# The screenshot test writes to a temporary folder under `make test`; here it refreshes docs/images/
+# (the test recipe above, run on that test alone with NTA_SCREENSHOT_DIR set).
+screenshots: export NTA_SCREENSHOT_DIR := $(CURDIR)/docs/images
+screenshots: PYTEST_ARGS := tests/napari/test_screenshots.py
+screenshots: test
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -1,8 +1,11 @@
-"""Screenshots of the whole plugin and of each tab after a real loop (add pairs, train, predict), written
-to docs/images/ for the README. The test checks the images are non-trivial; a person looks at them."""
+"""Screenshots of the whole plugin and of each tab after a real loop (add pairs, train, predict). The test
+checks the images are non-trivial; a person looks at them. `make screenshots` writes them to docs/images/
+for the README (`NTA_SCREENSHOT_DIR`); otherwise (`make test`) they go to a temporary folder, so the tracked
+images stay as they are."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,18 +13,24 @@ import pytest
 
 pytestmark = [pytest.mark.qt, pytest.mark.slow]
 
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+FOLDER_VARIABLE = "NTA_SCREENSHOT_DIR"  # set by `make screenshots` to docs/images
 LONG = 600_000
 
 
-def _save(widget, name: str) -> Path:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    path = IMAGES / f"{name}.png"
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = Path(os.environ.get(FOLDER_VARIABLE) or tmp_path / "images")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _save(widget, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
     assert widget.grab().save(str(path))
     return path
 
 
-def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3_folder):
+def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3_folder, images):
     from napari_training_assistant.data.synthetic_nuclei import make_nuclei
     from napari_training_assistant.napari.widget import TrainingAssistantWidget
 
@@ -80,10 +89,10 @@ def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3
     for title in widget.pages:
         widget.tabs.setCurrentWidget(widget.page(title))
         qtbot.wait(150)
-        shots[title] = _save(widget, f"tab_{title.lower()}")
+        shots[title] = _save(widget, images, f"tab_{title.lower()}")
     widget.tabs.setCurrentWidget(train)
     qtbot.wait(150)
-    shots["viewer"] = _save(viewer.window._qt_window, "napari_training_assistant")
+    shots["viewer"] = _save(viewer.window._qt_window, images, "napari_training_assistant")
     for path in shots.values():
         from PIL import Image
 
