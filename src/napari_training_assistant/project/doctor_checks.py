@@ -107,13 +107,7 @@ def _check_checkpoints(layout: ProjectLayout, report: DoctorReport, repair: bool
     registered = set()
     for record in registry.checkpoints:
         registered.add(record.path)
-        path = _file(layout, record.path, report, f"file of {record.checkpoint_id}")
-        if path is None:
-            continue
-        if not path.exists():
-            report.add("problem", record.path, f"file of {record.checkpoint_id} is missing")
-        elif file_sha256(path) != record.file_sha256:
-            report.add("problem", record.path, f"file of {record.checkpoint_id} changed since registration (sha256 differs)")
+        _check_hashed(layout, report, record.path, record.file_sha256, f"file of {record.checkpoint_id}", "is missing", "changed since registration (sha256 differs)")
     for path in sorted(layout.checkpoints_dir.glob("unet_run_*.pt")):
         if CHECKPOINT_PATTERN.match(path.name) and not path.is_symlink() and layout.relative(path) not in registered:
             report.add("info", layout.relative(path), "checkpoint file is not registered (an interrupted run); it is not used")
@@ -147,13 +141,19 @@ def _check_latest(layout: ProjectLayout, registry: CheckpointRegistry, report: D
 
 def _check_imported(layout: ProjectLayout, report: DoctorReport) -> None:
     for model in read_model(layout.model_registry, ModelRegistry).models:
-        path = _file(layout, model.path, report, f"weights of {model.model_id}")
-        if path is None:
-            continue
-        if not path.is_file():
-            report.add("problem", model.path, f"weights of {model.model_id} are missing; import them again (nta import-weights)")
-        elif file_sha256(path) != model.sha256:
-            report.add("problem", model.path, f"weights of {model.model_id} were replaced since import (sha256 differs); import the file again")
+        owner = f"weights of {model.model_id}"
+        _check_hashed(layout, report, model.path, model.sha256, owner, "are missing; import them again (nta import-weights)", "were replaced since import (sha256 differs); import the file again")
+
+
+def _check_hashed(layout: ProjectLayout, report: DoctorReport, relative: str, sha256: str, owner: str, missing: str, changed: str) -> None:
+    """A problem when the file a record names is missing or no longer has the recorded sha256."""
+    path = _file(layout, relative, report, owner)
+    if path is None:
+        return
+    if not path.is_file():
+        report.add("problem", relative, f"{owner} {missing}")
+    elif file_sha256(path) != sha256:
+        report.add("problem", relative, f"{owner} {changed}")
 
 
 def _check_predictions(layout: ProjectLayout, report: DoctorReport) -> None:

@@ -105,33 +105,34 @@ def _older(meta: dict, path: Path) -> dict:
 
 
 def rebuild_imported(layout: ProjectLayout) -> Rebuilt:
-    registry = ModelRegistry()
-    out = Rebuilt(registry)
-    for sidecar in sorted(layout.imported_dir.glob("*" + RECORD_SUFFIX)):
-        record = _sidecar_record(layout, sidecar, ImportedModel, out)
-        if record is None:
-            continue
+    def usable(record: ImportedModel) -> str:
         weights = layout.absolute(record.path)
-        if not weights.is_file() or file_sha256(weights) != record.sha256:
-            out.skipped.append(f"{record.path}: missing or changed since import")
-            continue
-        registry.models.append(record)
-    registry.next_number = max((_number(m.model_id) for m in registry.models), default=0) + 1
-    return out
+        return "" if weights.is_file() and file_sha256(weights) == record.sha256 else "missing or changed since import"
+
+    return _from_sidecars(layout, layout.imported_dir, ModelRegistry(), "models", ImportedModel, usable)
 
 
 def rebuild_predictions(layout: ProjectLayout) -> Rebuilt:
-    registry = PredictionRegistry()
+    def usable(record: PredictionRecord) -> str:
+        return "" if layout.absolute(record.path).exists() else "missing"
+
+    return _from_sidecars(layout, layout.predictions_dir, PredictionRegistry(), "predictions", PredictionRecord, usable)
+
+
+def _from_sidecars(layout: ProjectLayout, folder: Path, registry, field_name: str, schema: type[BaseModel], usable) -> Rebuilt:
+    """A registry of the valid `*.record.json` in `folder` whose file `usable` accepts ('' = fine)."""
     out = Rebuilt(registry)
-    for sidecar in sorted(layout.predictions_dir.glob("*" + RECORD_SUFFIX)):
-        record = _sidecar_record(layout, sidecar, PredictionRecord, out)
-        if record is None:
+    records = getattr(registry, field_name)
+    for sidecar in sorted(folder.glob("*" + RECORD_SUFFIX)):
+        record = _sidecar_record(layout, sidecar, schema, out)
+        why = usable(record) if record is not None else "unreadable"
+        if why:
+            if record is not None:
+                out.skipped.append(f"{record.path}: {why}")
             continue
-        if not layout.absolute(record.path).exists():
-            out.skipped.append(f"{record.path}: missing")
-            continue
-        registry.predictions.append(record)
-    registry.next_number = max((_number(p.prediction_id) for p in registry.predictions), default=0) + 1
+        records.append(record)
+    ids = [_number(getattr(r, "model_id", None) or getattr(r, "prediction_id", "")) for r in records]
+    registry.next_number = max(ids, default=0) + 1
     return out
 
 
