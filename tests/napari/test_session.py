@@ -1,5 +1,6 @@
-"""ProjectSession: while a long task runs, the heap that existed at its start is out of garbage collection
-(a full collection over it blocked the GUI thread for 100-340 ms)."""
+"""ProjectSession: the busy state is a flag and a signal. It no longer freezes the heap out of garbage
+collection: runs allocate in their child process, and bench_gui_latency.py saw no full collection in the
+GUI process during a run."""
 
 from __future__ import annotations
 
@@ -18,17 +19,12 @@ def session():
         session.set_busy(False)
 
 
-def test_busy_freezes_the_existing_heap_and_idle_releases_it(session):
+def test_busy_leaves_the_garbage_collector_alone(session):
     before = gc.get_freeze_count()
     session.set_busy(True)
-    frozen = gc.get_freeze_count()
-    assert frozen > before
-    session.set_busy(True)  # a repeated busy signal changes nothing
-    assert gc.get_freeze_count() == frozen
+    assert session.busy and gc.get_freeze_count() == before and gc.isenabled()
     session.set_busy(False)
-    assert gc.get_freeze_count() == 0
-    session.set_busy(False)
-    assert gc.get_freeze_count() == 0
+    assert not session.busy and gc.get_freeze_count() == before
 
 
 def test_busy_signal_is_emitted(session):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ class ProjectSession:
 
     `project_changed(project | None)`: another project was opened (or closed).
     `project_updated()`: the open project's files changed (pairs added, a run finished, ...).
-    `busy_changed(bool)`: a long task (training, prediction) started or ended. While busy, the objects that
-    existed at the start are frozen out of garbage collection: a full collection over the napari + torch +
-    Lightning heap took 100-340 ms in the GUI thread (measured), longer than the viewer may freeze.
+    `busy_changed(bool)`: a long task (training, prediction) started or ended.
     `checkpoint_selected(str | None)`: a checkpoint was chosen for prediction (Checkpoints tab).
     """
 
@@ -60,8 +57,6 @@ class ProjectSession:
         self.project_updated.emit()
 
     def set_busy(self, busy: bool) -> None:
-        if busy != self.busy:
-            gc.freeze() if busy else gc.unfreeze()
         self.busy = busy
         self.busy_changed.emit(busy)
 
