@@ -113,3 +113,26 @@ def test_a_main_script_without_guard_is_not_run_again_in_the_child(tmp_path):
     runs = marker.read_text().split()
     assert len(runs) == 1  # in the parent only
     assert int(done.stdout.split()[-1]) != int(runs[0])  # the task did run, in a child
+
+
+def test_quitting_the_parent_during_a_run_stops_the_child_without_waiting_for_the_run(tmp_path):
+    """At interpreter exit (napari quits during a run) the child is asked to stop; the parent does not
+    wait for the run to finish, and no child is left behind."""
+    script = tmp_path / "quit_during_run.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import child_test_tasks\n"
+        "from napari_training_assistant.napari.child_process import ChildTask\n"
+        "task = ChildTask(child_test_tasks.until_stopped)\n"
+        "results = task.results()\n"
+        "next(results)\n"
+        "print(task.pid, flush=True)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - started < 60
+    child = int(done.stdout.split()[-1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
