@@ -349,19 +349,6 @@ def test_doctor_reports_then_repairs_latest(scenario):
         assert torch.equal(load_model(latest)(x), scenario.checkpoint_model(x))
 
 
-def test_demo_replaces_only_its_own_project(tmp_path):
-    # the whole demo runs once, in tests/cli/test_train_cli.py; here only its folder rule
-    from napari_training_assistant.demo import DEMO_NAME, _replace_old_demo
-
-    old = TrainingProject.create(tmp_path / "demo", DEMO_NAME)
-    _replace_old_demo(old.root)
-    assert not old.root.exists()
-    other = TrainingProject.create(tmp_path / "mine", "mine")
-    with pytest.raises(ProjectError, match="not a demo project"):
-        _replace_old_demo(other.root)
-    assert TrainingProject.is_project(other.root)
-
-
 # ------------------------------------------------------------------------------------------- user errors
 
 

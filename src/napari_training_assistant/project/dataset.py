@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .clock import now
-from .errors import DatasetError, DuplicatePairError
+from .errors import DatasetError
 from .schemas import DatasetManifest, PairRecord, RemovedPair, Split
 from .splits import auto_split
 
@@ -127,9 +127,11 @@ class Dataset:
             manifest = self._project.manifest
             twin = next((p for p in manifest.pairs if (p.image_sha256, p.mask_sha256) == (image_sha, mask_sha)), None)
             if twin is not None and not allow_duplicate:
+                from .user_input import DuplicatePairError
+
                 raise DuplicatePairError(
                     f"this image and mask are already in the dataset as {twin.pair_id} ({twin.split}); "
-                    "a second copy would count twice in training: skip it, or add it anyway with allow_duplicate (--allow-duplicate)"
+                    "a second copy would count twice in training: skip it, or add it anyway with `allow_duplicate`"
                 )
             number = self._free_pair_number(manifest)
             pair_id = f"pair_{number:04d}"

@@ -21,10 +21,6 @@ class DatasetError(ProjectError):
     """An image/mask pair cannot be added as asked."""
 
 
-class DuplicatePairError(DatasetError):
-    """The same image and mask (by content) are already a pair of the dataset."""
-
-
 class CheckpointError(ProjectError):
     """A checkpoint or weights file is missing, incompatible or unsafe."""
 

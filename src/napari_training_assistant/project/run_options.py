@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, Field, field_validator
 
-from .schemas import TrainingSettings
+from .schemas.project_config import PatchEdge, Seed, TrainingSettings
 from .user_input import CheckedInputs, InputError, field_type
 
 _DEVICE = re.compile(r"(auto|cpu|gpu|mps|cuda(:\d+)?)", re.IGNORECASE)
@@ -42,12 +42,10 @@ BatchSize = field_type(TrainingSettings, "batch_size")  # int | None
 LearningRate = field_type(TrainingSettings, "learning_rate")
 Devices = field_type(TrainingSettings, "devices")
 Precision = field_type(TrainingSettings, "precision")
-PatchEdge = Annotated[int, Ge(1), Le(4096)]  # voxels per axis of a training patch
 TileEdge = Annotated[int, Ge(1)]  # voxels per axis of a prediction tile (clipped to the image)
 NumNodes = Annotated[int, Ge(1), Le(1024)]
 NumWorkers = Annotated[int, Ge(0), Le(256)]
 SamplesPerEpoch = Annotated[int, Ge(1)]
-Seed = Annotated[int, Ge(0), Le(2**32 - 1)]  # what numpy and Lightning accept
 
 
 class TrainOptions(CheckedInputs):

@@ -77,9 +77,11 @@ class TrainingProject:
         arch = _initial_architecture(spatial_dims, output_mode, num_classes, architecture)
         names = class_names or _default_class_names(arch)
         if class_names and len(class_names) != len(_default_class_names(arch)):
-            raise ProjectError(
-                f"{len(class_names)} class name(s) given but a {arch.output_mode} project with this architecture "
-                f"has {len(_default_class_names(arch))} (background first; one per channel for multilabel)"
+            from .user_input import InputError
+
+            raise InputError(
+                f"`class_names`: {len(class_names)} class name(s) given but a {arch.output_mode} project with this architecture "
+                f"has {len(_default_class_names(arch))} classes (background first; one per channel for multilabel)"
             )
         config = ProjectConfig(
             project_name=name or root.resolve().name or "project",
@@ -223,7 +225,9 @@ def parse_start(spec: str) -> StartingWeightsConfig:
         return StartingWeightsConfig(choice="checkpoint", checkpoint_id=target)
     if kind == "imported" and target:
         return StartingWeightsConfig(choice="imported", imported_model_id=target)
-    raise ProjectError(f"starting point {spec!r} not understood: use scratch, latest, checkpoint:ID or imported:ID")
+    from .user_input import InputError, echo
+
+    raise InputError(f"`start` {echo(spec)} not understood: use scratch, latest, checkpoint:ID or imported:ID")
 
 
 def _initial_architecture(spatial_dims, output_mode, num_classes, overrides) -> ArchitectureConfig:

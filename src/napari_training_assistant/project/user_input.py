@@ -46,6 +46,10 @@ class DatasetInputError(NamesInputs, DatasetError, ValueError):
     """An input of adding a pair (an axis, a slice, a mode) does not fit the image or the mask."""
 
 
+class DuplicatePairError(NamesInputs, DatasetError):
+    """The same image and mask (by content) are already a pair of the dataset."""
+
+
 def field_type(model: type[BaseModel], name: str) -> Any:
     """`Annotated[type, *constraints]` of a schema field, to declare the same range elsewhere."""
     info = model.model_fields[name]

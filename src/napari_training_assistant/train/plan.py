@@ -132,6 +132,7 @@ class PreparedRun(RunTrainer):
 
 
 def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) -> PreparedRun:
+    options.patch_size_for(project.architecture.spatial_dims)  # a wrong count of values: one line, before anything
     settings = _settings(project, options)
     manifest = project.manifest  # one read: the ids, their versions and the hash agree
     train_ids = [p.pair_id for p in manifest.pairs if p.split == "train"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,12 +21,22 @@ class AugmentationSettings(_Strict):
     elastic: bool = False
 
 
+PatchEdge = Annotated[int, Field(ge=1, le=4096)]
+"""Voxels per axis of a training patch."""
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""A random seed (the range numpy and Lightning accept)."""
+
+
 class TrainingSettings(_Strict):
     """Core training parameters; `None` means "let auto-configuration decide"."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
     epochs: int = Field(20, ge=1, le=100_000)
     batch_size: int | None = Field(None, ge=1, le=4096)
-    patch_size: list[int] | None = Field(None, description="spatial patch size, e.g. [256, 256] or [32, 128, 128]")
+    patch_size: list[PatchEdge] | None = Field(
+        None, min_length=1, max_length=3, description="spatial patch size, e.g. [256, 256] or [32, 128, 128]"
+    )
     learning_rate: float = Field(1e-3, gt=0, lt=10)
     weight_decay: float = Field(1e-4, ge=0, lt=1)
     normalization: Literal["percentile", "minmax", "zscore", "none"] = "percentile"
@@ -36,7 +46,7 @@ class TrainingSettings(_Strict):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     devices: int = Field(1, ge=1, le=1024)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
-    seed: int = 0
+    seed: Seed = 0
     training_mode: Literal["pairs", "point_windows"] = "pairs"
     resume_every_s: float = Field(
         60.0, ge=1, le=86_400, allow_inf_nan=False, description="seconds of training between saves of the resume state (also saved every epoch)"
