@@ -303,3 +303,15 @@ def test_a_run_killed_mid_epoch_resumes_from_the_timed_state(make_project):
     run = project.history.runs[-1]
     assert (run.run_id, run.status) == ("run_001", "completed")
     assert project.checkpoints.get(run.checkpoint_id).metrics["steps"] == 200  # the epoch was continued
+
+
+def test_nta_status_shows_running_and_interrupted_runs(make_project, capsys):
+    from napari_training_assistant.cli.main import main
+
+    project = make_project(splits=())
+    project.history.record_run(_running("run_001", _dead_pid()))
+    project.history.record_run(_running("run_002", os.getpid()))
+    assert main(["status", str(project.root)]) == 0
+    out = capsys.readouterr().out
+    assert "interrupted  run_001" in out and "--resume" in out
+    assert f"running      run_002 (pid {os.getpid()}" in out

@@ -97,6 +97,11 @@ def status(args: argparse.Namespace) -> int:
     )
     print(f"architecture {summary['text'] if summary else info['architecture']}")
     print(f"start from   {info['starting_weights']}")
+    for run in info["runs"]:
+        if run["status"] == "running":
+            print(f"running      {run['run_id']} ({run['process']})")
+        elif run["status"] == "interrupted":
+            print(f"interrupted  {run['run_id']}: its process stopped without ending it; continue it with `nta train {project.root} --resume`")
     for decision in info["auto_configuration_decisions"]:
         print(f"auto-config  {decision['setting']} = {decision['value']} ({decision['source']}: {decision['reason']})")
     return 0
