@@ -96,6 +96,16 @@ def test_start_is_refused_without_project_or_train_pairs(make_tab, session, make
     assert tab.start_button.isEnabled()
 
 
+def test_an_invalid_option_is_refused_before_any_process_starts(make_tab, session, make_project):
+    project = make_project()
+    session.open(project.root)
+    tab = make_tab()
+    tab.device.setCurrentText("tpu")
+    assert not tab.start()
+    assert is_error(tab) and tab.message.text().startswith("device") and "\n" not in tab.message.text()
+    assert tab.worker is None and tab.task is None and not session.busy and project.history.runs == []
+
+
 def test_a_failing_run_shows_a_red_message_and_is_recorded(make_tab, session, make_project, qtbot):
     project = make_project()
     session.open(project.root)

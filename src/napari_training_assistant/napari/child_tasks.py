@@ -1,7 +1,6 @@
 """What the widget runs in a child process (see `child_process`): the same engine functions as the CLI.
 
-Each task takes picklable arguments (a project folder path, `TrainOptions` fields as a dict, numpy
-arrays) plus ``listener`` and ``cancel``, and returns a picklable value. The engine (torch, Lightning)
+Each task takes picklable arguments (a project folder path, `TrainOptions`, numpy arrays) plus ``listener`` and ``cancel``, and returns a picklable value. The engine (torch, Lightning)
 is imported inside the functions, so only the child loads it; this module needs neither Qt nor torch.
 """
 
@@ -13,29 +12,29 @@ from typing import Any
 
 import numpy as np
 
+from ..project.run_options import TrainOptions
+
 
 class RunSummary(SimpleNamespace):
     """A finished run's `TrainResult` fields as attributes (the class itself lives with Lightning)."""
 
 
-def train_pairs(project_root: str, options: dict[str, Any], *, listener, cancel) -> RunSummary | None:
+def train_pairs(project_root: str, options: TrainOptions, *, listener, cancel) -> RunSummary | None:
     """`nta train PROJECT`: pair training."""
     from ..project import TrainingProject
-    from ..train import TrainOptions, train_project
+    from ..train import train_project
 
-    result = train_project(TrainingProject.open(project_root), TrainOptions(**options), listener=listener, cancel=cancel)
-    return _summary(result)
+    return _summary(train_project(TrainingProject.open(project_root), options, listener=listener, cancel=cancel))
 
 
-def train_points_spec(spec_path: str, options: dict[str, Any], *, listener, cancel) -> RunSummary | None:
+def train_points_spec(spec_path: str, options: TrainOptions, *, listener, cancel) -> RunSummary | None:
     """`nta train-points SPEC.yaml`: point-windowed training from a spec file."""
-    from ..train import TrainOptions
     from ..train.point_run import train_points
 
-    return _summary(train_points(spec_path, TrainOptions(**options), listener=listener, cancel=cancel))
+    return _summary(train_points(spec_path, options, listener=listener, cancel=cancel))
 
 
-def train_points_layers(folder: str, volumes: dict[str, np.ndarray], synapses, regions, spec: dict, options: dict[str, Any], *, listener, cancel) -> RunSummary | None:
+def train_points_layers(folder: str, volumes: dict[str, np.ndarray], synapses, regions, spec: dict, options: TrainOptions, *, listener, cancel) -> RunSummary | None:
     """Write viewer layers as `folder`/spec.yaml (with its volumes and annotations), then train that spec."""
     from .point_data import write_point_data
 

@@ -12,20 +12,16 @@ from typing import Any
 import numpy as np
 
 from ..data.annotations import Region, Synapse
+from ..project.run_options import TrainOptions
 
 DATA_FOLDER = "point_data"
 
 
-def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: int, options: dict[str, Any]) -> dict[str, Any]:
-    """The spec (as YAML data) of layers written into `project_root`/point_data; `options` are the
-    `TrainOptions` fields the tab sets (epochs, learning_rate, batch_size, samples_per_epoch)."""
-    training: dict[str, Any] = {
-        "epochs": options.get("epochs") or 10,
-        "lr": options.get("learning_rate") or 5e-4,
-        "batch_size": options.get("batch_size") or 4,
-    }
-    if options.get("samples_per_epoch"):
-        training["samples_per_epoch"] = options["samples_per_epoch"]
+def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: int, options: TrainOptions) -> dict[str, Any]:
+    """The spec (as YAML data) of layers written into `project_root`/point_data."""
+    training: dict[str, Any] = {"epochs": options.epochs or 10, "lr": options.learning_rate or 5e-4, "batch_size": options.batch_size or 4}
+    if options.samples_per_epoch:
+        training["samples_per_epoch"] = options.samples_per_epoch
     return {
         "project": str(Path(project_root).resolve()),
         "axis_order": "zyx",

@@ -31,6 +31,7 @@ from ...data.annotations import (
     synapses_from_napari_points,
 )
 from ...project.errors import ProjectError
+from ...project.run_options import TrainOptions
 from ..child_tasks import train_points_layers, train_points_spec
 from ..point_data import DATA_FOLDER, layer_spec, spec_preview
 
@@ -146,7 +147,7 @@ class PointsPanel(QWidget):
         )
 
     # ---- what Start runs
-    def prepare(self, project, options: dict[str, Any]) -> tuple[tuple, str]:
+    def prepare(self, project, options: TrainOptions) -> tuple[tuple, str]:
         """((child task function, its arguments...), a line for the log); ProjectError when the inputs
         are incomplete or wrong."""
         if self.uses_spec():
@@ -166,7 +167,7 @@ class PointsPanel(QWidget):
             raise ProjectError(f"choose a {self.form.labelForField(self.combos[role]).text()} layer for point-windowed training")
         return self.viewer.layers[name]
 
-    def _prepare_layers(self, project, options: dict[str, Any]) -> tuple[tuple, str]:
+    def _prepare_layers(self, project, options: TrainOptions) -> tuple[tuple, str]:
         if project.manifest.pairs:
             raise ProjectError(
                 "this project holds image/mask pairs: point-windowed training from layers turns its network into a "

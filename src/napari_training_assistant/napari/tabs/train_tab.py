@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 
 from ...progress import ProgressEvent
 from ...project.errors import ProjectError
+from ...project.run_options import TrainOptions
 from ..child_process import HARD_STOP_S
 from ..child_tasks import train_pairs
 from ..plot_widget import RunMonitor
@@ -211,22 +212,21 @@ class TrainTab(ProjectTab):
             return f"{choice}:{self.start_id.currentText()}" if self.start_id.currentText() else None
         return choice
 
-    def options(self) -> dict[str, Any]:
-        """The run's `TrainOptions` fields (a dict: the options class lives with the training stack,
-        which only the child process imports)."""
+    def options(self) -> TrainOptions:
+        """The run's options, validated (torch-free: the child process gets them as they are)."""
         device = self.device.currentText().strip() or None
         if self.point_mode and self.points.uses_spec():  # the spec file decides the rest
-            return {"start": self._start_spec(), "device": device}
+            return TrainOptions(start=self._start_spec(), device=device)
         patch = [int(v) for v in self.patch.text().replace("x", ",").split(",") if v.strip()]
-        return {
-            "epochs": self.epochs.value(),
-            "batch_size": self.batch.value() or None,
-            "patch_size": None if self.point_mode else patch or None,
-            "learning_rate": self.lr.value(),
-            "start": self._start_spec(),
-            "device": device,
-            "samples_per_epoch": self.samples.value() or None,
-        }
+        return TrainOptions(
+            epochs=self.epochs.value(),
+            batch_size=self.batch.value() or None,
+            patch_size=None if self.point_mode else patch or None,
+            learning_rate=self.lr.value(),
+            start=self._start_spec(),
+            device=device,
+            samples_per_epoch=self.samples.value() or None,
+        )
 
     def start(self) -> bool:
         """Validate, then start the run in a child process; False (with a red message) when refused."""
