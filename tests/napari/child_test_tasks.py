@@ -38,3 +38,19 @@ def fail(*, listener, cancel) -> None:
 
 def unpicklable(*, listener, cancel):
     return lambda: None
+
+
+class OnlyInTheChild:
+    """Unpickles only where `__reduce__` says so: in the parent it raises."""
+
+    def __reduce__(self):
+        return (_refuse, ())
+
+
+def _refuse():
+    raise ImportError("this class needs a module the GUI process never imports")
+
+
+def unreadable(*, listener, cancel):
+    listener(OnlyInTheChild())
+    time.sleep(600)

@@ -59,6 +59,13 @@ def test_a_result_that_does_not_pickle_is_a_failure(tasks):
     assert isinstance(outcome, TaskFailed) and "could not be sent back" in outcome.message
 
 
+def test_something_that_does_not_unpickle_here_is_a_failure_and_the_child_is_ended(tasks):
+    task = ChildTask(tasks.unreadable, label="odd")
+    _, outcome = run(task)
+    assert outcome.kind == "ImportError" and outcome.message.startswith("what the odd process sent could not be read")
+    assert task.exit_code is not None
+
+
 def test_stop_is_cooperative_and_carries_the_reason(tasks):
     task = ChildTask(tasks.until_stopped, stop_reason="stopped by the test")
     events, value = run(task, on_event=lambda event: event.step >= 3 and task.stop())

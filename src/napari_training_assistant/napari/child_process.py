@@ -142,6 +142,8 @@ class ChildTask:
                 return receiver.recv()
         except (EOFError, OSError):
             return _ENDED
+        except Exception as exc:  # sent, but it does not unpickle here: the child is stopped
+            return TaskFailed(f"what the {self.label} process sent could not be read: {one_line(exc)}", type(exc).__name__)
         if self._process.exitcode is not None and not receiver.poll(0):  # ended, nothing left to read
             return _ENDED
         return None
