@@ -56,7 +56,7 @@ def test_a_resume_state_holding_code_is_refused_and_never_run(make_project, fast
     last = _cancelled_run(project, fast_options)
     marker = tmp_path / "pwned"
     if where == "whole file":
-        last.write_bytes(pickle.dumps(_Exploit(marker)))
+        last.write_bytes(pickle.dumps(_Exploit(marker), protocol=2))
     else:
         state = torch.load(last, weights_only=True)
         state["callbacks"]["evil"] = _Exploit(marker)
