@@ -5,10 +5,10 @@ imported weights, predictions, and runs whose process is gone."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .checkpoints import CHECKPOINT_PATTERN, file_sha256
 from .clock import now
+from .doctor_report import DoctorReport
 from .errors import ProjectError
 from .layout import ProjectLayout
 from .schemas import (
@@ -19,9 +19,6 @@ from .schemas import (
     TrainingRunHistory,
 )
 from .storage import atomic_copy, read_model, write_model
-
-if TYPE_CHECKING:
-    from .doctor import DoctorReport
 
 
 def check_contents(layout: ProjectLayout, valid: dict[Path, bool], report: DoctorReport, repair: bool) -> None:
