@@ -1,12 +1,6 @@
 """napari-training-assistant: a Training Project Folder for the SAM3-to-U-Net segmentation loop."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("napari-training-assistant")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
+from ._version import __version__
 from .project import TrainingProject
 
 __all__ = ["TrainingProject", "__version__", "build_model", "describe", "load_model", "predict_image"]

@@ -9,17 +9,15 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from .._version import __version__
 from ..project.errors import ProjectError
 from . import dataset_commands, model_commands, project_commands, sam3_commands, training_commands
+from .errors import UserError
 from .validation import error_line, flag_names, subcommand_parser
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USER_ERROR = 2
-
-
-class UserError(Exception):
-    """Bad arguments found after parsing (printed as one line, exit 2)."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -35,8 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nta",
         description="napari-training-assistant: the Training Project Folder from the command line.",
     )
-    from .. import __version__
-
     parser.add_argument("--version", action="version", version=f"napari-training-assistant {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True

@@ -7,10 +7,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._version import __version__
+from .checkpoints import CheckpointStore
 from .clock import now
+from .dataset import Dataset
 from .errors import NotAProjectError, ProjectError
+from .history import History, write_benchmark_header
+from .imported import ImportedModels
 from .layout import ProjectLayout
 from .paths import confine
+from .predictions import Predictions
 from .schemas import (
     ArchitectureConfig,
     DatasetManifest,
@@ -37,16 +43,10 @@ class TrainingProject:
         self.root = Path(root)
         self.layout = ProjectLayout(self.root)
         self.locked = ProjectLock(self.layout.lock_file)
-        from .checkpoints import CheckpointStore
-        from .dataset import Dataset
-        from .history import History
-        from .imported import ImportedModels
-        from .predictions import Predictions
-
-        self.dataset = Dataset(self)
-        self.checkpoints = CheckpointStore(self)
-        self.imported_models = ImportedModels(self)
         self.history = History(self)
+        self.dataset = Dataset(self, self.history)
+        self.checkpoints = CheckpointStore(self, self.dataset)
+        self.imported_models = ImportedModels(self)
         self.predictions = Predictions(self)
 
     # ----------------------------------------------------------------- create / open
@@ -64,8 +64,6 @@ class TrainingProject:
         allow_non_empty: bool = False,
     ) -> TrainingProject:
         """Create a new project folder (the only call that creates anything on disk)."""
-        from .. import __version__
-
         root = Path(path).expanduser()
         layout = ProjectLayout(root)
         if layout.project_config.exists():
@@ -101,8 +99,6 @@ class TrainingProject:
                     continue
                 write_model(file, arch if schema is ArchitectureConfig else schema())
             if not layout.benchmark_history.exists():
-                from .history import write_benchmark_header
-
                 write_benchmark_header(layout.benchmark_history)
             if not layout.training_log.exists():
                 atomic_write_bytes(layout.training_log, b"")
