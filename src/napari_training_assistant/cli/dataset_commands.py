@@ -9,6 +9,7 @@ from pathlib import Path
 from ..project import TrainingProject
 from ..project.image_io import is_zarr
 from ..project.schemas import PairRecord, Split
+from .errors import UserError
 from .output import JSON_HELP, emit_json, table
 from .validation import schema_option
 
@@ -50,8 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_label_map(text: str) -> dict[int, int]:
-    from .main import UserError
-
     mapping = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         source, sep, target = item.partition(":")
@@ -66,15 +65,11 @@ def parse_label_map(text: str) -> dict[int, int]:
 
 def require_zarr_for_dataset(path: Path, dataset: str | None, flag: str) -> None:
     """A dataset name only applies to a Zarr store."""
-    from .main import UserError
-
     if dataset is not None and path.exists() and not is_zarr(path):
         raise UserError(f"{flag} {dataset!r} applies to a Zarr store, but {path} is not a Zarr store: drop {flag}")
 
 
 def add_pair(args: argparse.Namespace) -> int:
-    from .main import UserError
-
     project = TrainingProject.open(args.project)
     require_zarr_for_dataset(args.image, args.image_dataset, "--image-dataset")
     for mask in args.mask:

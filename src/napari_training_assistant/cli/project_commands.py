@@ -8,6 +8,7 @@ from pathlib import Path
 from ..project import TrainingProject
 from ..project.schemas import PRESETS, ArchitectureConfig, ProjectConfig
 from ..project.status import project_status
+from .errors import UserError
 from .output import JSON_HELP, emit_json, fmt_metric
 from .validation import schema_option
 
@@ -44,8 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def init(args: argparse.Namespace) -> int:
-    from .main import UserError
-
     overrides = {}
     if args.preset:
         overrides["preset"] = args.preset

@@ -13,7 +13,8 @@ from .schemas import CheckpointRecord, CheckpointRegistry
 from .storage import atomic_copy, write_model
 
 if TYPE_CHECKING:
-    from .training_project import TrainingProject
+    from .dataset import Dataset
+    from .handle import ProjectFiles
 
 CHECKPOINT_PATTERN = re.compile(r"^unet_run_(\d{3,})\.pt$")
 
@@ -33,8 +34,9 @@ def file_sha256(path: Path) -> str:
 class CheckpointStore:
     """`checkpoints/`: `checkpoints.json`, `unet_run_NNN.pt` and `latest.pt`."""
 
-    def __init__(self, project: TrainingProject):
+    def __init__(self, project: ProjectFiles, dataset: Dataset):
         self._project = project
+        self._dataset = dataset
         self._layout = project.layout
 
     @property
@@ -106,7 +108,7 @@ class CheckpointStore:
             registry.checkpoints.append(record)
             write_model(self._layout.checkpoint_registry, registry)
             if record.dataset_pair_ids:
-                self._project.dataset.mark_used(record.dataset_pair_ids, checkpoint_id)
+                self._dataset.mark_used(record.dataset_pair_ids, checkpoint_id)
             if status == "completed":
                 atomic_copy(path, self._layout.latest_checkpoint)
                 registry.latest = checkpoint_id
@@ -121,7 +123,7 @@ class CheckpointStore:
         return next((c for c in registry.checkpoints if c.run_id == run_id and c.status == "completed"), None)
 
     def manifest_sha256(self) -> str:
-        return self._project.dataset.content_sha256()
+        return self._dataset.content_sha256()
 
     def latest_file_matches(self) -> bool:
         latest = self.latest_id

@@ -14,7 +14,8 @@ from .schemas import DatasetManifest, PairRecord, RemovedPair, Split
 from .splits import auto_split
 
 if TYPE_CHECKING:
-    from .training_project import TrainingProject
+    from .handle import ProjectFiles
+    from .history import History
 
 SPLITS: tuple[str, ...] = ("train", "val", "benchmark")
 
@@ -22,8 +23,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "benchmark")
 class Dataset:
     """The project's `dataset/` folder and `manifest.json`."""
 
-    def __init__(self, project: TrainingProject):
+    def __init__(self, project: ProjectFiles, history: History):
         self._project = project
+        self._history = history
         self._layout = project.layout
 
     # ----------------------------------------------------------------- queries
@@ -223,7 +225,7 @@ class Dataset:
         data it did not see, or be benchmarked on what it trained on)."""
         from .runs import describe_process
 
-        run = self._project.history.holder_of(pair_id)
+        run = self._history.holder_of(pair_id)
         if run is not None:
             raise DatasetError(
                 f"{pair_id} cannot be {change}: {run.run_id} is training on it now ({describe_process(run)}); "
@@ -265,7 +267,7 @@ def pairs_sha256(pairs: Sequence[PairRecord]) -> str:
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
-def load_pair_arrays(project: TrainingProject, record: PairRecord) -> tuple[np.ndarray, np.ndarray]:
+def load_pair_arrays(project: ProjectFiles, record: PairRecord) -> tuple[np.ndarray, np.ndarray]:
     """A pair's saved (image, mask), refused when a file is missing, outside the project, or no longer
     holds what was added (sha256 of dtype, shape and values)."""
     from .image_io import array_sha256, read_tiff

@@ -15,7 +15,7 @@ from .storage import write_model, write_with_backup
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .training_project import TrainingProject
+    from .handle import ProjectFiles
 
 
 def write_benchmark_header(path: Path) -> None:
@@ -39,7 +39,7 @@ def _decode(row: dict[str, str]) -> dict[str, Any]:
 
 
 class History:
-    def __init__(self, project: TrainingProject):
+    def __init__(self, project: ProjectFiles):
         self._project = project
         self._layout = project.layout
 

@@ -13,7 +13,7 @@ from .schemas import ImportedModel, ModelRegistry
 from .storage import atomic_copy, write_model
 
 if TYPE_CHECKING:
-    from .training_project import TrainingProject
+    from .handle import ProjectFiles
     from .weights_file import WeightsInfo
 
 
@@ -24,7 +24,7 @@ def sanitise_filename(name: str) -> str:
 
 
 class ImportedModels:
-    def __init__(self, project: TrainingProject):
+    def __init__(self, project: ProjectFiles):
         self._project = project
         self._layout = project.layout
 

@@ -13,11 +13,11 @@ from .schemas import PredictionRecord, PredictionRegistry
 from .storage import write_model
 
 if TYPE_CHECKING:
-    from .training_project import TrainingProject
+    from .handle import ProjectFiles
 
 
 class Predictions:
-    def __init__(self, project: TrainingProject):
+    def __init__(self, project: ProjectFiles):
         self._project = project
         self._layout = project.layout
 
