@@ -16,17 +16,11 @@ from typing import Annotated, Any
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, Field, field_validator
 
+from .devices import Device
 from .schemas.project_config import PatchEdge, Seed, TrainingSettings
 from .user_input import CheckedInputs, InputError, field_type
 
-_DEVICE = re.compile(r"(auto|cpu|gpu|mps|cuda(:\d+)?)", re.IGNORECASE)
 _START = re.compile(r"scratch|latest|(checkpoint|imported):\S+")
-
-
-def _device_syntax(value: str) -> str:
-    if not _DEVICE.fullmatch(value.strip()):
-        raise ValueError("use auto, cpu, cuda, cuda:N or mps")
-    return value.strip()
 
 
 def _start_syntax(value: str) -> str:
@@ -35,7 +29,6 @@ def _start_syntax(value: str) -> str:
     return value.strip()
 
 
-Device = Annotated[str, AfterValidator(_device_syntax)]
 Start = Annotated[str, AfterValidator(_start_syntax)]
 Epochs = field_type(TrainingSettings, "epochs")
 BatchSize = field_type(TrainingSettings, "batch_size")  # int | None

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..devices import DEVICE_HELP, Device
 from .base import VersionedModel, drop_unknown_keys
 
 
@@ -43,7 +44,7 @@ class TrainingSettings(_Strict):
     foreground_oversampling: float = Field(1 / 3, ge=0, le=1)
     augmentation: AugmentationSettings = Field(default_factory=AugmentationSettings)
     val_fraction: float = Field(0.2, ge=0, lt=1, description="share of non-benchmark pairs used for validation")
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    device: Device = Field("auto", description=DEVICE_HELP)
     devices: int = Field(1, ge=1, le=1024)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
     seed: Seed = 0

@@ -78,7 +78,7 @@ from .constants import (
     MiB,
 )
 from .dataset_fingerprint import DatasetFingerprint, IntensityStats, fingerprint, image_intensity_stats
-from .device import DeviceInfo, cpu_cores, describe_device, device_memory, resolve_device
+from .device import DeviceInfo, cpu_cores, describe_device, device_memory
 from .estimates import (
     activation_bytes_per_sample,
     forward_flops_per_sample,
@@ -126,5 +126,4 @@ __all__ = [
     "plan",
     "planned_architecture",
     "pooling_factors",
-    "resolve_device",
 ]

@@ -1,4 +1,5 @@
-"""What the device offers: kind, usable memory, bf16 support and CPU cores."""
+"""What the device offers: kind, usable memory, bf16 support and CPU cores (the device a name means is
+`model.device`'s answer)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ...model.device import torch_device
 from .constants import DEFAULT_MEMORY_BYTES
 
 
@@ -48,21 +50,6 @@ def _available_ram() -> int:
         return DEFAULT_MEMORY_BYTES
 
 
-def resolve_device(device: Any = "auto") -> str:
-    """Resolve "auto" to "cuda:0" if CUDA is available, else "mps" if available, else "cpu"."""
-    import torch
-
-    name = str(device)
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return "cuda:0"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def device_memory(device: Any) -> int:
     """Bytes of memory a training run may use on `device`.
 
@@ -73,7 +60,7 @@ def device_memory(device: Any) -> int:
     """
     import torch
 
-    dev = torch.device(resolve_device(device))
+    dev = torch_device(None if device is None else str(device))
     if dev.type == "cuda":
         free, _total = torch.cuda.mem_get_info(
             dev.index if dev.index is not None else torch.cuda.current_device()
@@ -94,7 +81,7 @@ def describe_device(device: Any = "auto") -> DeviceInfo:
     """The `DeviceInfo` of a real device ("auto", "cpu", "cuda", "cuda:N", "mps")."""
     import torch
 
-    dev = torch.device(resolve_device(device))
+    dev = torch_device(None if device is None else str(device))
     cores = cpu_cores()
     if dev.type == "cuda":
         index = dev.index if dev.index is not None else torch.cuda.current_device()
@@ -108,6 +95,4 @@ def describe_device(device: Any = "auto") -> DeviceInfo:
         )
     if dev.type == "mps":
         return DeviceInfo("mps", "mps", device_memory("mps"), False, cores, "Apple MPS")
-    if dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}; use auto, cpu, cuda, cuda:N or mps")
     return DeviceInfo("cpu", "cpu", device_memory("cpu"), False, cores, "CPU")
