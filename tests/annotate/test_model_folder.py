@@ -31,9 +31,9 @@ def test_a_hugging_face_folder_is_the_cpu_capable_2d_backend(tmp_path):
 
 
 def test_auto_device_on_a_machine_without_cuda_is_cpu(tmp_path, monkeypatch):
-    import napari_training_assistant.annotate.model_folder as model_folder
+    from napari_training_assistant.annotate import runtime
 
-    monkeypatch.setattr(model_folder, "_cuda_available", lambda: False)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: False)
     assert resolve_sam3_device("auto") == "cpu"
     assert validate_model_folder(folder(tmp_path, "model.safetensors", "config.json"), "2d", "auto").device == "cpu"
     assert "no CUDA GPU" in refused(tmp_path / "model", "2d", "cuda")
@@ -47,13 +47,13 @@ def test_sam3_pt_needs_cuda_and_says_what_runs_on_cpu(tmp_path):
 
 
 def test_sam3_pt_on_cuda_uses_the_sam3_package_or_says_how_to_install_it(tmp_path, monkeypatch):
-    import napari_training_assistant.annotate.model_folder as model_folder
+    from napari_training_assistant.annotate import runtime
 
-    monkeypatch.setattr(model_folder, "_cuda_available", lambda: True)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
     path = folder(tmp_path, "sam3.pt")
-    monkeypatch.setattr(model_folder, "_has_module", lambda name: False)
+    monkeypatch.setattr(runtime, "has_module", lambda name: False)
     assert "pip install" in refused(path, "2d", "cuda") and "facebookresearch/sam3" in refused(path, "2d", "cuda")
-    monkeypatch.setattr(model_folder, "_has_module", lambda name: True)
+    monkeypatch.setattr(runtime, "has_module", lambda name: True)
     assert validate_model_folder(path, "2d", "cuda").kind == "sam3_package"
 
 
@@ -80,15 +80,27 @@ def test_3d_needs_multiplex_weights_and_cuda(tmp_path):
 
 
 def test_3d_on_cuda_without_a_multiplex_builder_says_what_to_install(tmp_path, monkeypatch):
-    import napari_training_assistant.annotate.model_folder as model_folder
-    import napari_training_assistant.annotate.multiplex_backend as multiplex
+    from napari_training_assistant.annotate import runtime
 
-    monkeypatch.setattr(model_folder, "_cuda_available", lambda: True)
-    monkeypatch.setattr(multiplex, "multiplex_builder_available", lambda: (False, "install napari-sam3-assistant"))
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    monkeypatch.setattr(runtime, "multiplex_builder_available", lambda: (False, "install napari-sam3-assistant"))
     assert refused(folder(tmp_path, "sam3.1_multiplex.pt"), "3d", "cuda") == "install napari-sam3-assistant"
-    monkeypatch.setattr(multiplex, "multiplex_builder_available", lambda: (True, ""))
+    monkeypatch.setattr(runtime, "multiplex_builder_available", lambda: (True, ""))
     assert validate_model_folder(tmp_path / "model", "3d", "cuda").kind == "multiplex"
 
 
 def test_an_unknown_mode_is_refused(tmp_path):
     assert "2d or 3d" in refused(tmp_path, "4d")
+
+
+def test_sam3_reads_the_shared_device_names_with_its_own_rules(monkeypatch):
+    from napari_training_assistant.annotate import runtime
+    from napari_training_assistant.annotate.model_folder import SAM3_DEVICES
+
+    assert SAM3_DEVICES == ("auto", "cpu", "cuda")
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    assert resolve_sam3_device("auto") == "cuda" and resolve_sam3_device(" CUDA:1 ") == "cuda:1" and resolve_sam3_device("gpu") == "cuda"
+    with pytest.raises(Sam3Error, match="unknown SAM3 device 'mps'"):
+        resolve_sam3_device("mps")
+    with pytest.raises(Sam3Error, match="unknown SAM3 device 'cuda:x'"):
+        resolve_sam3_device("cuda:x")

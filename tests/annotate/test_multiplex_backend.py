@@ -17,19 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-from napari_training_assistant.annotate import sam3_package_backend as package_backend
+from napari_training_assistant.annotate import runtime
 from napari_training_assistant.annotate.errors import Sam3Error
 from napari_training_assistant.annotate.model_folder import validate_model_folder
 from napari_training_assistant.annotate.multiplex_backend import (
-    BUILDER_NAME,
     LabelMap,
     MultiplexPropagationBackend,
     exemplar_xywh,
-    multiplex_builder_available,
     plan_requests,
     volume_frames,
 )
 from napari_training_assistant.annotate.prompts import Box, FramePrompts, Point, Prompts
+from napari_training_assistant.annotate.runtime import BUILDER_NAME, multiplex_builder_available
 
 
 # --------------------------------------------------------------------------- is a builder there?
@@ -78,9 +77,7 @@ def test_a_sam3_that_fails_to_import_is_reported(monkeypatch):
 def test_a_sam3_with_the_builder_is_picked(monkeypatch, tmp_path):
     _fake_sam3(monkeypatch, builder=lambda **kwargs: None, version="0.2.0.dev")
     assert multiplex_builder_available() == (True, "")
-    import napari_training_assistant.annotate.model_folder as model_folder
-
-    monkeypatch.setattr(model_folder, "_cuda_available", lambda: True)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
     (tmp_path / "sam3.1_multiplex.pt").write_bytes(b"")
     assert validate_model_folder(tmp_path, "3d", "cuda").kind == "multiplex"
 
@@ -234,7 +231,7 @@ def multiplex(monkeypatch, tmp_path):
         return FakePredictor()
 
     _fake_sam3(monkeypatch, builder=build_sam3_multiplex_video_predictor, version="0.2.0")
-    monkeypatch.setattr(package_backend, "_cuda_available", lambda: True)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
     folder = tmp_path / "sam31"
     folder.mkdir()
     (folder / "bpe_simple_vocab_16e6.txt.gz").write_bytes(gzip.compress(b"header\n"))

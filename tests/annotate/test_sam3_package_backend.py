@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_training_assistant.annotate import sam3_package_backend as backend_module
+from napari_training_assistant.annotate import runtime
 from napari_training_assistant.annotate.errors import Sam3Error
 from napari_training_assistant.annotate.image_prep import to_rgb_uint8
 from napari_training_assistant.annotate.object_plan import exemplar_cxcywh, plan_objects
@@ -233,7 +233,7 @@ def test_cpu_is_refused_with_what_runs_there(tmp_path):
 
 
 def test_cuda_without_a_gpu_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(backend_module, "_cuda_available", lambda: False)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: False)
     with pytest.raises(Sam3Error, match="none is available"):
         Sam3PackageImageBackend(tmp_path, "cuda")
 
@@ -328,7 +328,7 @@ def fake_sam3(monkeypatch, tmp_path):
     processor.Sam3Processor = FakeProcessor
     for module in (package, builder, model_pkg, processor):
         monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setattr(backend_module, "_cuda_available", lambda: True)
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
     folder = tmp_path / "sam3-model"
     folder.mkdir()
     (folder / BPE_NAME).write_bytes(gzip.compress(b"header\n"))

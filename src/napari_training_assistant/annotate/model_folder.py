@@ -7,19 +7,24 @@ Weights are only ever read from the chosen folder, never fetched from a hub."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
+from ..project.devices import DEVICE_NAMES, parse_device
+from . import runtime
 from .errors import Sam3Error
+from .runtime import INSTALL_SAM3, INSTALL_TRANSFORMERS
 
 BackendKind = Literal["transformers", "sam3_package", "multiplex"]
+Sam3Spatial = Literal["2d", "3d"]
+SAM3_SPATIAL: tuple[str, ...] = get_args(Sam3Spatial)
+SAM3_DEVICES: tuple[str, ...] = tuple(name for name in DEVICE_NAMES if name != "mps")
+"""The devices SAM3 runs on (cuda:N too): the shared names without Apple MPS."""
+SAM3_DEVICE_HELP = "auto, cpu or cuda[:N] (CPU is valid for 2d only)"
 HF_WEIGHTS, HF_CONFIG = "model.safetensors", "config.json"
 SAM3_WEIGHTS = "sam3.pt"
 MULTIPLEX_WEIGHTS = "sam3.1_multiplex.pt"
-INSTALL_TRANSFORMERS = 'pip install "transformers>=5"'
-INSTALL_SAM3 = 'pip install "sam3 @ git+https://github.com/facebookresearch/sam3" in a CUDA PyTorch environment'
 
 
 @dataclass(frozen=True)
@@ -34,24 +39,26 @@ class ModelFolder:
         return "3d" if self.kind == "multiplex" else "2d"
 
 
-def resolve_sam3_device(device: str) -> str:
-    """'auto' becomes cuda when a CUDA device is present, else cpu; anything else must name cpu or cuda."""
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        return "cuda" if _cuda_available() else "cpu"
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        if not _cuda_available():
-            raise Sam3Error(f"device {device!r} was asked for but no CUDA GPU is available: choose cpu (2D modes) or auto")
-        return device
-    raise Sam3Error(f"unknown SAM3 device {device!r}: use auto, cpu or cuda")
+def resolve_sam3_device(device: str | None) -> str:
+    """The shared device names (`project.devices`) with SAM3's rules: 'auto' is cuda when a CUDA GPU is present,
+    else cpu (never MPS); cuda[:N] needs a CUDA GPU; mps is refused."""
+    try:
+        request = parse_device(device)
+    except ValueError:
+        request = None
+    if request is None or request.kind == "mps":
+        raise Sam3Error(f"unknown SAM3 device {str(device).strip()!r}: use auto, cpu or cuda")
+    if request.kind == "auto":
+        return "cuda" if runtime.cuda_available() else "cpu"
+    if request.kind == "cuda" and not runtime.cuda_available():
+        raise Sam3Error(f"device {str(request)!r} was asked for but no CUDA GPU is available: choose cpu (2D modes) or auto")
+    return str(request)
 
 
 def validate_model_folder(folder: str | Path | None, spatial: str, device: str = "auto") -> ModelFolder:
     """The backend and weights file for `folder` in 2D or 3D mode on `device`, or a `Sam3Error` that says
     what is missing and what to install."""
-    if spatial not in ("2d", "3d"):
+    if spatial not in SAM3_SPATIAL:
         raise Sam3Error(f"SAM3 mode must be 2d or 3d, not {spatial!r}")
     if folder is None or str(folder).strip() == "":
         need = f"{HF_WEIGHTS} or {SAM3_WEIGHTS}" if spatial == "2d" else MULTIPLEX_WEIGHTS
@@ -69,10 +76,10 @@ def _folder_2d(path: Path, device: str) -> ModelFolder:
     if has_hf and not (path / HF_CONFIG).is_file():
         raise Sam3Error(f"{path} has {HF_WEIGHTS} but no {HF_CONFIG}: copy the whole Hugging Face model folder (config.json included)")
     on_cuda = device.startswith("cuda")
-    if has_pt and on_cuda and _has_module("sam3"):
+    if has_pt and on_cuda and runtime.has_module("sam3"):
         return ModelFolder(path, "sam3_package", path / SAM3_WEIGHTS, device)
     if has_hf:
-        if not _transformers_has_sam3():
+        if not runtime.transformers_has_sam3():
             raise Sam3Error(f"{path} is a Hugging Face SAM3 folder but transformers with SAM3 is not installed: {INSTALL_TRANSFORMERS}")
         return ModelFolder(path, "transformers", path / HF_WEIGHTS, device)
     if has_pt:
@@ -95,31 +102,8 @@ def _folder_3d(path: Path, device: str) -> ModelFolder:
         raise Sam3Error(f"{path} has no {MULTIPLEX_WEIGHTS}: 3D / multiplex propagation needs a SAM3.1 model folder{hint}")
     if not device.startswith("cuda"):
         raise Sam3Error("SAM3.1 multiplex propagation needs a CUDA GPU: CPU is only valid for 2D modes")
-    from .multiplex_backend import multiplex_builder_available
-
-    available, why = multiplex_builder_available()
+    available, why = runtime.multiplex_builder_available()
     if not available:
         raise Sam3Error(why)
     return ModelFolder(path, "multiplex", weights, device)
 
-
-def _has_module(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
-
-
-def _transformers_has_sam3() -> bool:
-    if not _has_module("transformers"):
-        return False
-    try:
-        from transformers import Sam3Model, Sam3TrackerModel  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()

@@ -26,10 +26,7 @@ way here first, so an unsafe pickle is refused before sam3 sees it.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,61 +37,22 @@ import numpy as np
 from .backend import CancelFlag
 from .errors import Sam3Error, one_line
 from .image_prep import intensity_limits, to_rgb_uint8
-from .model_folder import INSTALL_SAM3, MULTIPLEX_WEIGHTS
+from .model_folder import MULTIPLEX_WEIGHTS
 from .object_plan import check_threshold, plan_objects
 from .prompts import Box, FramePrompts, Point, Prompts
-from .sam3_package_backend import (
+from .runtime import (
+    BUILDER_NAME,
+    INSTALL_SAM3,
     cuda_inference,
-    find_bpe_path,
-    load_checkpoint_state,
-    preserved_torch_state,
+    find_multiplex_builder,
     require_cuda,
     sam3_construction,
 )
+from .sam3_package_backend import find_bpe_path, load_checkpoint_state
 
-BUILDER_MODULE = "sam3.model_builder"
-BUILDER_NAME = "build_sam3_multiplex_video_predictor"
-PLUGIN_MODULE = "napari_sam3_assistant"
 # with exemplars, the detector numbers the objects it finds itself: user objects are kept clear of them
 USER_OBJECT_ID_BASE_WITH_EXEMPLARS = 1000
 OFFLOAD_FRAMES_ABOVE = 256  # longer stacks keep their frames in CPU memory (about 6 MB a frame on the GPU)
-
-
-# --------------------------------------------------------------------------- is a builder there?
-def multiplex_builder_available() -> tuple[bool, str]:
-    """(True, "") when a SAM3.1 multiplex builder can be imported, else (False, one line saying what to install)."""
-    builder, why = _find_builder()
-    return builder is not None, why
-
-
-def _find_builder() -> tuple[Callable[..., Any] | None, str]:
-    need = f"SAM3.1 multiplex propagation needs sam3 newer than the PyPI release ({BUILDER_NAME})"
-    try:
-        with preserved_torch_state():
-            module = importlib.import_module(BUILDER_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] == "sam3":
-            plugin = "napari-sam3-assistant is installed but" if _installed(PLUGIN_MODULE) else "napari-sam3-assistant"
-            return None, f"{need}, and sam3 is not installed: {INSTALL_SAM3} ({plugin} does not bundle it)"
-        return None, f"{need}; sam3 is installed but a module it needs is missing ({exc.name}): install it, or reinstall with {INSTALL_SAM3}"
-    except Exception as exc:  # e.g. torchvision built for another torch
-        return None, f"{need}; the installed sam3 cannot be imported ({one_line(exc)}): install a CUDA torch with its torchvision, then {INSTALL_SAM3}"
-    builder = getattr(module, BUILDER_NAME, None)
-    if not callable(builder):
-        version = getattr(sys.modules.get("sam3"), "__version__", None)
-        found = f"the installed sam3 {version}" if version else "the installed sam3"
-        return None, f"{need}, which {found} lacks (PyPI's sam3 stops at SAM3.0): {INSTALL_SAM3}"
-    return builder, ""
-
-
-def _installed(name: str) -> bool:
-    if name in sys.modules:
-        return sys.modules[name] is not None
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
 
 
 # --------------------------------------------------------------------------- prompts -> requests
@@ -246,7 +204,7 @@ class MultiplexPropagationBackend:
         weights = self.folder / MULTIPLEX_WEIGHTS
         if not weights.is_file():
             raise Sam3Error(f"{self.folder} has no {MULTIPLEX_WEIGHTS}: choose the SAM3.1 model folder")
-        builder, why = _find_builder()
+        builder, why = find_multiplex_builder()
         if builder is None:
             raise Sam3Error(why)
         bpe = find_bpe_path(self.folder)

@@ -25,7 +25,6 @@ the sam3 tokenizer reads a gzip) and then in an installed `open_clip` (an identi
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import importlib
@@ -44,9 +43,10 @@ import numpy as np
 from .embedding_cache import EmbeddingCache
 from .errors import Sam3Error, one_line
 from .image_prep import to_rgb_uint8
-from .model_folder import INSTALL_SAM3, SAM3_WEIGHTS
+from .model_folder import SAM3_WEIGHTS
 from .object_plan import check_threshold, exemplar_cxcywh, logit, plan_objects
 from .prompts import Box, Point, Prompts
+from .runtime import INSTALL_SAM3, cuda_inference, preserved_torch_state, require_cuda, sam3_construction
 
 LOGGER = logging.getLogger(__name__)
 
@@ -188,72 +188,6 @@ def _unpickler_detail(exc: BaseException) -> str:
     lines = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()]
     return lines[0].split(". ")[0].rstrip(".") if lines else ""
 
-
-
-# --------------------------------------------------------------------------- device
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def require_cuda(device: str, what: str, cpu_hint: str) -> str:
-    """`device` when it names CUDA and a CUDA GPU is present, else a `Sam3Error` that says what to use."""
-    device = str(device or "").strip().lower()
-    if not device.startswith("cuda"):
-        raise Sam3Error(f"{what} needs a CUDA GPU, not {device or 'no device'!r}: {cpu_hint}")
-    if not _cuda_available():
-        raise Sam3Error(f"{what} needs a CUDA GPU and none is available here: {cpu_hint}")
-    return device
-
-
-@contextlib.contextmanager
-def cuda_inference(device: str) -> Iterator[None]:
-    """inference_mode, the GPU `device` names made current (the sam3 code allocates on plain "cuda") and
-    bfloat16 autocast, as the sam3 predictors run; all of it undone on exit."""
-    import torch
-
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(torch.inference_mode())
-        if torch.cuda.is_available():
-            stack.enter_context(on_gpu(device))
-            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
-        yield
-
-
-@contextlib.contextmanager
-def preserved_torch_state() -> Iterator[None]:
-    """Undo what importing and building sam3 changes process-wide: its trackers enter a bfloat16 CUDA autocast
-    at construction and never leave it (thread-local, it would leak into whatever the loading thread runs
-    next), and sam3 switches TF32 matmuls on at import (which would change training numerics)."""
-    import torch
-
-    enabled, dtype = torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")
-    matmul_tf32, cudnn_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    try:
-        yield
-    finally:
-        torch.set_autocast_enabled("cuda", enabled)
-        torch.set_autocast_dtype("cuda", dtype)
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul_tf32, cudnn_tf32
-
-
-@contextlib.contextmanager
-def sam3_construction(device: str) -> Iterator[None]:
-    """For building sam3 models: `device` made the current GPU (the sam3 code builds caches on plain "cuda"),
-    and the process-wide torch state restored afterwards (`preserved_torch_state`)."""
-    import torch
-
-    with preserved_torch_state(), on_gpu(device) if torch.cuda.is_available() else contextlib.nullcontext():
-        yield
-
-
-def on_gpu(device: str):
-    """`torch.cuda.device(n)` for "cuda:n"; nothing to switch for plain "cuda" (the current GPU)."""
-    import torch
-
-    index = torch.device(device).index
-    return torch.cuda.device(index) if index is not None else contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------- the backend
