@@ -39,7 +39,7 @@ from napari_training_assistant.data.point_windows.window_dataset import RegionWi
 from napari_training_assistant.data.synthetic_em import spec_dict
 from napari_training_assistant.data.volumes import open_volume
 from napari_training_assistant.model import build_model
-from napari_training_assistant.train.point_regime import WindowLoss
+from napari_training_assistant.train.point_extras import window_loss
 from napari_training_assistant.train.point_run import architecture_for
 from napari_training_assistant.train.point_spec import PointSpec
 
@@ -164,7 +164,7 @@ def bench_training(steps: int, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     model = build_model(architecture).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=1e-4)
-    loss_fn = WindowLoss("default", 0.05)
+    loss_fn = window_loss(architecture, "default", 0.05)
     g = torch.Generator().manual_seed(seed)
     image = torch.rand((BATCH, 1, *WINDOW), generator=g)
     target = (torch.rand((BATCH, 2, *WINDOW), generator=g) > 0.7).float()
@@ -173,7 +173,7 @@ def bench_training(steps: int, seed: int = 0) -> dict:
     for step in range(steps + 1):  # the first step is a warm-up
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = loss_fn(model(image), target, valid)
+        loss = loss_fn(model(image), target, valid)
         loss.backward()
         optimizer.step()
         if step:

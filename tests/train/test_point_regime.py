@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from napari_training_assistant.model import build_model
+from napari_training_assistant.train.losses import balance_weights
 from napari_training_assistant.train.montage import write_montage
-from napari_training_assistant.train.point_regime import PointWindowModule, WindowLoss, balance_weights
+from napari_training_assistant.train.point_extras import point_window_module, window_loss
 
 WINDOW = (8, 24, 24)
 ARCH = {
@@ -26,6 +27,16 @@ ARCH = {
     "activation": "sigmoid",
     "anisotropic_levels": [0],
 }
+
+
+def WindowLoss(mode="default", clip=0.05, dice_weight=0.0):  # noqa: N802 (the regime's loss, with its per-channel terms)
+    loss = window_loss({**ARCH, "loss": "bce_dice" if dice_weight > 0 else "bce"}, mode, clip, dice_weight)
+
+    def call(logits, target, valid):
+        total = loss(logits, target, valid)
+        return total, loss.last_per_channel
+
+    return call
 
 
 def _target(fractions, shape=(2, 100)) -> torch.Tensor:
@@ -167,9 +178,9 @@ class RandomWindows(Dataset):
         return {"image": self.images[i], "target": self.targets[i], "valid": self.valid[i], "nonzero_fraction": torch.tensor(1.0)}
 
 
-def _module(tmp_path=None, **options) -> PointWindowModule:
+def _module(tmp_path=None, **options):
     torch.manual_seed(0)
-    return PointWindowModule(build_model(ARCH), ARCH, learning_rate=5e-3, epochs=1, montage_dir=tmp_path, **options)
+    return point_window_module(build_model(ARCH), ARCH, learning_rate=5e-3, epochs=1, montage_dir=tmp_path, **options)
 
 
 def test_training_steps_reduce_the_loss():
@@ -183,7 +194,7 @@ def test_training_steps_reduce_the_loss():
         out = module.training_step(batch, step)
         out["loss"].backward()
         optimizer.step()
-        losses.append(float(out["loss"]))
+        losses.append(float(out["loss"].detach()))
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0] * 0.95, losses
 

@@ -143,7 +143,7 @@ def test_auto_configuration_decisions_are_written_to_the_project(make_project, f
 def test_one_patch_size_value_applies_to_every_axis(make_project, fast_options):
     project = make_project()
     prepared = prepare_run(project, fast_options(patch_size=[32]), "run_001")
-    assert prepared.resolved["patch_size"] == [32, 32]
+    assert prepared.data.resolved["patch_size"] == [32, 32]
 
 
 def test_a_patch_size_with_the_wrong_number_of_axes_is_a_project_error(make_project, fast_options):

@@ -2,6 +2,7 @@
 
 from .events import CancelToken, EventKind, ProgressEvent
 from .options import TrainOptions
-from .run import TrainingFailed, TrainResult, train_project
+from .records import TrainingFailed, TrainResult
+from .run import train_project
 
 __all__ = ["CancelToken", "EventKind", "ProgressEvent", "TrainOptions", "TrainResult", "TrainingFailed", "train_project"]

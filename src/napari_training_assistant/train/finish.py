@@ -10,17 +10,17 @@ from ..model import save_checkpoint
 from ..project import TrainingProject
 from ..project.clock import now
 from .curves import write_curves_off_thread
-from .run import TrainingFailed, TrainResult, record_end
+from .records import TrainingFailed, TrainResult, record_end
 
 if TYPE_CHECKING:
     import lightning as L
 
-    from .plan import PreparedRun
+    from .prepared import PreparedRun
 
 
 def final_metrics(run: PreparedRun, trainer: L.Trainer) -> dict[str, Any]:
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    scores = getattr(run.module, "last_val_scores", None) or {}
+    scores = getattr(run.module, "last_val_scores", None) or {}  # none before the first validation
     metrics: dict[str, Any] = {
         "train_loss": logged.get("train_loss"),
         "val_loss": logged.get("val_loss"),
@@ -31,7 +31,7 @@ def final_metrics(run: PreparedRun, trainer: L.Trainer) -> dict[str, Any]:
         "epochs_completed": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
     }
-    names = getattr(run.module, "channel_names", None)
+    names = run.module.channel_names
     if names:  # point windows: per output channel (pre, post)
         constant = scores.get("constant_dice_per_class") or [None] * len(names)
         metrics["per_channel"] = {
@@ -67,7 +67,7 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
         (run_dir / "last.ckpt").unlink(missing_ok=True)  # resume state is only kept for unfinished runs
     curves = write_curves_off_thread(run_dir / "metrics.csv", run_dir / "curves.png", f"{project.name} {run_id} ({status})")
     duration = round(time.perf_counter() - started, 2)
-    record_end(project, run_id, status, started, run, reason=reason, checkpoint_id=checkpoint_id, timings=timings)
+    record_end(project, run_id, status, started, run.start.parent_id, reason=reason, checkpoint_id=checkpoint_id, timings=timings)
     return TrainResult(
         run_id=run_id,
         status=status,
@@ -79,8 +79,8 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
         curves_path=str(curves.resolve()) if curves else None,
         metrics_csv=str((run_dir / "metrics.csv").resolve()) if (run_dir / "metrics.csv").exists() else None,
         duration_s=duration,
-        decisions=[d.model_dump(mode="json") for d in run.decisions],
-        points=run.point_counts() if hasattr(run, "point_counts") else None,
+        decisions=[d.model_dump(mode="json") for d in run.decisions or []],
+        points=run.point_counts(),
     )
 
 
@@ -121,7 +121,7 @@ def _require_finite_weights(project: TrainingProject, run: PreparedRun, run_id: 
     bad = [name for name, tensor in run.module.model.state_dict().items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
     if bad:
         reason = f"NonFiniteWeights: {len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]}); lower the learning rate (--lr) or check the images"
-        record_end(project, run_id, "failed", started, run, reason=reason)
+        record_end(project, run_id, "failed", started, run.start.parent_id, reason=reason)
         raise TrainingFailed(f"training run {run_id} failed: {reason}; no checkpoint was registered")
 
 

@@ -18,17 +18,26 @@ Terms:
   Dice is computed over the whole batch per channel ("batch Dice":
   ``(2 * sum(p * t) + smooth) / (sum(p) + sum(t) + smooth)``) and averaged over channels, so an
   empty patch cannot produce NaN and a single empty patch does not dominate the batch.
-* ``bce_dice`` = ``bce`` + ``dice``; ``ce_dice`` = ``ce`` + ``dice`` (equal weights).
+* ``bce_dice`` = ``bce`` + ``dice_weight`` x ``dice``; ``ce_dice`` = ``ce`` + ``dice_weight`` x ``dice``
+  (`dice_weight` 1 by default: equal weights).
+
+Options of the one family (point windows use them; pair training the defaults):
+
+* ``balance`` (binary / multilabel): per-voxel class balancing of the BCE from each channel's positive
+  fraction in the batch (`balance_weights`: ``none``, ``default``, ``frequency``); the BCE becomes a
+  weighted mean over valid voxels.
+* ``valid`` may be one mask for all channels (N, 1, *sp) or one per channel (N, C, *sp).
 
 `valid` removes voxels from every term: their probabilities and targets do not enter the Dice
 sums and their cross-entropy is not averaged in. Where no voxel is valid the loss is 0 (still
-connected to the graph). Everything is computed in float32 (also under autocast).
+connected to the graph). Everything is computed in float32 (also under autocast). After each call,
+`last_per_channel` holds the per-channel terms (detached; binary / multilabel) for logging.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +46,7 @@ from torch import nn
 from ..project.schemas.architecture import ArchitectureConfig
 
 LOSSES: tuple[str, ...] = ("bce_dice", "ce_dice", "bce", "ce", "dice")
+ClassBalance = Literal["none", "default", "frequency"]
 
 _CROSS_ENTROPY = {"bce_dice": True, "ce_dice": True, "bce": True, "ce": True, "dice": False}
 _DICE = {"bce_dice": True, "ce_dice": True, "bce": False, "ce": False, "dice": True}
@@ -63,6 +73,9 @@ class SegmentationLoss(nn.Module):
         class_weights: Sequence[float] | torch.Tensor | None = None,
         pos_weight: Sequence[float] | torch.Tensor | None = None,
         smooth: float = 1.0,
+        balance: ClassBalance = "none",
+        balance_clip: float = 0.05,
+        dice_weight: float = 1.0,
     ):
         super().__init__()
         if name not in LOSSES:
@@ -75,6 +88,14 @@ class SegmentationLoss(nn.Module):
             raise ValueError(f"loss {name!r} is for multiclass output; use bce_dice, bce or dice")
         if smooth <= 0:
             raise ValueError("smooth must be > 0 (it keeps Dice finite on empty patches)")
+        if balance not in ("none", "default", "frequency"):
+            raise ValueError(f"unknown class balance {balance!r}; expected none, default or frequency")
+        if balance != "none" and mode == "multiclass":
+            raise ValueError("class balancing applies to binary/multilabel (sigmoid) output; use class_weights")
+        if not 0 < balance_clip < 0.5 or dice_weight < 0:
+            raise ValueError("balance_clip must lie in (0, 0.5) and dice_weight be >= 0")
+        self.balance, self.balance_clip, self.dice_weight = balance, float(balance_clip), float(dice_weight)
+        self.last_per_channel: torch.Tensor | None = None
         self.name = name
         self.mode = mode
         self.channels = channels
@@ -91,7 +112,11 @@ class SegmentationLoss(nn.Module):
         self.register_buffer("pos_weight", _weights(pos_weight, channels, "pos_weight"))
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, mode={self.mode!r}, channels={self.channels}, smooth={self.smooth}"
+        return f"name={self.name!r}, mode={self.mode!r}, channels={self.channels}, smooth={self.smooth}, balance={self.balance!r}"
+
+    def config(self) -> dict[str, Any]:
+        """What a checkpoint records of the loss its run used."""
+        return {"name": self.name, "balance": self.balance, "balance_clip": self.balance_clip, "dice_weight": self.dice_weight, "smooth": self.smooth}
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None
@@ -115,18 +140,24 @@ class SegmentationLoss(nn.Module):
             )
         target = target.to(logits.dtype)
         mask = _valid_mask(valid, logits)
+        mask = torch.ones_like(target) if mask is None else mask.expand_as(target)
+        per_channel = logits.new_zeros(logits.shape[1])
         total = logits.new_zeros(())
         if self.use_cross_entropy:
             pos_weight = None if self.pos_weight is None else _per_channel(self.pos_weight, logits.ndim)
             per_voxel = F.binary_cross_entropy_with_logits(
                 logits, target, reduction="none", pos_weight=pos_weight
             )
-            total = total + _channel_mean(_masked_mean_per_channel(per_voxel, mask), self.class_weights)
+            weights = mask if self.balance == "none" else balance_weights(target, mask, self.balance, self.balance_clip) * mask
+            dims = _reduce_dims(per_voxel)
+            bce = (per_voxel * weights).sum(dim=dims) / weights.sum(dim=dims).clamp_min(1e-6)
+            per_channel = per_channel + bce
+            total = total + _channel_mean(bce, self.class_weights)
         if self.use_dice:
-            probs = torch.sigmoid(logits)
-            total = (
-                total + 1.0 - _channel_mean(_soft_dice(probs, target, mask, self.smooth), self.class_weights)
-            )
+            dice = _soft_dice(torch.sigmoid(logits), target, mask, self.smooth)
+            per_channel = per_channel + self.dice_weight * (1.0 - dice)
+            total = total + self.dice_weight * (1.0 - _channel_mean(dice, self.class_weights))
+        self.last_per_channel = per_channel.detach()
         return total
 
     # -- multiclass ---------------------------------------------------------------------------
@@ -162,7 +193,8 @@ class SegmentationLoss(nn.Module):
             probs = torch.softmax(logits, dim=1)[:, 1:]
             one_hot = F.one_hot(target, self.channels).movedim(-1, 1)[:, 1:].to(probs.dtype)
             weights = None if self.class_weights is None else self.class_weights[1:]
-            total = total + 1.0 - _channel_mean(_soft_dice(probs, one_hot, mask, self.smooth), weights)
+            total = total + self.dice_weight * (1.0 - _channel_mean(_soft_dice(probs, one_hot, mask, self.smooth), weights))
+        self.last_per_channel = None
         return total
 
 
@@ -172,6 +204,9 @@ def make_loss(
     class_weights: Sequence[float] | torch.Tensor | None = None,
     pos_weight: Sequence[float] | torch.Tensor | None = None,
     smooth: float = 1.0,
+    balance: ClassBalance = "none",
+    balance_clip: float = 0.05,
+    dice_weight: float = 1.0,
 ) -> SegmentationLoss:
     """The loss `architecture.loss` names, for `architecture.output_mode`.
 
@@ -181,6 +216,8 @@ def make_loss(
     pos_weight: binary / multilabel only; BCEWithLogits `pos_weight` per channel (> 1 raises the
         cost of missed foreground, e.g. n_background / n_foreground).
     smooth: added to the Dice numerator and denominator; keeps empty patches finite.
+    balance, balance_clip: per-voxel class balancing of the BCE (`balance_weights`).
+    dice_weight: weight of the Dice term (``*_dice`` losses and ``dice``).
     """
     config = _as_config(architecture)
     return SegmentationLoss(
@@ -190,7 +227,34 @@ def make_loss(
         class_weights=class_weights,
         pos_weight=pos_weight,
         smooth=smooth,
+        balance=balance,
+        balance_clip=balance_clip,
+        dice_weight=dice_weight,
     )
+
+
+def balance_weights(target: torch.Tensor, valid: torch.Tensor, mode: ClassBalance, clip: float) -> torch.Tensor:
+    """Per-voxel weights, per channel, from the batch's positive fraction p (over valid voxels).
+
+    default: positives weighted by the negative frequency (1 - p) and negatives by p, each clipped to
+    [clip, 1 - clip]; frequency: inverse frequency 1/p and 1/(1-p), normalised to mean 1 and clipped
+    at 1/clip; none: 1.
+    """
+    if mode == "none":
+        return torch.ones_like(target)
+    dims = _reduce_dims(target)
+    count = valid.sum(dim=dims).clamp_min(1.0)
+    positive = (target * valid).sum(dim=dims) / count  # (C,)
+    p = _per_channel(positive, target.ndim)
+    if mode == "default":
+        w_pos = (1 - p).clamp(clip, 1 - clip)
+        w_neg = p.clamp(clip, 1 - clip)
+    else:
+        w_pos = (1 / p.clamp_min(1e-6)).clamp(max=1 / clip)
+        w_neg = (1 / (1 - p).clamp_min(1e-6)).clamp(max=1 / clip)
+        norm = (p * w_pos + (1 - p) * w_neg).clamp_min(1e-6)
+        w_pos, w_neg = w_pos / norm, w_neg / norm
+    return target * w_pos + (1 - target) * w_neg
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -215,15 +279,15 @@ def _check_logits(logits: torch.Tensor, channels: int) -> None:
 
 
 def _valid_mask(valid: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor | None:
-    """`valid` as float (N, 1, *sp), or None when every voxel counts."""
+    """`valid` as float (N, 1, *sp) or, one mask per channel, (N, C, *sp); None when every voxel counts."""
     if valid is None:
         return None
     valid = torch.as_tensor(valid, device=logits.device)
     if valid.ndim == logits.ndim - 1:
         valid = valid.unsqueeze(1)
-    expected = (logits.shape[0], 1, *logits.shape[2:])
-    if tuple(valid.shape) != expected:
-        raise ValueError(f"valid mask must have shape {expected}; got {tuple(valid.shape)}")
+    shared = (logits.shape[0], 1, *logits.shape[2:])
+    if tuple(valid.shape) not in (shared, tuple(logits.shape)):
+        raise ValueError(f"valid mask must have shape {shared} or {tuple(logits.shape)}; got {tuple(valid.shape)}")
     return (valid > 0).to(logits.dtype)
 
 
@@ -233,13 +297,6 @@ def _per_channel(values: torch.Tensor, ndim: int) -> torch.Tensor:
 
 def _reduce_dims(t: torch.Tensor) -> list[int]:
     return [0, *range(2, t.ndim)]
-
-
-def _masked_mean_per_channel(per_voxel: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    dims = _reduce_dims(per_voxel)
-    if mask is None:
-        return per_voxel.mean(dim=dims)
-    return (per_voxel * mask).sum(dim=dims) / mask.sum(dim=dims).clamp_min(1.0)
 
 
 def _soft_dice(

@@ -1,13 +1,13 @@
-"""Everything a run needs, resolved before anything is written: settings, plan, data, start, module."""
+"""Pair training prepared: settings, auto-configured plan, the project's pairs as patches, start, module; all
+resolved before anything is written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from ..model import describe
 from ..project import TrainingProject
@@ -18,76 +18,44 @@ from .augment import Augmenter
 from .autoconfig import fingerprint, image_intensity_stats, plan, planned_architecture
 from .module import SegmentationModule
 from .options import TrainOptions, resolve_device
+from .prepared import PreparedRun
 from .sampler import PairArrays, PatchSampler, ValidationTiles, load_pairs
-from .starting import StartingPoint, resolve_start
-from .trainer_factory import RunTrainer
+from .starting import resolve_start
 
 # settings that must stay as the architecture says when weights are loaded into it
 ARCHITECTURE_SETTINGS = ("depth", "base_channels", "anisotropic_levels")
 
 
 @dataclass
-class PreparedRun(RunTrainer):
-    project: TrainingProject
-    options: TrainOptions
-    run_id: str
+class PairData:
+    """The data part of a pair run: the project's pairs, patches and the auto-configured plan."""
+
     settings: TrainingSettings
     resolved: dict[str, Any]
-    decisions: list[AutoConfigDecision]
-    architecture: dict[str, Any]
-    architecture_changed: bool
-    start: StartingPoint
     train_ids: list[str]
     val_ids: list[str]
     val_note: str
-    accelerator: str
-    device_indices: list[int] | None
     train_dataset: PatchSampler
     val_dataset: ValidationTiles
-    module: SegmentationModule
-    pair_versions_seen: dict[str, tuple[str, str, str]] = field(default_factory=dict)
-    manifest_sha256: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, tuple[str, str, str]]
+    manifest_sha256: str
+    kind: Literal["pairs"] = "pairs"
 
-    @property
-    def epochs(self) -> int:
-        return self.settings.epochs
+    def train_sampler(self) -> None:
+        return None  # the patch sampler draws new random patches every epoch; the loader shuffles
 
-    @property
-    def batch_size(self) -> int:
-        return int(self.resolved["batch_size"])
-
-    @property
-    def devices(self) -> int:
-        return len(self.device_indices) if self.device_indices else (self.options.devices or self.settings.devices)
-
-    @property
-    def train_loader(self) -> DataLoader:
-        return DataLoader(
-            self.train_dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
-            num_workers=self.options.num_workers or int(self.resolved.get("num_workers", 0)),
-            persistent_workers=False,
-            drop_last=len(self.train_dataset) >= 2 * self.batch_size,
-        )
-
-    @property
-    def val_loader(self) -> DataLoader:
-        return DataLoader(self.val_dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)
-
-    def settings_record(self) -> dict[str, Any]:
+    def settings_record(self, run: PreparedRun) -> dict[str, Any]:
         return {
             "training": self.settings.model_dump(mode="json"),
             "resolved": {k: v for k, v in self.resolved.items() if _plain(v)},
-            "architecture": self.architecture,
-            "start": self.start.snapshot,
+            "architecture": run.architecture,
+            "start": run.start.snapshot,
             "train_pairs": self.train_ids,
             "val_pairs": self.val_ids,
             "validation": self.val_note,
-            "accelerator": self.accelerator,
-            "devices": self.devices,
-            "num_nodes": self.options.num_nodes,
+            "accelerator": run.accelerator,
+            "devices": run.devices,
+            "num_nodes": run.options.num_nodes,
         }
 
     def dataset_hold(self) -> tuple[str | None, list[str]]:
@@ -95,7 +63,7 @@ class PreparedRun(RunTrainer):
         return self.manifest_sha256, sorted(set(self.train_ids) | set(self.val_ids))
 
     def pair_versions(self) -> dict[str, tuple[str, str, str]]:
-        return self.pair_versions_seen
+        return self.versions
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         """What prediction needs to treat images as training did."""
@@ -110,24 +78,17 @@ class PreparedRun(RunTrainer):
             "split": {"train": self.train_ids, "val": [] if self.val_note else self.val_ids},
         }
 
-    def record_decisions(self, project: TrainingProject) -> None:
-        """Write the plan's decisions (and an architecture it changed) into the project."""
+    def point_counts(self) -> None:
+        return None
 
-        def change(config) -> None:
-            config.auto_configuration_decisions = self.decisions
-
-        project.update_config(change)
-        if self.architecture_changed:
-            project.set_architecture(self.architecture)
-
-    def summary(self) -> str:
-        arch = ArchitectureConfig.model_validate(self.architecture)
+    def summary(self, run: PreparedRun) -> str:
+        arch = ArchitectureConfig.model_validate(run.architecture)
         patch = "x".join(map(str, self.resolved["patch_size"]))
         return (
-            f"{self.run_id}: {len(self.train_ids)} train / {len(self.val_ids)} val pairs{self.val_note and ' (' + self.val_note + ')'}, "
-            f"patch {patch}, batch {self.batch_size}, {self.epochs} epochs x {len(self.train_dataset) // self.batch_size} steps, "
-            f"{arch.spatial_dims} U-Net depth {arch.depth} base {arch.base_channels}, start {self.start.snapshot.get('spec', 'scratch')}, "
-            f"{self.accelerator} x{self.devices} ({self.resolved['precision']})"
+            f"{run.run_id}: {len(self.train_ids)} train / {len(self.val_ids)} val pairs{self.val_note and ' (' + self.val_note + ')'}, "
+            f"patch {patch}, batch {run.batch_size}, {run.epochs} epochs x {len(self.train_dataset) // run.batch_size} steps, "
+            f"{arch.spatial_dims} U-Net depth {arch.depth} base {arch.base_channels}, start {run.start.snapshot.get('spec', 'scratch')}, "
+            f"{run.accelerator} x{run.devices} ({run.precision})"
         )
 
 
@@ -183,27 +144,37 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
         output_mode=new_arch.output_mode,
     )
     val_dataset = ValidationTiles(val_pairs, resolved["patch_size"], output_mode=new_arch.output_mode)
-    module = SegmentationModule(start.model, arch_dict, settings.learning_rate, settings.weight_decay, settings.epochs)
+    module = SegmentationModule(
+        start.model, arch_dict, learning_rate=settings.learning_rate, weight_decay=settings.weight_decay, epochs=settings.epochs
+    )
+    data = PairData(
+        settings=settings,
+        resolved=resolved,
+        train_ids=train_ids,
+        val_ids=val_ids,
+        val_note=val_note,
+        train_dataset=train_dataset,
+        val_dataset=val_dataset,
+        versions=versions,
+        manifest_sha256=pairs_sha256(manifest.pairs),
+    )
     return PreparedRun(
         project=project,
         options=options,
         run_id=run_id,
-        settings=settings,
-        resolved=resolved,
-        decisions=decisions,
+        data=data,
         architecture=arch_dict,
         architecture_changed=new_arch != architecture,
         start=start,
-        train_ids=train_ids,
-        val_ids=val_ids,
-        val_note=val_note,
         accelerator=accelerator,
         device_indices=indices,
-        train_dataset=train_dataset,
-        val_dataset=val_dataset,
         module=module,
-        pair_versions_seen=versions,
-        manifest_sha256=pairs_sha256(manifest.pairs),
+        epochs=settings.epochs,
+        batch_size=int(resolved["batch_size"]),
+        precision=resolved["precision"],
+        num_workers=options.num_workers or int(resolved.get("num_workers", 0)),
+        planned_devices=settings.devices,
+        decisions=decisions,
         extra={"architecture_summary": describe(arch_dict)},
     )
 

@@ -3,90 +3,43 @@ run life cycle, checkpoint registry and history as pair training."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from torch.utils.data import DataLoader
 
 from ..data.point_windows import PointWindowDataset
 from ..model import describe
 from ..project import TrainingProject
 from ..project.errors import ProjectError
-from ..project.schemas import ArchitectureConfig, AutoConfigDecision
+from ..project.schemas import ArchitectureConfig
 from .events import CancelToken, Listener
 from .options import TrainOptions, resolve_device
+from .point_extras import point_window_module
 from .point_inputs import PointInputs, load_point_inputs
-from .point_regime import PointWindowModule
 from .point_spec import PointSpec
-from .starting import StartingPoint, resolve_start
-from .trainer_factory import RunTrainer
+from .prepared import PreparedRun
+from .starting import resolve_start
 
 
 @dataclass
-class PreparedPointRun(RunTrainer):
-    """Quacks like `plan.PreparedRun` for `run.execute_run` and `finish.finish_run`."""
+class PointData:
+    """The data part of a point-windowed run: windows of the spec's cached regions around each synapse."""
 
-    project: TrainingProject
-    options: TrainOptions
-    run_id: str
     spec: PointSpec
     inputs: PointInputs
-    architecture: dict[str, Any]
-    architecture_changed: bool
-    start: StartingPoint
-    accelerator: str
-    device_indices: list[int] | None
     train_dataset: PointWindowDataset
     val_dataset: PointWindowDataset
-    module: PointWindowModule
-    decisions: list[AutoConfigDecision] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
     val_note: str = ""
+    kind: Literal["point_windows"] = "point_windows"
 
-    @property
-    def epochs(self) -> int:
-        return self.options.epochs or self.spec.training.epochs
+    def train_sampler(self):
+        if not self.spec.training.samples_per_epoch:
+            return None  # every training point once per epoch, shuffled by the loader
+        from torch.utils.data import RandomSampler
 
-    @property
-    def batch_size(self) -> int:
-        return self.options.batch_size or self.spec.training.batch_size
-
-    @property
-    def devices(self) -> int:
-        return len(self.device_indices) if self.device_indices else (self.options.devices or self.spec.training.devices)
-
-    @property
-    def resolved(self) -> dict[str, Any]:
-        return {"patch_size": list(self.spec.window_size), "batch_size": self.batch_size, "precision": self.precision}
-
-    @property
-    def precision(self) -> str:
-        chosen = self.options.precision or self.spec.training.precision
-        if chosen != "auto":
-            return chosen
-        return "bf16-mixed" if self.accelerator == "cuda" else "32"
-
-    @property
-    def train_loader(self) -> DataLoader:
-        sampler = None
-        if self.spec.training.samples_per_epoch:
-            from torch.utils.data import RandomSampler
-
-            sampler = RandomSampler(self.train_dataset, replacement=True, num_samples=self.spec.training.samples_per_epoch)
-        return DataLoader(
-            self.train_dataset,
-            batch_size=self.batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            num_workers=self.spec.training.num_workers,
-            drop_last=len(self.train_dataset) >= 2 * self.batch_size,
-        )
-
-    @property
-    def val_loader(self) -> DataLoader:
-        return DataLoader(self.val_dataset, batch_size=self.batch_size, shuffle=False, num_workers=0)
+        return RandomSampler(self.train_dataset, replacement=True, num_samples=self.spec.training.samples_per_epoch)
 
     def dataset_hold(self) -> tuple[str | None, list[str]]:
         """Point windows train on volumes named by the spec, not on the project's pairs."""
@@ -98,31 +51,27 @@ class PreparedPointRun(RunTrainer):
     def point_counts(self) -> dict[str, Any]:
         return {"train": len(self.train_dataset), "val": len(self.val_dataset), "dropped": self.inputs.dropped_total, "dropped_reasons": self.inputs.dropped}
 
-    def settings_record(self) -> dict[str, Any]:
+    def settings_record(self, run: PreparedRun) -> dict[str, Any]:
         return {
             "spec": self.spec.model_dump(mode="json"),
             "spec_path": str(self.inputs.spec_path),
-            "architecture": self.architecture,
-            "start": self.start.snapshot,
+            "architecture": run.architecture,
+            "start": run.start.snapshot,
             "points": self.point_counts(),
             "regions": {"train": self.inputs.region_names("train"), "val": self.inputs.region_names("val")},
-            "accelerator": self.accelerator,
-            "devices": self.devices,
-            "precision": self.precision,
+            "accelerator": run.accelerator,
+            "devices": run.devices,
+            "precision": run.precision,
         }
 
-    def record_decisions(self, project: TrainingProject) -> None:
-        if self.architecture_changed:
-            project.set_architecture(self.architecture)
-
-    def summary(self) -> str:
+    def summary(self, run: PreparedRun) -> str:
         counts = self.point_counts()
         window = "x".join(map(str, self.spec.window_size))
         return (
-            f"{self.run_id}: point windows {window}, {counts['train']} train / {counts['val']} val points "
-            f"({counts['dropped']} dropped), batch {self.batch_size}, {self.epochs} epochs, "
-            f"3D U-Net depth {self.architecture['depth']} base {self.architecture['base_channels']}, "
-            f"{self.accelerator} x{self.devices} ({self.precision}), cache {self.inputs.cache_bytes / 2**20:.0f} MiB"
+            f"{run.run_id}: point windows {window}, {counts['train']} train / {counts['val']} val points "
+            f"({counts['dropped']} dropped), batch {run.batch_size}, {run.epochs} epochs, "
+            f"3D U-Net depth {run.architecture['depth']} base {run.architecture['base_channels']}, "
+            f"{run.accelerator} x{run.devices} ({run.precision}), cache {self.inputs.cache_bytes / 2**20:.0f} MiB"
         )
 
     def checkpoint_metadata(self) -> dict[str, Any]:
@@ -188,7 +137,7 @@ def project_for_spec(spec: PointSpec, base: Path, architecture: ArchitectureConf
     )
 
 
-def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: str, *, spec: PointSpec, inputs: PointInputs) -> PreparedPointRun:
+def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: str, *, spec: PointSpec, inputs: PointInputs) -> PreparedRun:
     training = spec.training
     architecture = architecture_for(spec)
     current = project.architecture
@@ -208,11 +157,12 @@ def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: s
         )
         for split, regions in (("train", inputs.train_regions), ("val", inputs.val_regions))
     }
-    module = PointWindowModule(
+    epochs = options.epochs or training.epochs
+    module = point_window_module(
         start.model,
         arch_dict,
         learning_rate=options.learning_rate or training.lr,
-        epochs=options.epochs or training.epochs,
+        epochs=epochs,
         class_balance=training.class_balance,
         balance_clip=training.balance_clip,
         dice_weight=training.dice_weight,
@@ -220,20 +170,23 @@ def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: s
         montage_dir=project.layout.run_dir(run_id),
         channel_names=channel_names,
     )
-    return PreparedPointRun(
+    precision = options.precision or training.precision
+    return PreparedRun(
         project=project,
         options=options,
         run_id=run_id,
-        spec=spec,
-        inputs=inputs,
+        data=PointData(spec=spec, inputs=inputs, train_dataset=datasets["train"], val_dataset=datasets["val"]),
         architecture=arch_dict,
         architecture_changed=current != architecture,
         start=start,
         accelerator=accelerator,
         device_indices=indices,
-        train_dataset=datasets["train"],
-        val_dataset=datasets["val"],
         module=module,
+        epochs=epochs,
+        batch_size=options.batch_size or training.batch_size,
+        precision=precision if precision != "auto" else ("bf16-mixed" if accelerator == "cuda" else "32"),
+        num_workers=training.num_workers,
+        planned_devices=training.devices,
         extra={"architecture_summary": describe(arch_dict)},
     )
 
@@ -273,7 +226,7 @@ def train_points(
     if options.num_nodes == 1 and spec.training.num_nodes > 1:
         options.num_nodes = spec.training.num_nodes
 
-    def prepare(project: TrainingProject, options: TrainOptions, run_id: str) -> PreparedPointRun:
+    def prepare(project: TrainingProject, options: TrainOptions, run_id: str) -> PreparedRun:
         return prepare_point_run(project, options, run_id, spec=spec, inputs=inputs)
 
     return execute_run(project, options, prepare, "point_windows", listener=listener, cancel=cancel, launcher=launcher)

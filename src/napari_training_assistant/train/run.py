@@ -10,7 +10,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +19,11 @@ from ..project.errors import ProjectError
 from ..project.runs import describe_process, is_alive, this_process
 from ..project.schemas import TrainingRun
 from .events import CancelToken, EventKind, Listener, ProgressEvent
+from .finish import finish_run
 from .options import TrainOptions, is_rank_zero
+from .records import TrainingFailed, TrainResult, record_end
 
 RUN_ID_VARIABLE = "NTA_RUN_ID"  # DDP worker processes re-run the command: they join the launcher's run
-
-
-class TrainingFailed(ProjectError):
-    """The run started but failed; it is recorded as failed in history/training_runs.json."""
-
-
-@dataclass
-class TrainResult:
-    run_id: str
-    status: str
-    checkpoint_id: str | None
-    checkpoint_path: str | None
-    parent_id: str | None
-    metrics: dict[str, Any]
-    benchmark: dict[str, Any] | None
-    curves_path: str | None
-    metrics_csv: str | None
-    duration_s: float
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    points: dict[str, Any] | None = None  # point-windowed runs: train / val / dropped counts
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def train_project(
@@ -102,7 +80,7 @@ def execute_run(
             )
     except Exception as exc:  # the run failed: record it, keep the project consistent, re-raise as one line
         if rank_zero:
-            record_end(project, run_id, "failed", started, prepared, reason=f"{type(exc).__name__}: {exc}")
+            record_end(project, run_id, "failed", started, prepared.start.parent_id, reason=f"{type(exc).__name__}: {exc}")
             logger.exception("%s failed", run_id)
             emit(ProgressEvent(EventKind.FINISHED, message=f"failed: {exc}"))
         raise TrainingFailed(f"training run {run_id} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
@@ -110,8 +88,6 @@ def execute_run(
         os.environ.pop(RUN_ID_VARIABLE, None)
     if not (rank_zero and trainer.is_global_zero):
         return None
-    from .finish import finish_run
-
     status = "cancelled" if cancel.cancelled else "completed"
     try:
         result = finish_run(project, prepared, trainer, run_id, status, started, reason=cancel.reason if cancel.cancelled else "")
@@ -221,26 +197,6 @@ def _check_held_pairs(project: TrainingProject, prepared, held: list[str]) -> No
 def _close_finished(project: TrainingProject, run, checkpoint_id: str) -> None:
     run = run.model_copy(update={"status": "completed", "checkpoint_id": checkpoint_id, "ended_at": run.ended_at or now()})
     project.history.record_run(run)
-
-
-def record_end(project: TrainingProject, run_id: str, status: str, started: float, prepared, reason: str = "", **extra: Any) -> None:
-    existing = next((r for r in project.history.runs if r.run_id == run_id), None)
-    ended = now()
-    kept = {"heartbeat", "manifest_sha256", "held_pairs", "settings"}
-    earlier = existing.model_dump(include=kept) if existing else {}
-    project.history.record_run(
-        TrainingRun(
-            **earlier,
-            run_id=run_id,
-            status=status,
-            started_at=existing.started_at if existing else ended,
-            ended_at=ended,
-            duration_s=round(time.perf_counter() - started, 2),
-            parent_id=prepared.start.parent_id,
-            reason=reason,
-            **extra,
-        )
-    )
 
 
 class Heartbeat:

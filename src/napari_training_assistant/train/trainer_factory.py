@@ -7,7 +7,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import lightning as L
 import torch
@@ -16,9 +16,6 @@ from lightning.pytorch.strategies import DDPStrategy
 
 from .events import CancelToken, Listener, ProgressCallback
 from .options import is_rank_zero
-
-if TYPE_CHECKING:
-    from .plan import PreparedRun
 
 
 class EpochSetter(L.Callback):
@@ -84,14 +81,7 @@ class FiniteLossGuard(L.Callback):
             )
 
 
-class RunTrainer:
-    """Mixin of prepared runs (pairs, point windows): their Lightning `Trainer`."""
-
-    def build_trainer(self, *, listener: Listener, cancel: CancelToken, launcher: str) -> L.Trainer:
-        return build_trainer(self, listener=listener, cancel=cancel, launcher=launcher)  # type: ignore[arg-type]
-
-
-def strategy_for(run: PreparedRun, launcher: str):
+def strategy_for(run: Any, launcher: str):
     """Single process: 'auto'. Several: DDP (gloo on CPU, NCCL on CUDA). The CLI re-launches itself for
     each rank (works under torchrun and SLURM too); from Python (napari, notebooks) ranks are spawned."""
     if run.devices <= 1 and run.options.num_nodes <= 1:
@@ -116,7 +106,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
 
 
-def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, launcher: str) -> L.Trainer:
+def build_trainer(run: Any, *, listener: Listener, cancel: CancelToken, launcher: str) -> L.Trainer:
+    """The Lightning `Trainer` of a `prepared.PreparedRun` (duck-typed here, so this module stays below it)."""
     quiet_lightning()
     run_dir = run.project.layout.run_dir(run.run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +119,7 @@ def build_trainer(run: PreparedRun, *, listener: Listener, cancel: CancelToken, 
         devices=run.device_indices or run.devices,
         num_nodes=run.options.num_nodes,
         strategy=strategy_for(run, launcher),
-        precision=run.resolved["precision"],
+        precision=run.precision,
         max_epochs=run.epochs,
         logger=logger,
         callbacks=[
