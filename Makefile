@@ -39,6 +39,7 @@ demo: venv
 	$(BIN)/nta demo --dir $(DEMO_DIR)
 
 test: venv system-deps
+	$(BIN)/lint-imports --no-cache
 	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null 2>&1; then \
 		xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	else $(BIN)/python -m pytest $(PYTEST_ARGS); fi
