@@ -31,6 +31,7 @@ FAST = ["--epochs", "1", "--samples-per-epoch", "4", "--batch-size", "2", "--dev
 BASE: dict[str, list[str]] = {
     "init": ["{root}/new_project"],
     "add-pair": ["{root}/proj", "--image", "{root}/img.tif", "--mask", "{root}/mask.tif"],
+    "add-folder": ["{root}/proj", "{root}/pairs"],
     "set-split": ["{root}/proj", "pair_0001"],
     "train": ["{root}/proj", *FAST, "--no-benchmark"],
     "train-points": ["{root}/spec.yaml", *FAST],
@@ -46,11 +47,15 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("add-pair", "--image"): [(["{root}/nowhere.tif"], None), (["{root}/bad.tif"], None)],
     ("add-pair", "--mask"): [(["{root}/nowhere.tif"], None), (["{root}/mask.tif", "{root}/mask.tif"], "--mask-mode multilabel")],
     ("add-pair", "--target-class"): [(["zebra"], None)],
-    ("add-pair", "--label-map"): [(["1:one"], None), (["7"], None), (["1:1"], None)],
+    ("add-pair", "--label-map"): [(["1:one"], None), (["7"], None), (["1:1"], None), ([""], "--label-map is empty")],
     ("add-pair", "--channel-axis"): [(["5"], None), (["-3"], None)],
     ("add-pair", "--mask-channel-axis"): [(["5"], None)],
     ("add-pair", "--slice"): [(["0"], None), (["-1"], None)],
     ("add-pair", "--image-dataset"): [(["x"], None)],
+    ("add-folder", "--target-class"): [(["zebra"], None)],
+    ("add-folder", "--label-map"): [(["1:one"], None), (["7"], None), (["1:1"], None), ([""], "--label-map is empty")],
+    ("add-folder", "--channel-axis"): [(["5"], None)],
+    ("add-folder", "--mask-channel-axis"): [(["5"], None)],
     ("add-pair", "--mask-dataset"): [(["x"], None)],
     ("train", "--start"): [(["bogus"], None), (["checkpoint:"], None)],
     ("train", "--device"): [(["bogus"], None), (["cuda:x"], None)],
@@ -203,6 +208,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     np.save(root / "nan.npy", bad)
     (root / "empty.npy").write_bytes(b"")
     (root / "sam3").mkdir()
+    for sub in ("images", "masks"):  # a folder of one pair for add-folder (the project holds it already)
+        (root / "pairs" / sub).mkdir(parents=True)
+    tifffile.imwrite(root / "pairs" / "images" / "img.tif", image)
+    tifffile.imwrite(root / "pairs" / "masks" / "img.tif", mask)
     project = TrainingProject.create(root / "proj", architecture={"preset": "tiny_unet"})
     project.dataset.add(image, mask, split="train")
     project.dataset.add(image.T.copy(), mask.T.copy(), split="val")

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from napari_training_assistant.napari.session import ProjectSession
-from napari_training_assistant.napari.tabs.dataset_tab import DatasetTab, find_folder_pairs, parse_label_map
+from napari_training_assistant.napari.tabs.dataset_tab import DatasetTab
+from napari_training_assistant.project.folder_import import find_folder_pairs
+from napari_training_assistant.project.label_maps import parse_label_map
 from napari_training_assistant.project import DatasetError
 
 pytestmark = pytest.mark.qt
@@ -167,9 +169,9 @@ def test_import_folder_in_worker(setup, qtbot, tmp_path):
     write_tiff(folder / "masks" / "a.tif", _mask((32, 32)))
     write_tiff(folder / "masks" / "b_mask.tif", _mask((32, 32)))
     write_tiff(folder / "images" / "lonely.tif", _image((32, 32)))
-    pairs, unmatched = find_folder_pairs(folder)
-    assert [(i.name, m.name) for i, m in pairs] == [("a.tif", "a.tif"), ("b.tif", "b_mask.tif")]
-    assert unmatched == ["lonely.tif"]
+    found = find_folder_pairs(folder)
+    assert [(i.name, m.name) for i, m in found.pairs] == [("a.tif", "a.tif"), ("b.tif", "b_mask.tif")]
+    assert found.images_without_mask == ["lonely.tif"]
 
     worker = tab.import_folder(folder)
     assert worker is not None and not tab.import_button.isEnabled()
@@ -183,6 +185,41 @@ def test_import_folder_in_worker(setup, qtbot, tmp_path):
 
     assert tab.import_folder(tmp_path / "nothing here") is None
     assert _is_error(tab) and "images/" in tab.message.text()
+
+
+def test_import_folder_adds_nothing_when_a_pair_is_bad_and_skips_duplicates(setup, qtbot, tmp_path):
+    from napari_training_assistant.project.image_io import write_tiff
+
+    viewer, session, tab = setup()
+    folder = tmp_path / "incoming"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for seed, name in enumerate(("a", "b")):
+        write_tiff(folder / "images" / f"{name}.tif", _image((32, 32), seed))
+        write_tiff(folder / "masks" / f"{name}_labels.tif", _mask((32, 32)))
+    (folder / "masks" / "b_labels.tif").write_bytes(b"junk")
+    tab.import_folder(folder)
+    qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
+    assert _is_error(tab) and "nothing was added" in tab.message.text() and "b_labels.tif" in tab.message.text()
+    assert session.project.dataset.pairs == []
+
+    write_tiff(folder / "masks" / "b_labels.tif", _mask((32, 32)))
+    tab.import_folder(folder)
+    qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
+    assert "Imported 2 pair(s)" in tab.message.text() and tab.table.rowCount() == 2
+    tab.import_folder(folder)
+    qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
+    assert "Imported 0 pair(s); 2 already in the dataset skipped (a.tif = pair_0001, ...)" in tab.message.text()
+
+
+def test_an_empty_label_map_is_refused_naming_the_field(setup):
+    viewer, session, tab = setup(output_mode="multiclass", num_classes=3, class_names=["background", "nucleus", "cell"])
+    viewer.add_image(_image((32, 32)), name="raw")
+    viewer.add_labels(_mask((32, 32)), name="mask")
+    tab.mask_mode.setCurrentText("label-map")
+    tab.label_map.setText(" ")
+    assert tab.add_pair() is None and _is_error(tab) and "label_map is empty" in tab.message.text()
+    assert session.project.dataset.pairs == []
 
 
 def test_layer_names_restored_on_reopen(setup, tmp_path):

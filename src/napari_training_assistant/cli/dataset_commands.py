@@ -1,13 +1,15 @@
-"""`nta add-pair`, `nta remove-pair`, `nta pairs`, `nta set-split`."""
+"""`nta add-pair`, `nta add-folder`, `nta remove-pair`, `nta pairs`, `nta set-split`."""
 
 from __future__ import annotations
 
 import argparse
 import typing
 from pathlib import Path
+from typing import Any
 
 from ..project import TrainingProject
 from ..project.image_io import is_zarr
+from ..project.label_maps import parse_label_map
 from ..project.schemas import PairRecord, Split
 from .errors import UserError
 from .output import JSON_HELP, emit_json, table
@@ -19,18 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path, help="Training Project Folder")
     p.add_argument("--image", required=True, type=Path, help="TIFF, PNG, NPY, Zarr or OME-Zarr")
     p.add_argument("--mask", required=True, type=Path, nargs="+", help="mask file (several for multilabel)")
-    schema_option(p, "--mask-mode", schema=(PairRecord, "mask_mode"), default="binary", help="how mask labels become training labels")
-    p.add_argument("--target-class", help="class name or id (target-class mode)")
-    p.add_argument("--label-map", help="source:target pairs, e.g. '1:1,2:1,5:2' (label-map mode)")
-    p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the image (default: none)")
-    p.add_argument("--mask-channel-axis", type=int, default=None, help="channel axis of a multilabel mask")
+    _preparation_options(p)
     p.add_argument("--slice", type=int, default=None, dest="slice_index", help="take this slice of a 3D image")
-    schema_option(p, "--split", schema=(PairRecord, "split"), default=None, help="default: automatic")
     p.add_argument("--image-dataset", help="array inside a Zarr group")
     p.add_argument("--mask-dataset", help="array inside a Zarr group")
     p.add_argument("--allow-duplicate", action="store_true", help="add it even when the dataset already holds this image and mask")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=add_pair)
+
+    p = sub.add_parser("add-folder", help="add every pair of a folder's images/ and masks/ (matched by file name)")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("folder", type=Path, help="folder with images/ and masks/: images/NAME.ext pairs with masks/NAME.*, NAME_mask.* or NAME_labels.*")
+    _preparation_options(p)
+    p.add_argument("--skip-unmatched", action="store_true", help="skip files without a partner (listed) instead of refusing the folder")
+    p.add_argument("--allow-duplicate", action="store_true", help="also add pairs the dataset already holds (default: skipped and listed)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(handler=add_folder)
 
     p = sub.add_parser("remove-pair", help="remove a pair (files and manifest entry)")
     p.add_argument("project", type=Path, help="Training Project Folder")
@@ -50,17 +56,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=set_split)
 
 
-def parse_label_map(text: str) -> dict[int, int]:
-    mapping = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        source, sep, target = item.partition(":")
-        try:
-            mapping[int(source)] = int(target)
-        except ValueError:
-            raise UserError(f"--label-map item {item!r} is not 'source:target' with whole numbers, e.g. '1:1,2:1,5:2'") from None
-        if not sep:
-            raise UserError(f"--label-map item {item!r} needs a colon, e.g. '1:1'")
-    return mapping
+def _preparation_options(p: argparse.ArgumentParser) -> None:
+    """How a mask becomes training labels, the channel axes and the split (`add-pair`, `add-folder`)."""
+    schema_option(p, "--mask-mode", schema=(PairRecord, "mask_mode"), default="binary", help="how mask labels become training labels")
+    p.add_argument("--target-class", help="class name or id (target-class mode)")
+    p.add_argument("--label-map", help="source:target pairs, e.g. '1:1,2:1,5:2' (label-map mode)")
+    p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the image (default: none)")
+    p.add_argument("--mask-channel-axis", type=int, default=None, help="channel axis of a multilabel mask")
+    schema_option(p, "--split", schema=(PairRecord, "split"), default=None, help="default: automatic")
+
+
+def _preparation(args: argparse.Namespace) -> dict[str, Any]:
+    """`Dataset.add` keyword arguments of `_preparation_options`."""
+    target: str | int | None = args.target_class
+    if target is not None and target.isdigit():
+        target = int(target)
+    return {
+        "mask_mode": args.mask_mode,
+        "channel_axis": args.channel_axis,
+        "mask_channel_axis": args.mask_channel_axis,
+        "split": args.split,
+        "target_class": target,
+        "label_map": None if args.label_map is None else parse_label_map(args.label_map),
+    }
 
 
 def require_zarr_for_dataset(path: Path, dataset: str | None, flag: str) -> None:
@@ -76,22 +94,14 @@ def add_pair(args: argparse.Namespace) -> int:
         require_zarr_for_dataset(mask, args.mask_dataset, "--mask-dataset")
     if len(args.mask) > 1 and args.mask_mode != "multilabel":
         raise UserError("several --mask files are only for --mask-mode multilabel (one binary mask per channel)")
-    target: str | int | None = args.target_class
-    if target is not None and target.isdigit():
-        target = int(target)
     record = project.dataset.add_files(
         args.image,
         args.mask[0] if len(args.mask) == 1 else args.mask,
         image_dataset=args.image_dataset,
         mask_dataset=args.mask_dataset,
-        mask_mode=args.mask_mode,
-        channel_axis=args.channel_axis,
-        mask_channel_axis=args.mask_channel_axis,
         slice_index=args.slice_index,
-        split=args.split,
-        target_class=target,
-        label_map=parse_label_map(args.label_map) if args.label_map else None,
         allow_duplicate=args.allow_duplicate,
+        **_preparation(args),
     )
     if args.json:
         emit_json(record.model_dump(mode="json"))
@@ -100,6 +110,23 @@ def add_pair(args: argparse.Namespace) -> int:
             f"added {record.pair_id} ({record.split}): image {tuple(record.image_shape)}, "
             f"labels {record.source_labels} -> {record.saved_labels} [{record.label_transform}]"
         )
+    return 0
+
+
+def add_folder(args: argparse.Namespace) -> int:
+    project = TrainingProject.open(args.project)
+    result = project.dataset.add_folder(
+        args.folder, skip_unmatched=args.skip_unmatched, allow_duplicate=args.allow_duplicate, **_preparation(args)
+    )
+    if args.json:
+        emit_json(result.as_dict())
+        return 0
+    added = ", ".join(f"{r.pair_id} ({r.split})" for r in result.added)
+    print(f"added {len(result.added)} pair(s) from {args.folder}" + (f": {added}" if added else ""))
+    for image, holder in result.duplicates:
+        print(f"skipped images/{image}: the same image and mask as {holder} (add it anyway with --allow-duplicate)")
+    for name in result.unmatched:
+        print(f"skipped {name}: no partner")
     return 0
 
 

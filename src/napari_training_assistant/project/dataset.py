@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
 from .clock import now
-from .errors import DatasetError
+from .errors import DatasetError, ProjectError
 from .schemas import DatasetManifest, PairRecord, RemovedPair, Split
 from .splits import auto_split
+from .user_input import DatasetInputError, DuplicatePairError, NamesInputs
 
 if TYPE_CHECKING:
+    from .folder_import import FolderImport
     from .handle import ProjectFiles
     from .history import History
+    from .pair_preparation import PreparedPair
 
-SPLITS: tuple[str, ...] = ("train", "val", "benchmark")
+SPLITS: tuple[str, ...] = get_args(Split)
 
 
 class Dataset:
@@ -106,17 +109,12 @@ class Dataset:
         """Prepare the mask, check shapes against each other and the architecture, save, record.
 
         The same image and mask (by content) twice are refused unless `allow_duplicate`."""
-        from .image_io import array_sha256, write_tiff
-        from .pair_preparation import prepare_pair
+        from .image_io import write_tiff
 
-        if split is not None and split not in SPLITS:
-            raise DatasetError(f"split {split!r} is not one of {', '.join(SPLITS)}")
-        config = self._project.config
-        prepared = prepare_pair(
+        prepared, image_sha, mask_sha = self.prepare(
             image,
             mask,
-            architecture=self._project.architecture,
-            class_names=config.class_names,
+            split=split,
             mask_mode=mask_mode,
             channel_axis=channel_axis,
             mask_channel_axis=mask_channel_axis,
@@ -124,13 +122,11 @@ class Dataset:
             target_class=target_class,
             label_map=label_map,
         )
-        image_sha, mask_sha = array_sha256(prepared.image), array_sha256(prepared.mask.array)
+        config = self._project.config
         with self._project.locked():
             manifest = self._project.manifest
-            twin = next((p for p in manifest.pairs if (p.image_sha256, p.mask_sha256) == (image_sha, mask_sha)), None)
+            twin = _holding(manifest, image_sha, mask_sha)
             if twin is not None and not allow_duplicate:
-                from .user_input import DuplicatePairError
-
                 raise DuplicatePairError(
                     f"this image and mask are already in the dataset as {twin.pair_id} ({twin.split}); "
                     "a second copy would count twice in training: skip it, or add it anyway with `allow_duplicate`"
@@ -174,6 +170,58 @@ class Dataset:
             manifest.next_pair_number = number + 1
             self._save(manifest)
         return record
+
+    def prepare(self, image: np.ndarray, mask: np.ndarray | Sequence[np.ndarray], *, split: Split | None = None, **options: Any) -> tuple[PreparedPair, str, str]:
+        """(the pair as `add` would save it, image sha256, mask sha256): every check of `add`, nothing written."""
+        from .image_io import array_sha256
+        from .pair_preparation import prepare_pair
+
+        if split is not None and split not in SPLITS:
+            raise DatasetError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        prepared = prepare_pair(image, mask, architecture=self._project.architecture, class_names=self._project.config.class_names, **options)
+        return prepared, array_sha256(prepared.image), array_sha256(prepared.mask.array)
+
+    def add_folder(self, folder: str | Path, *, skip_unmatched: bool = False, allow_duplicate: bool = False, **options: Any) -> FolderImport:
+        """Add every pair of `folder`/images + `folder`/masks (matched by stem, see `folder_import`) with the
+        same options (`add`'s: mask mode, channel axes, split, target class, label map).
+
+        Every pair is read and checked before the first is written: one bad file, or a file without a
+        partner (unless `skip_unmatched`, which lists it as skipped), adds nothing and the one-line error
+        names each. A pair already in the dataset (or earlier in the folder) is skipped and reported with the
+        pair holding it, unless `allow_duplicate`."""
+        from .folder_import import FolderImport, find_folder_pairs
+        from .image_io import read_array
+
+        found = find_folder_pairs(folder)
+        if found.unmatched and not skip_unmatched:
+            raise DatasetInputError(
+                f"{len(found.unmatched)} file(s) of {folder} have no partner: {', '.join(found.unmatched)}; a mask of "
+                "images/NAME.ext is masks/NAME.*, NAME_mask.* or NAME_labels.*: rename them, or skip them (`skip_unmatched`)"
+            )
+        result = FolderImport(str(folder), unmatched=found.unmatched)
+        holders = {(p.image_sha256, p.mask_sha256): p.pair_id for p in self.pairs}
+        problems, new = [], []
+        for image, mask in found.pairs:
+            try:
+                _, *content = self.prepare(read_array(image), read_array(mask), **options)
+            except ProjectError as exc:
+                problems.append(f"{image.name} + {mask.name}: {exc.template if isinstance(exc, NamesInputs) else exc}")
+                continue
+            holder = holders.get(tuple(content))
+            if holder is not None and not allow_duplicate:
+                result.duplicates.append((image.name, holder))
+            else:
+                holders.setdefault(tuple(content), f"images/{image.name}")
+                new.append((image, mask))
+        if problems:
+            raise DatasetInputError(f"{len(problems)} of {len(found.pairs)} pair(s) of {folder} cannot be added, so none was: {'; '.join(problems)}")
+        for image, mask in new:  # each add reads and checks its files again, under the lock
+            try:
+                result.added.append(self.add_files(image, mask, source="imported", allow_duplicate=allow_duplicate, **options))
+            except ProjectError as exc:  # changed since it was checked (another process, a file replaced)
+                done = f"{len(result.added)} pair(s) of the folder were added before it ({', '.join(r.pair_id for r in result.added) or 'none'})"
+                raise DatasetError(f"{image.name} + {mask.name}: {exc}; {done}") from None
+        return result
 
     # ----------------------------------------------------------------- change
     def set_split(self, pair_id: str, split: Split) -> PairRecord:
@@ -265,6 +313,11 @@ def pairs_sha256(pairs: Sequence[PairRecord]) -> str:
 
     content = sorted((p.pair_id, p.image_sha256, p.mask_sha256, p.split) for p in pairs)
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _holding(manifest: DatasetManifest, image_sha: str, mask_sha: str) -> PairRecord | None:
+    """The pair holding this image and mask content, if any."""
+    return next((p for p in manifest.pairs if (p.image_sha256, p.mask_sha256) == (image_sha, mask_sha)), None)
 
 
 def load_pair_arrays(project: ProjectFiles, record: PairRecord) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,8 @@ ACCEPTED_FORMATS = (
 _TIFF = (".tif", ".tiff")
 _PILLOW = (".png", ".jpg", ".jpeg")
 _ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
+READABLE_SUFFIXES = (*_TIFF, *_PILLOW, ".npy", ".zarr")
+"""File name suffixes `read_array` reads (a folder with Zarr metadata is read too)."""
 
 
 def _fail(path: Path, problem: str, fix: str = "") -> DatasetError:

@@ -30,7 +30,10 @@ from qtpy.QtWidgets import (
 
 from ...project.dataset import SPLITS
 from ...project.errors import DatasetError, ProjectError
+from ...project.folder_import import find_folder_pairs
+from ...project.label_maps import parse_label_map
 from ...project.masks import MASK_MODES
+from ..layer_choice import image_data
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
 
@@ -45,55 +48,6 @@ AXIS_CHOICES: tuple[tuple[str, int | None], ...] = (
 )
 IMAGE_ROLE, MASK_ROLE = "dataset.image", "dataset.mask"
 COLUMNS = ("pair", "split", "shape", "source", "used by")
-FOLDER_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
-
-
-def parse_label_map(text: str) -> dict[int, int]:
-    """'1:1,2:1,5:2' -> {1: 1, 2: 1, 5: 2}; a malformed item is a one-line `DatasetError`."""
-    mapping: dict[int, int] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        source, sep, target = item.partition(":")
-        if not sep:
-            raise DatasetError(f"label map item {item!r} needs a colon: write source:target pairs, e.g. 1:1,2:1")
-        try:
-            mapping[int(source)] = int(target)
-        except ValueError:
-            raise DatasetError(f"label map item {item!r} is not source:target with whole numbers, e.g. 1:1,2:1") from None
-    if not mapping:
-        raise DatasetError("mask mode label-map needs a label map: source:target pairs, e.g. 1:1,2:1")
-    return mapping
-
-
-def find_folder_pairs(folder: str | Path) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(image, mask) files of `folder/images` and `folder/masks` matched by name (`a.tif` with
-    `a.tif`, `a.png` or `a_mask.tif`), and the image names without a mask."""
-    root = Path(folder).expanduser()
-    images_dir, masks_dir = root / "images", root / "masks"
-    if not images_dir.is_dir() or not masks_dir.is_dir():
-        raise DatasetError(f"{root} needs an images/ and a masks/ subfolder holding same-named files (or NAME_mask files)")
-
-    def entries(directory: Path) -> list[Path]:
-        return sorted(p for p in directory.iterdir() if not p.name.startswith(".") and p.suffix.lower() in FOLDER_SUFFIXES)
-
-    masks: dict[str, Path] = {}
-    for mask in entries(masks_dir):
-        masks.setdefault(mask.name, mask)
-        masks.setdefault(mask.stem, mask)
-    pairs, unmatched = [], []
-    for image in entries(images_dir):
-        mask = next((masks[k] for k in (image.name, image.stem, f"{image.stem}_mask") if k in masks), None)
-        if mask is None:
-            unmatched.append(image.name)
-        else:
-            pairs.append((image, mask))
-    if not pairs:
-        raise DatasetError(f"no image in {images_dir} has a mask of the same name (or NAME_mask) in {masks_dir}")
-    return pairs, unmatched
-
-
-def layer_data(layer) -> Any:
-    """The layer's array (full-resolution level of a multiscale layer)."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
 def _axis_combo(tooltip: str) -> QComboBox:
@@ -277,7 +231,7 @@ class DatasetTab(ProjectTab):
         layer = self.image_layer()
         if layer is None:
             return None
-        shape = tuple(np.shape(layer_data(layer)))
+        shape = tuple(np.shape(image_data(layer)))
         axis = self.channel_axis.currentData()
         if axis is not None:
             if not -len(shape) <= axis < len(shape):
@@ -315,7 +269,7 @@ class DatasetTab(ProjectTab):
         if not self.slice_check.isChecked():
             self.slice_spin.setValue(min(max(self._viewer_slice(), 0), depth - 1))
         mask = self.mask_layer()
-        mask_2d = mask is not None and np.ndim(layer_data(mask)) == 2
+        mask_2d = mask is not None and np.ndim(image_data(mask)) == 2
         self.shape_hint.setText(
             f"The image is a {depth}-slice stack and the mask is 2D: tick 'one slice' to save slice "
             f"{self.slice_spin.value()} as a 2D pair."
@@ -374,8 +328,8 @@ class DatasetTab(ProjectTab):
             options["slice_index"] = self.slice_spin.value()
         record = self.run_action(
             project.dataset.add,
-            layer_data(image),
-            layer_data(mask),
+            image_data(image),
+            image_data(mask),
             **options,
             image_layer=image.name,
             mask_layer=mask.name,
@@ -456,32 +410,22 @@ class DatasetTab(ProjectTab):
             self.import_folder(folder)
 
     def import_folder(self, folder: str | Path):
-        """Add every matched images/ + masks/ pair with `project.dataset.add_files` in a worker thread
-        (mask mode, channel axis and split from the controls); returns the started worker or None."""
+        """`project.dataset.add_folder` (as `nta add-folder --skip-unmatched`) in a worker thread, with the mask
+        mode, channel axes and split of the controls; returns the started worker or None (message shown)."""
         project = self.session.project
         if project is None:
             return None
         try:
-            pairs, unmatched = find_folder_pairs(folder)
+            found = find_folder_pairs(folder)  # a folder without images/ + masks/ is refused at once
             options = self._options()
         except ProjectError as exc:
             self.show_message(str(exc), error=True)
             return None
-
-        def work() -> tuple[list[str], list[str], list[str]]:
-            added, failed = [], []
-            for image, mask in pairs:
-                try:
-                    added.append(project.dataset.add_files(image, mask, source="imported", **options).pair_id)
-                except ProjectError as exc:
-                    failed.append(f"{image.name}: {exc}")
-            return added, failed, unmatched
-
-        worker = task_worker(work)
+        worker = task_worker(lambda: project.dataset.add_folder(folder, skip_unmatched=True, **options))
         worker.returned.connect(self._folder_imported)
         self._import_worker = worker
         self.import_button.setEnabled(False)
-        self.show_message(f"Importing {len(pairs)} pair(s) from {Path(folder).name}…")
+        self.show_message(f"Importing {len(found.pairs)} pair(s) from {Path(folder).name}…")
         worker.start()
         return worker
 
@@ -489,16 +433,18 @@ class DatasetTab(ProjectTab):
         self._import_worker = None
         self.import_button.setEnabled(True)
         if isinstance(result, TaskFailed):
-            self.show_message(f"Folder import failed: {result.message}", error=True)
+            self.show_message(f"Folder import failed, nothing was added: {result.message}", error=True)
             return
-        added, failed, unmatched = result
         self.session.updated()
+        added = [record.pair_id for record in result.added]
         text = f"Imported {len(added)} pair(s)" + (f" ({added[0]}..{added[-1]})" if added else "")
-        if unmatched:
-            text += f"; {len(unmatched)} image(s) without a mask skipped ({', '.join(unmatched[:3])})"
-        if failed:
-            text += f"; {len(failed)} refused: {failed[0]}"
-        self.show_message(text + ".", error=bool(failed) or not added)
+        if result.duplicates:
+            image, holder = result.duplicates[0]
+            text += f"; {len(result.duplicates)} already in the dataset skipped ({image} = {holder}{', ...' if len(result.duplicates) > 1 else ''})"
+        if result.unmatched:
+            names = [name.partition("/")[2] for name in result.unmatched]
+            text += f"; {len(names)} file(s) without a partner skipped ({', '.join(names[:3])})"
+        self.show_message(text + ".", error=not added)
 
     # ------------------------------------------------------------------ project
     def _project_changed(self, project) -> None:
