@@ -222,6 +222,17 @@ def test_an_empty_label_map_is_refused_naming_the_field(setup):
     assert session.project.dataset.pairs == []
 
 
+def test_a_multiscale_layer_adds_its_full_resolution(setup):
+    from napari_training_assistant.napari.layer_choice import image_data
+
+    viewer, session, tab = setup()
+    image = _image((64, 64))
+    layer = viewer.add_image([image, image[::2, ::2]], multiscale=True, name="pyramid")
+    viewer.add_labels([_mask((64, 64)), _mask((32, 32))], multiscale=True, name="mask pyramid")
+    assert image_data(layer) is layer.data[0]
+    assert tab.add_pair().image_shape == [64, 64]
+
+
 def test_layer_names_restored_on_reopen(setup, tmp_path):
     viewer, session, tab = setup()
     viewer.add_image(_image((32, 32)), name="raw")

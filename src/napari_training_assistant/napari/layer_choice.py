@@ -1,4 +1,5 @@
-"""Choosing an image layer in a tab: the viewer's Image layers in a combo that keeps (or restores) the choice."""
+"""Choosing an image layer in a tab (the viewer's Image layers in a combo that keeps or restores the choice),
+and the full-resolution array of any layer."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def image_layers(viewer) -> list:
 
 
 def image_data(layer) -> Any:
-    """The full-resolution array of an image layer (level 0 of a multiscale one)."""
+    """The full-resolution array of a layer (level 0 of a multiscale image or labels layer): the one place the
+    tabs read layer data from."""
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .layer_choice import image_data
+
 POSITIVE, NEGATIVE = "#33dd55", "#ff4040"
 SHAPES_MODES = ("2d_box", "2d_exemplar")
 
@@ -50,7 +52,7 @@ def ensure_prompt_layer(viewer, mode: str, name: str, image_layer, positive: boo
 def _image_extent(image_layer) -> float:
     if image_layer is None:
         return 256.0
-    shape = np.shape(image_layer.data[0] if getattr(image_layer, "multiscale", False) else image_layer.data)
+    shape = np.shape(image_data(image_layer))
     return float(max(shape[-3:-1] if getattr(image_layer, "rgb", False) else shape[-2:]))
 
 

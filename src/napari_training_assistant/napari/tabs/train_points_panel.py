@@ -33,6 +33,7 @@ from ...data.annotations import (
 from ...project.errors import ProjectError
 from ...project.run_options import TrainOptions
 from ..child_tasks import train_points_layers, train_points_spec
+from ..layer_choice import image_data
 from ..point_data import DATA_FOLDER, layer_spec, spec_preview
 
 SOURCES = ("Spec file (YAML)", "Layers in the viewer")
@@ -174,13 +175,13 @@ class PointsPanel(QWidget):
                 "3D pre/post model; create a separate project for synapses"
             )
         image = self._layer("image")
-        volume = _array(image)
+        volume = image_data(image)
         if volume.ndim != 3:
             raise ProjectError(f"image layer {image.name!r} has {volume.ndim} axes: point windows need a 3D (z, y, x) volume")
         volumes = {"img": volume}
         for key in ("label0", "label1"):
             layer = self._layer(key)
-            volumes[key] = _array(layer)
+            volumes[key] = image_data(layer)
             if volumes[key].shape != volume.shape:
                 raise ProjectError(f"labels layer {layer.name!r} has shape {volumes[key].shape}, the image {volume.shape}: they must match")
         synapses = _synapses(self._layer("points"), image)
@@ -193,10 +194,6 @@ class PointsPanel(QWidget):
 
 
 # ---- helpers
-def _array(layer) -> np.ndarray:
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-
-
 def _features(layer) -> dict[str, list]:
     features = layer.features
     return {str(column): features[column].tolist() for column in features.columns}
