@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from .errors import DatasetError
 from .pixel_values import refuse_unusable_pixels
+from .schemas.manifest import MaskModeName as MaskMode
 from .user_input import DatasetInputError
 
-MaskMode = Literal["binary", "target-class", "multiclass", "label-map", "multilabel"]
-MASK_MODES: tuple[str, ...] = ("binary", "target-class", "multiclass", "label-map", "multilabel")
+MASK_MODES: tuple[str, ...] = get_args(MaskMode)
 SpatialDims = Literal["2d", "3d"]
 
 _MAX_CHANNELS_HINT = 4  # an undeclared extra axis this small is probably channels
