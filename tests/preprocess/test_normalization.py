@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from napari_training_assistant.train import normalization as norm
-from napari_training_assistant.train.normalization import (
+from napari_training_assistant.preprocess import normalization as norm
+from napari_training_assistant.preprocess.normalization import (
     NormalizationStats,
     apply_stats,
     compute_stats,

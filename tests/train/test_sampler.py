@@ -10,9 +10,9 @@ import tifffile
 import torch
 from torch.utils.data import DataLoader
 
+from napari_training_assistant.preprocess import normalize
 from napari_training_assistant.project import DatasetError, TrainingProject
 from napari_training_assistant.train.augment import Augmenter
-from napari_training_assistant.train.normalization import normalize
 from napari_training_assistant.train.sampler import (
     PairArrays,
     PatchSampler,

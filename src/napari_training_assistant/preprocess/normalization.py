@@ -1,6 +1,6 @@
 """Per-channel intensity normalisation of images for training and prediction.
 
-Modes (``TrainingSettings.normalization``):
+Modes (``TrainingSettings.normalization`` for pair training; ``region`` for point windows):
 
 ``percentile``
     the 1st and 99.8th percentiles of each channel map to 0 and 1 (values outside are
@@ -10,13 +10,18 @@ Modes (``TrainingSettings.normalization``):
 ``zscore``
     each channel gets mean 0 and standard deviation 1;
 ``none``
-    values are only cast to float32.
+    values are only cast to float32;
+``region``
+    point-windowed training: 8-bit data maps its dtype range 0..255 to 0..1, other dtypes
+    their 1st and 99.8th percentiles (estimated on about `REGION_SAMPLE` voxels), computed
+    over the whole cached region (training) or volume (prediction).
 
 Every mode is an affine map per channel, ``out = (x - offset) / scale``, so the statistics
 can be computed once per image (`compute_stats`), recorded as plain floats
 (`NormalizationStats.to_dict`) and reused for every prediction tile of that image
 (`apply_stats`).  A channel whose spread is zero (a constant image), or negligible next to
-its magnitude, gets ``scale = 1``: it maps to 0 instead of dividing by zero.
+its magnitude, gets ``scale = 1``: it maps to 0 instead of dividing by zero (``region``:
+the scale is at least `REGION_MIN_SCALE`, as point-windowed training has always done).
 
 Large channels (more than `SUBSAMPLE_ABOVE` voxels) estimate percentiles, mean and standard
 deviation on an evenly strided subsample of at most `SUBSAMPLE_ABOVE` voxels; min/max are
@@ -32,13 +37,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-NormalizationMode = Literal["percentile", "minmax", "zscore", "none"]
-MODES: tuple[str, ...] = ("percentile", "minmax", "zscore", "none")
+NormalizationMode = Literal["percentile", "minmax", "zscore", "none", "region"]
+MODES: tuple[str, ...] = ("percentile", "minmax", "zscore", "none", "region")
 
 PERCENTILE_LOW = 1.0
 PERCENTILE_HIGH = 99.8
 SUBSAMPLE_ABOVE = 10_000_000  # voxels per channel above which statistics use a strided subsample
 _RELATIVE_TOLERANCE = 1e-6  # spread below this fraction of the magnitude counts as constant
+REGION_SAMPLE = 1_000_000  # region mode: percentiles of every (size // REGION_SAMPLE)-th voxel
+REGION_MIN_SCALE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -117,10 +124,23 @@ def _affine(low: float, high: float, magnitude: float) -> tuple[float, float]:
     return low, spread
 
 
+def _region_stats(channel: np.ndarray) -> tuple[float, float, float, float]:
+    """(offset, scale, low, high) of one channel in the region mode (see the module docstring)."""
+    if channel.dtype == np.uint8:
+        return 0.0, 255.0, 0.0, 255.0
+    sample = channel.ravel()[:: max(1, channel.size // REGION_SAMPLE)].astype(np.float64)
+    low, high = (float(v) for v in np.percentile(sample, [PERCENTILE_LOW, PERCENTILE_HIGH]))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return 0.0, 1.0, low, high
+    return low, max(high - low, REGION_MIN_SCALE), low, high
+
+
 def _channel_stats(channel: np.ndarray, mode: str) -> tuple[float, float, float, float]:
     """(offset, scale, low, high) of one channel."""
     if mode == "none":
         return 0.0, 1.0, 0.0, 1.0
+    if mode == "region":
+        return _region_stats(channel)
     if mode == "minmax":
         low, high = float(np.min(channel)), float(np.max(channel))
     elif mode == "percentile":

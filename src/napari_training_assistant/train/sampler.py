@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..preprocess import NormalizationStats, apply_stats, compute_stats
 from .augment import Augmenter
-from .normalization import NormalizationStats, apply_stats, compute_stats
 
 if TYPE_CHECKING:
     from ..project import TrainingProject

@@ -9,19 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
+from ...preprocess import apply_stats, compute_stats
 from .region_cache import CachedRegion
 
 TargetForm = Literal["labels", "line_segments"]
 MARKER_RADIUS = (1, 2, 2)  # voxels (z, y, x) of the centre-synapse marker ball
-
-
-def image_scale(image: np.ndarray) -> tuple[float, float]:
-    """(offset, scale) mapping the region to about [0, 1]: dtype range for 8-bit, percentiles otherwise."""
-    if image.dtype == np.uint8:
-        return 0.0, 255.0
-    sample = image.ravel()[:: max(1, image.size // 1_000_000)].astype(np.float64)
-    low, high = np.percentile(sample, [1.0, 99.8]) if sample.size else (0.0, 1.0)
-    return float(low), float(max(high - low, 1e-6))
 
 
 def marker_ball(window: Sequence[int], centre: Sequence[float]) -> np.ndarray:
@@ -52,10 +44,11 @@ class RegionWindows(Dataset):
         self.loss_crop_pad = tuple(loss_crop_pad or (0,) * cached.box.ndim)
         self.min_nonzero_fraction = float(min_nonzero_fraction)
         self.line_point = line_point
-        self.offset, self.scale = image_scale(cached.arrays["img"])
+        # the "region" normalisation of the whole cached region, as prediction applies it to a volume
+        self.stats = compute_stats(cached.arrays["img"], "region", channel_axis_first=False)
         # per-item work kept to slicing: a lookup table for 8-bit images, binary label targets stacked
         # once per region, and the loss-mask template (crop border) built once for the window shape
-        self._lut = ((np.arange(256, dtype=np.float32) - self.offset) / self.scale) if cached.arrays["img"].dtype == np.uint8 else None
+        self._lut = self._normalise(np.arange(256, dtype=np.uint8)) if cached.arrays["img"].dtype == np.uint8 else None
         self._labels = np.stack([cached.arrays[k] > 0 for k in self.label_keys]).astype(np.uint8) if target_form == "labels" and cached.arrays else None
         self._template = self._crop_template(cached.indexer.window)
 
@@ -66,6 +59,9 @@ class RegionWindows(Dataset):
     def __len__(self) -> int:
         return len(self.cached.indexer)
 
+    def _normalise(self, image: np.ndarray) -> np.ndarray:
+        return apply_stats(image, self.stats, channel_axis_first=False)
+
     def _local(self, point: Sequence[float]) -> tuple[int, ...]:
         return tuple(int(np.round(p)) - s for p, s in zip(point, self.cached.box.start, strict=True))
 
@@ -74,7 +70,7 @@ class RegionWindows(Dataset):
         where = window.slices(self.cached.box.start)
         arrays = self.cached.arrays
         raw = arrays["img"][where]
-        image = (self._lut[raw] if self._lut is not None else (raw.astype(np.float32) - self.offset) / self.scale)[None]
+        image = (self._lut[raw] if self._lut is not None else self._normalise(raw))[None]
         # targets stay uint8 (the loss casts on the device); `valid` may be the shared template
         if self.centre_marker:
             point = self.cached.indexer.points[index]
