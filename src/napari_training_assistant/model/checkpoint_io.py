@@ -79,11 +79,16 @@ def unwrap_payload(payload: Any, path: Path) -> tuple[dict[str, torch.Tensor], d
 def load_model(checkpoint_path: str | Path) -> nn.Module:
     """Build the network a self-describing checkpoint names, load its weights, eval mode."""
     state, arch, _ = read_checkpoint(Path(checkpoint_path))
-    if arch is None:
-        raise CheckpointError(
-            f"{checkpoint_path} does not say which architecture it holds; import it into a project "
-            "(nta import-weights) so the project's architecture is recorded with it"
-        )
-    model = build_model(arch)
+    model = build_model(require_architecture(arch, checkpoint_path))
     load_state_into(model, state)
     return model.eval()
+
+
+def require_architecture(arch: dict[str, Any] | None, path: str | Path) -> dict[str, Any]:
+    """The architecture a checkpoint names; a one-line `CheckpointError` when it names none."""
+    if arch is None:
+        raise CheckpointError(
+            f"{path} does not say which architecture it holds; import it into a project "
+            "(nta import-weights) so the project's architecture is recorded with it"
+        )
+    return arch

@@ -7,19 +7,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model import load_model, read_checkpoint
+from ..model import load_model, read_checkpoint_info
+from ..preprocess import normalize, with_channel_axis
 from ..project import TrainingProject
 from ..project.clock import now
 from ..project.dataset import pairs_sha256
 from ..project.errors import ProjectError
 from .metrics import ScoreAccumulator
-from .normalization import normalize
-
-
-def checkpoint_normalization(path) -> str:
-    """The normalization the checkpoint was trained with (stored in its metadata), else percentile."""
-    _, _, meta = read_checkpoint(path)
-    return str((meta.get("metadata") or {}).get("normalization", "percentile"))
 
 
 def target_tensor(mask: np.ndarray, output_mode: str) -> torch.Tensor:
@@ -37,15 +31,14 @@ def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: li
 
     path = project.checkpoints.path_of(checkpoint_id)
     model = load_model(path)
-    mode = checkpoint_normalization(path)
+    mode = read_checkpoint_info(path).normalization
     architecture = model.architecture
     scores = ScoreAccumulator(architecture)
     records = {p.pair_id: p for p in project.dataset.pairs}
     for pair_id in pair_ids:
         image, mask = project.dataset.load(pair_id)
-        has_channels = records[pair_id].image_channels is not None
-        normalised = normalize(image, mode, channel_axis_first=has_channels)
-        probabilities = predict_image(model, normalised if has_channels else normalised[None])
+        image = with_channel_axis(image, 0 if records[pair_id].image_channels is not None else None)
+        probabilities = predict_image(model, normalize(image, mode, channel_axis_first=True))
         scores.update(torch.from_numpy(probabilities)[None], target_tensor(mask, architecture["output_mode"]), from_logits=False)
     return scores.compute()
 
