@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from ..model import load_model
+from ..model import load_model, read_checkpoint_info
+from ..model.device import cuda_available, torch_device
 from ..model.unet import level_factors, validate_architecture
+from ..preprocess import model_input, normalize
 from ..project import TrainingProject
-from ..project.masks import to_channel_first
 from ..project.pixel_values import refuse_unusable_pixels
 from ..project.run_options import PredictOptions
 from ..project.schemas import PredictionRecord
-from ..project.user_input import DatasetInputError
 from .tiling import predict_image, probabilities_to_labels
 
 
@@ -32,32 +32,23 @@ def predict_array(
     device: str | None = None,
     save_probabilities: bool = False,
 ) -> PredictionRecord:
-    from ..train.benchmark import checkpoint_normalization
-    from ..train.normalization import normalize
-
+    """Predict `image` with a checkpoint of any kind the project trains (pairs, point windows without a
+    centre marker), normalised as it was trained; tiles default to a point model's window size."""
     options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
     image = np.asarray(image)
     refuse_unusable_pixels(image, f"image {source}", "replace them (e.g. numpy.nan_to_num) or crop them away")
     record = project.checkpoints.get(checkpoint_id)
     path = project.layout.absolute(record.path)
+    info = read_checkpoint_info(path)
+    info.require_applicable(record.checkpoint_id)
     model = load_model(path)
     architecture = model.architecture
-    tile_size = options.tile_for(architecture["spatial_dims"], level_factors(validate_architecture(architecture)))
+    tile_size = options.tile_for(info.spatial_dims, level_factors(validate_architecture(architecture))) or info.tile_size
     overlap, batch_size = options.overlap, options.batch_size
-    image = to_channel_first(image, channel_axis)
-    channels = image.shape[0] if channel_axis is not None else 1
-    spatial = image.shape[1:] if channel_axis is not None else image.shape
-    expected_dims = 3 if architecture["spatial_dims"] == "3d" else 2
-    if channels != architecture["input_channels"] or len(spatial) != expected_dims:
-        raise DatasetInputError(
-            f"image {source} has shape {tuple(np.shape(image))} ({channels} channel(s), {len(spatial)}D) but "
-            f"{record.checkpoint_id} expects {architecture['input_channels']} channel(s), {architecture['spatial_dims']}: "
-            "declare the channel axis (`channel_axis`) or choose another checkpoint"
-        )
-    mode = checkpoint_normalization(path)
-    normalised = normalize(image, mode, channel_axis_first=channel_axis is not None)
-    if channel_axis is None:
-        normalised = normalised[None]
+    image = model_input(
+        image, channel_axis, channels=info.input_channels, spatial_dims=info.spatial_dims, source=source, model=record.checkpoint_id
+    )
+    normalised = normalize(image, info.normalization, channel_axis_first=True)
     started = time.perf_counter()
     probabilities = predict_image(
         model,
@@ -74,9 +65,10 @@ def predict_array(
         "overlap": overlap,
         "batch_size": batch_size,
         "device": device or "auto",
-        "normalization": mode,
+        "normalization": info.normalization,
         "output_mode": architecture["output_mode"],
         "threshold": architecture.get("threshold"),
+        **info.prediction_parameters(),
     }
     return project.predictions.save(
         labels,
@@ -98,13 +90,5 @@ def predict_file(
 
 
 def _torch_device(device: str | None):
-    if device in (None, "auto"):
-        import torch
-
-        return torch.device("cuda") if torch.cuda.is_available() else None
-    from ..train.options import resolve_device
-
-    accelerator, indices = resolve_device(device)
-    import torch
-
-    return torch.device(f"cuda:{indices[0]}" if accelerator == "cuda" and indices else accelerator)
+    """The asked device; `auto` is the GPU when there is one, else the model's own (CPU)."""
+    return None if device in (None, "auto") and not cuda_available() else torch_device(device)
