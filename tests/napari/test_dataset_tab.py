@@ -7,9 +7,9 @@ import pytest
 
 from napari_training_assistant.napari.session import ProjectSession
 from napari_training_assistant.napari.tabs.dataset_tab import DatasetTab
+from napari_training_assistant.project import DatasetError
 from napari_training_assistant.project.folder_import import find_folder_pairs
 from napari_training_assistant.project.label_maps import parse_label_map
-from napari_training_assistant.project import DatasetError
 
 pytestmark = pytest.mark.qt
 

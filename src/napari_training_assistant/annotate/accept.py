@@ -14,7 +14,7 @@ from ..project import TrainingProject
 from ..project.schemas.manifest import PairRecord
 from .errors import Sam3Error
 
-AcceptForm = Literal["slice", "stack", "slices"]
+AcceptForm = Literal["slice", "slices", "stack"]
 
 
 def accept_preview(

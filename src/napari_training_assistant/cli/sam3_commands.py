@@ -5,22 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..annotate.model_folder import SAM3_DEVICE_HELP, SAM3_SPATIAL, validate_model_folder
 from .output import JSON_HELP, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sam3-check", help="validate a SAM3 model folder (and with --load, load it and time one prompt)")
     p.add_argument("folder", type=Path, help="SAM3 model folder")
-    p.add_argument("--mode", choices=("2d", "3d"), default="2d", help="2d: image modes; 3d: SAM3.1 multiplex propagation")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (CPU is valid for 2d only)")
+    p.add_argument("--mode", choices=SAM3_SPATIAL, default="2d", help="2d: image modes; 3d: SAM3.1 multiplex propagation")
+    p.add_argument("--device", default="auto", help=SAM3_DEVICE_HELP)
     p.add_argument("--load", action="store_true", help="2d: load the model, embed a generated image and run one box prompt")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=sam3_check)
 
 
 def sam3_check(args: argparse.Namespace) -> int:
-    from ..annotate.model_folder import validate_model_folder
-
     folder = validate_model_folder(args.folder, args.mode, args.device)
     report = {"folder": str(folder.path), "backend": folder.kind, "weights": folder.weights.name, "device": folder.device}
     if args.load and args.mode == "2d":

@@ -9,6 +9,8 @@ written once; `CheckedInputs` turns a pydantic `ValidationError` into one such l
 from __future__ import annotations
 
 import re
+import types
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -54,6 +56,16 @@ def field_type(model: type[BaseModel], name: str) -> Any:
     """`Annotated[type, *constraints]` of a schema field, to declare the same range elsewhere."""
     info = model.model_fields[name]
     return Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+
+
+def field_choices(model: type[BaseModel], name: str) -> tuple[str, ...]:
+    """The values a `Literal` field allows (`None` left out), as text: argparse choices and combo-box items."""
+    annotation = model.model_fields[name].annotation
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    values = [value for option in options if typing.get_origin(option) is typing.Literal for value in typing.get_args(option)]
+    if not values:
+        raise TypeError(f"{model.__name__}.{name} is not a Literal field")
+    return tuple(str(value) for value in values)
 
 
 def cut(text: str, limit: int = MAX_ECHO) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from qtpy.QtWidgets import (
     QComboBox,
@@ -32,6 +32,7 @@ from ...project.schemas.architecture import (
     architecture_differences,
     default_architecture,
 )
+from ...project.user_input import field_choices
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
 
@@ -39,7 +40,7 @@ ERROR_STYLE = "color: #ff6b6b;"
 
 
 def _choices(field: str) -> list[str]:
-    return list(get_args(ArchitectureConfig.model_fields[field].annotation))
+    return list(field_choices(ArchitectureConfig, field))
 
 
 def parse_levels(text: str) -> list[int]:

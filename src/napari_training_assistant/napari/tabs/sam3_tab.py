@@ -7,7 +7,7 @@ The tab holds no SAM3 logic: model folders are checked by `annotate.model_folder
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -23,27 +23,29 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ...annotate.accept import AcceptForm
 from ...annotate.annotator import Annotator
 from ...annotate.errors import Sam3Error
 from ...annotate.from_layers import frame_prompts, image_plane, prompts_for_mode
+from ...annotate.model_folder import SAM3_DEVICES, validate_model_folder
 from ...annotate.prompts import FramePrompts, Prompts
 from ...cancel import CancelToken
 from ...project.errors import ProjectError
-from ...project.schemas.sam3 import DEFAULT_LAYER_NAMES
+from ...project.schemas.sam3 import DEFAULT_LAYER_NAMES, PromptMode
 from .. import sam3_layers
 from ..frame_writer import FrameWriter
 from ..layer_choice import chosen_image, image_data, refill_image_combo
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
 
-MODES = {
+MODE_LABELS = {  # shown text of each prompt mode (`Sam3Config.prompt_mode`)
     "2d_box": "2D box",
     "2d_points": "2D points",
     "live_points": "Live points",
     "2d_exemplar": "2D exemplar (find similar)",
     "3d_multiplex": "3D / multiplex propagation",
 }
-FORMS = {"slice": "slice pair (2D)", "slices": "one pair per labelled slice", "stack": "stack pair (3D)"}
+FORM_LABELS = {"slice": "slice pair (2D)", "slices": "one pair per labelled slice", "stack": "stack pair (3D)"}  # of `AcceptForm`
 LIVE_DEBOUNCE_MS = 150
 LAYER_KEY = "sam3_image"
 
@@ -70,7 +72,7 @@ class Sam3Tab(ProjectTab):
         self.image_folder, image_row = self._folder_edit("SAM3.0 image model folder: model.safetensors + config.json, or sam3.pt")
         self.multiplex_folder, multiplex_row = self._folder_edit("SAM3.1 model folder with sam3.1_multiplex.pt (3D propagation, CUDA)")
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.addItems(SAM3_DEVICES)
         self.device.setToolTip("auto: CUDA when present; CPU is valid for 2D modes only")
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.05, 0.95)
@@ -78,8 +80,8 @@ class Sam3Tab(ProjectTab):
         self.threshold.setValue(0.5)
         self.threshold.setToolTip("Mask probability (and exemplar detection score) threshold")
         self.mode = QComboBox()
-        for key, text in MODES.items():
-            self.mode.addItem(text, key)
+        for key in get_args(PromptMode):
+            self.mode.addItem(MODE_LABELS[key], key)
         self.mode.setToolTip("Which prompt layer to draw in; it is created (or reused) over the image")
         self.layer_button = QPushButton("Prompt layer")
         self.layer_button.setToolTip("Create (or select) the current mode's prompt layer over the image and start drawing")
@@ -103,8 +105,8 @@ class Sam3Tab(ProjectTab):
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
         self.form_combo = QComboBox()
-        for key, text in FORMS.items():
-            self.form_combo.addItem(text, key)
+        for key in get_args(AcceptForm):
+            self.form_combo.addItem(FORM_LABELS[key], key)
         self.form_combo.setToolTip("How an accepted preview enters the dataset (a 2D preview on a stack is always a slice pair)")
         self.mask_mode = QComboBox()
         self.mask_mode.setToolTip("binary: every object is foreground; target-class: every object becomes the chosen class")
@@ -329,8 +331,6 @@ class Sam3Tab(ProjectTab):
             return False
 
     def _folder(self, spatial: str):
-        from ...annotate.model_folder import validate_model_folder
-
         edit = self.image_folder if spatial == "2d" else self.multiplex_folder
         return validate_model_folder(edit.text().strip() or None, spatial, self.device.currentText())
 
