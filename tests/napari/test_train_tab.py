@@ -155,8 +155,9 @@ def test_a_short_run_from_the_tab_registers_a_checkpoint(make_tab, session, make
     assert tab.decisions.rowCount() > 0  # auto-configuration decisions, re-read after the run
 
     # the tab's settings are kept in the project and restored on reopen
-    saved = project.config.ui.selected_layers
+    saved = project.config.ui.train_tab
     assert saved["train.epochs"] == "2" and saved["train.mode"] == "pairs" and saved["train.device"] == "cpu"
+    assert project.config.training.training_mode == "pairs" and "train.epochs" not in project.config.ui.selected_layers
     tab.epochs.setValue(7)
     session.open(project.root)
     assert tab.epochs.value() == 2 and tab.samples.value() == 4
@@ -368,7 +369,7 @@ def test_point_windowed_training_from_a_spec_file(make_tab, session, make_projec
     assert trained.checkpoints.get(result.checkpoint_id).training_mode == "point_windows"
     assert "synapse-project" in tab.message.text()
     assert tab.monitor.plot.point_count == 1
-    assert session.project.config.ui.selected_layers["train.spec"] == str(paths["spec"])
+    assert session.project.config.ui.train_tab["train.spec"] == str(paths["spec"])
 
 
 def add_synapse_layers(viewer, em) -> None:
@@ -426,5 +427,6 @@ def test_point_windowed_training_from_viewer_layers(make_tab, session, synapse_v
     spec = yaml.safe_load((project.root / "point_data" / "spec.yaml").read_text())
     assert spec["window_size"] == [8, 32, 32] and spec["resolution"] == [40.0, 4.0, 4.0]
     assert project.architecture.spatial_dims == "3d"
-    saved = project.config.ui.selected_layers
+    assert project.config.training.training_mode == "point_windows"
+    saved = project.config.ui.train_tab
     assert saved["train.points"] == "synapses" and saved["train.regions"] == "regions" and saved["train.image"] == "em"

@@ -235,7 +235,7 @@ def test_version_0_project_config_is_migrated(project):
     # the next write stores the migrated form and keeps the old file as <file>.v0.orig
     opened.update_config(lambda c: setattr(c, "notes", "migrated"))
     on_disk = json.loads(opened.layout.project_config.read_text())
-    assert on_disk["schema_version"] == 1
+    assert on_disk["schema_version"] == ProjectConfig.SCHEMA_VERSION
     assert on_disk["project_name"] == "legacy cells"
     assert "name" not in on_disk
     original = opened.layout.project_config.with_name("project_config.json.v0.orig")
@@ -243,6 +243,21 @@ def test_version_0_project_config_is_migrated(project):
     opened.update_config(lambda c: setattr(c, "notes", "again"))  # kept once, never overwritten
     assert json.loads(original.read_text())["name"] == "legacy cells"
     assert TrainingProject.open(project.root).config.ui.selected_layers["image"] == "raw image"
+
+
+def test_version_1_project_config_moves_the_train_tab_settings_out_of_the_selected_layers(project):
+    data = json.loads(project.layout.project_config.read_text())
+    data["schema_version"] = 1
+    data["ui"] = {"selected_layers": {"dataset.image": "raw", "train.epochs": "7", "train.points": "synapses"}, "active_tab": "Train"}
+    project.layout.project_config.write_text(json.dumps(data))
+    opened = TrainingProject.open(project.root)
+    ui = opened.config.ui
+    assert ui.selected_layers == {"dataset.image": "raw"}
+    assert ui.train_tab == {"train.epochs": "7", "train.points": "synapses"} and ui.active_tab == "Train"
+    opened.update_config(lambda c: setattr(c, "notes", "migrated"))
+    assert json.loads(opened.layout.project_config.read_text())["ui"]["train_tab"]["train.epochs"] == "7"
+    original = opened.layout.project_config.with_name("project_config.json.v1.orig")
+    assert json.loads(original.read_text())["ui"]["selected_layers"]["train.epochs"] == "7"
 
 
 def test_version_0_project_config_without_a_date_gets_one(project):

@@ -547,3 +547,11 @@ def test_class_names_follow_a_changed_class_count(tmp_path):
     assert project.config.class_names == ["background", "nucleus"]
     project.set_architecture(default_architecture("2d", "binary", preset="small_unet"))  # same count: kept
     assert project.config.class_names == ["background", "nucleus"]
+
+
+def test_the_training_mode_of_the_last_run_started_is_remembered(project):
+    assert project.config.training.training_mode == "pairs"
+    project.set_training_mode("point_windows")
+    assert TrainingProject.open(project.root).config.training.training_mode == "point_windows"
+    with pytest.raises(ValueError, match="training_mode"):
+        project.set_training_mode("windows")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..project import TrainingProject
+from ..project.devices import DEVICE_HELP
 from ..project.run_options import PredictOptions, TrainOptions
 from .dataset_commands import require_zarr_for_dataset
 from .output import JSON_HELP, emit_json, fmt_metric
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict_option(p, "--tile-size", "tile_size", "tile edge, one value per spatial axis or one for all (default: from the model)")
     predict_option(p, "--overlap", "overlap", "share of a tile overlapping its neighbour")
     predict_option(p, "--batch-size", "batch_size", "tiles per forward pass (default: by tile size)")
-    predict_option(p, "--device", "device", "auto, cpu, cuda, cuda:N or mps (default: auto)")
+    predict_option(p, "--device", "device", f"{DEVICE_HELP} (default: auto)")
     p.add_argument("--save-probabilities", action="store_true", help="also save the probabilities (float32 TIFF)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=predict)
@@ -72,7 +73,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, start_default: str) -> None:
     train_option(p, "--batch-size", "batch_size", "patches per step (default: auto)")
     train_option(p, "--lr", "learning_rate", "learning rate (default: the project's setting)")
     train_option(p, "--start", "start", f"scratch, latest, checkpoint:ID or imported:ID (default: {start_default})")
-    train_option(p, "--device", "device", "auto, cpu, cuda, cuda:N or mps")
+    train_option(p, "--device", "device", DEVICE_HELP)
     train_option(p, "--devices", "devices", "processes/GPUs per machine; >1 trains with DDP")
     train_option(p, "--num-nodes", "num_nodes", "machines (DDP across nodes, e.g. under SLURM/torchrun)")
     train_option(p, "--precision", "precision", "numeric precision (default: auto)")
@@ -121,6 +122,7 @@ def train(args: argparse.Namespace) -> int:
         keep_architecture=args.keep_architecture,
     )
     options.patch_size_for(project.architecture.spatial_dims)  # a count that does not fit: refused before the run
+    project.set_training_mode("pairs")
     result = train_project(project, options, listener=_progress_printer(quiet=args.json), launcher="cli")
     return _report(result, args.json)
 

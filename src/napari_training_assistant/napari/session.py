@@ -63,8 +63,9 @@ class ProjectSession:
     def status(self) -> dict[str, Any] | None:
         return project_status(self.project) if self.project is not None else None
 
-    def remember(self, *, tab: str | None = None, layers: dict[str, str] | None = None) -> None:
-        """Persist UI state (active tab, selected layer names) into project_config.json."""
+    def remember(self, *, tab: str | None = None, layers: dict[str, str] | None = None, train_tab: dict[str, str] | None = None) -> None:
+        """Persist UI state into project_config.json: the active tab, selected layer names (role -> name),
+        the Train tab's settings."""
         if self.project is None:
             return
 
@@ -73,5 +74,7 @@ class ProjectSession:
                 config.ui.active_tab = tab
             if layers:
                 config.ui.selected_layers = {**config.ui.selected_layers, **layers}
+            if train_tab:
+                config.ui.train_tab = {**config.ui.train_tab, **train_tab}
 
         self.project.update_config(change)

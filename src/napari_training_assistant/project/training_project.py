@@ -203,6 +203,14 @@ class TrainingProject:
         self.write(self.layout.starting_weights, choice)
         return choice
 
+    def set_training_mode(self, mode: str) -> None:
+        """Remember the training mode of the run being started: `pairs` or `point_windows`."""
+
+        def change(config: ProjectConfig) -> None:
+            config.training.training_mode = mode  # type: ignore[assignment]  # checked against the Literal
+
+        self.update_config(change)
+
     def update_config(self, change: Callable[[ProjectConfig], None]) -> ProjectConfig:
         return self.update(self.layout.project_config, ProjectConfig, change)
 

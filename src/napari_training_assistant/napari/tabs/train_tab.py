@@ -33,8 +33,11 @@ from qtpy.QtWidgets import (
 )
 
 from ...progress import ProgressEvent
+from ...project.devices import DEVICE_NAMES
 from ...project.errors import ProjectError
 from ...project.run_options import TrainOptions
+from ...project.schemas import StartingWeightsConfig, TrainingSettings
+from ...project.user_input import field_choices
 from ..child_process import HARD_STOP_S
 from ..child_tasks import train_pairs
 from ..plot_widget import RunMonitor
@@ -42,9 +45,7 @@ from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 from .train_points_panel import PointsPanel, number, row, spin
 
-MODES = ("Pair training", "Point-windowed")
-STARTS = ("scratch", "latest", "checkpoint", "imported")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+MODE_LABELS = {"pairs": "Pair training", "point_windows": "Point-windowed"}  # shown text of each training mode
 
 
 class TrainTab(ProjectTab):
@@ -62,7 +63,8 @@ class TrainTab(ProjectTab):
         layout = QVBoxLayout(content)
         layout.setContentsMargins(0, 0, 0, 0)
         self.mode = QComboBox()
-        self.mode.addItems(MODES)
+        for mode in field_choices(TrainingSettings, "training_mode"):
+            self.mode.addItem(MODE_LABELS[mode], mode)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         layout.addWidget(row(QLabel("Training mode"), self.mode))
         self.pages = QStackedWidget()
@@ -102,7 +104,7 @@ class TrainTab(ProjectTab):
         group = QGroupBox("Parameters")
         form = QFormLayout(group)
         self.start_choice, self.start_id = QComboBox(), QComboBox()
-        self.start_choice.addItems(STARTS)
+        self.start_choice.addItems(field_choices(StartingWeightsConfig, "choice"))
         self.start_choice.currentIndexChanged.connect(self._fill_start_ids)
         form.addRow("Starting point", row(self.start_choice, self.start_id))
         self.epochs = spin(QSpinBox(), 1, 100_000, 20)
@@ -116,7 +118,7 @@ class TrainTab(ProjectTab):
         self.samples.setToolTip("training patches (windows) per epoch; auto: the planner decides")
         self.device = QComboBox()
         self.device.setEditable(True)
-        self.device.addItems(DEVICES)
+        self.device.addItems(DEVICE_NAMES)
         for label, widget in (("Epochs", self.epochs), ("Batch size", self.batch), ("Patch size", self.patch), ("Learning rate", self.lr), ("Samples per epoch", self.samples), ("Device", self.device)):
             form.addRow(label, widget)
         self.form = form
@@ -158,9 +160,10 @@ class TrainTab(ProjectTab):
 
     def _restore(self, project) -> None:
         config = project.config
-        saved = {k: v for k, v in config.ui.selected_layers.items() if k.startswith("train.")}
+        saved = config.ui.train_tab
         training = config.training
-        self.mode.setCurrentIndex(1 if saved.get("train.mode", training.training_mode) in ("points", "point_windows") else 0)
+        mode = saved.get("train.mode", training.training_mode)
+        self.mode.setCurrentIndex(max(self.mode.findData("point_windows" if mode == "points" else mode), 0))  # older files: "points"
         self.epochs.setValue(number(int, saved.get("train.epochs"), training.epochs))
         self.lr.setValue(number(float, saved.get("train.lr"), training.learning_rate))
         self.batch.setValue(number(int, saved.get("train.batch"), training.batch_size or 0))
@@ -178,7 +181,7 @@ class TrainTab(ProjectTab):
 
     def _settings(self) -> dict[str, str]:
         values = {
-            "train.mode": "points" if self.point_mode else "pairs",
+            "train.mode": self.mode.currentData(),
             "train.epochs": str(self.epochs.value()),
             "train.lr": repr(self.lr.value()),
             "train.batch": str(self.batch.value()),
@@ -196,7 +199,7 @@ class TrainTab(ProjectTab):
 
     @property
     def point_mode(self) -> bool:
-        return self.mode.currentIndex() == 1
+        return self.mode.currentData() == "point_windows"
 
     def _mode_changed(self, *_: Any) -> None:
         self.pages.setCurrentIndex(1 if self.point_mode else 0)
@@ -245,7 +248,8 @@ class TrainTab(ProjectTab):
             self.show_message(str(exc).splitlines()[0], error=True)
             return False
         (function, *args), line = run
-        self.session.remember(layers=self._settings())
+        self.session.remember(train_tab=self._settings())
+        project.set_training_mode(self.mode.currentData())
         self.task = ChildTask(function, *args, label="training", stop_reason="stopped from the Train tab", hard_stop_s=self.hard_stop_s)
         self.worker = child_worker(self.task)
         self.worker.yielded.connect(self._on_item)

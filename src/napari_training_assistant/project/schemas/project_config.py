@@ -48,7 +48,7 @@ class TrainingSettings(_Strict):
     devices: int = Field(1, ge=1, le=1024)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
     seed: Seed = 0
-    training_mode: Literal["pairs", "point_windows"] = "pairs"
+    training_mode: Literal["pairs", "point_windows"] = Field("pairs", description="the mode of the last run started (Train tab, nta train, nta train-points)")
     resume_every_s: float = Field(
         60.0, ge=1, le=86_400, allow_inf_nan=False, description="seconds of training between saves of the resume state (also saved every epoch)"
     )
@@ -65,6 +65,7 @@ class UiState(_Strict):
     """What the napari widget restores on reopen."""
 
     selected_layers: dict[str, str] = Field(default_factory=dict, description="role -> napari layer name")
+    train_tab: dict[str, str] = Field(default_factory=dict, description="the Train tab's last settings (train.* keys)")
     active_tab: str | None = None
 
 
@@ -83,7 +84,8 @@ class ProjectConfig(VersionedModel):
     auto_configuration_decisions: list[AutoConfigDecision] = Field(default_factory=list)
     ui: UiState = Field(default_factory=UiState)
 
-    MIGRATIONS: ClassVar = {0: lambda d: _from_v0(d)}
+    SCHEMA_VERSION: ClassVar[int] = 2
+    MIGRATIONS: ClassVar = {0: lambda d: _from_v0(d), 1: lambda d: _from_v1(d)}
 
 
 def _from_v0(data: dict[str, Any]) -> dict[str, Any]:
@@ -98,3 +100,14 @@ def _from_v0(data: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("created_at", datetime.now().astimezone().isoformat())
     data.setdefault("project_name", "project")
     return data
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept the Train tab's settings (train.* keys) among the selected layers: they move to
+    `ui.train_tab`."""
+    ui = data.get("ui")
+    if not isinstance(ui, dict) or not isinstance(ui.get("selected_layers"), dict):
+        return data  # nothing to move (validation reports a malformed file)
+    layers = dict(ui["selected_layers"])
+    moved = {key: layers.pop(key) for key in list(layers) if key.startswith("train.")}
+    return {**data, "ui": {**ui, "selected_layers": layers, "train_tab": {**moved, **(ui.get("train_tab") or {})}}}
