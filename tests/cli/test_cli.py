@@ -29,7 +29,7 @@ from PIL import Image
 
 from napari_training_assistant.cli import main
 from napari_training_assistant.model import build_model, describe, load_model, save_checkpoint
-from napari_training_assistant.project import ProjectError, TrainingProject
+from napari_training_assistant.project import TrainingProject
 from napari_training_assistant.project.schemas.architecture import default_architecture
 
 NTA = [sys.executable, "-m", "napari_training_assistant.cli"]

@@ -134,6 +134,9 @@ def test_train_points_registers_a_point_window_checkpoint(data, tmp_path):
     assert project.checkpoints.latest_id == "unet_run_001"
     metadata = read_checkpoint(result.checkpoint_path)[2]["metadata"]
     assert metadata["window_size"] == WINDOW and metadata["targets"] == "labels" and metadata["centre_marker"] is False
+    # the loss the module used is the one recorded (the architecture names it, its options are in the metadata)
+    assert record.architecture["loss"] == "bce" and metadata["loss"]["balance"] == "default"
+    assert project.config.training.training_mode == "point_windows"  # the project remembers its latest run's kind
 
     run_dir = tmp_path / "proj" / "history" / "runs" / "run_001"
     montage = run_dir / "montage_epoch_001.png"

@@ -122,7 +122,6 @@ def train(args: argparse.Namespace) -> int:
         keep_architecture=args.keep_architecture,
     )
     options.patch_size_for(project.architecture.spatial_dims)  # a count that does not fit: refused before the run
-    project.set_training_mode("pairs")
     result = train_project(project, options, listener=_progress_printer(quiet=args.json), launcher="cli")
     return _report(result, args.json)
 

@@ -168,6 +168,7 @@ def _record_start(project: TrainingProject, run_id: str, prepared, training_mode
     with project.locked():
         if held:
             _check_held_pairs(project, prepared, held)
+        project.set_training_mode(training_mode)  # the project remembers the kind of its latest run
         earlier = next((r for r in project.history.runs if r.run_id == run_id), None)  # a resumed run keeps its start
         project.history.record_run(
             TrainingRun(
