@@ -109,3 +109,37 @@ def tiny_sam3_folder(tmp_path_factory):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.write_tiny_sam3_folder(tmp_path_factory.mktemp("tiny_sam3"))
+
+
+@pytest.fixture
+def kill_cli_training():
+    """kill_cli_training(project_root, args, ready, after_s=0.0, within_s=180): `nta train PROJECT *args` in a
+    child process, killed with SIGKILL `after_s` seconds after `ready()` first holds; returns its exit code."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def _kill(project_root, args, ready, after_s: float = 0.0, within_s: float = 180.0) -> int:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "napari_training_assistant.cli", "train", str(project_root), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + within_s
+            while not ready():
+                assert process.poll() is None, f"training ended before it could be killed: {process.stderr.read().decode()[-2000:]}"
+                assert time.monotonic() < deadline, f"not ready to be killed within {within_s:.0f} s"
+                time.sleep(0.02)
+            time.sleep(after_s)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stderr.close()
+        return process.returncode
+
+    return _kill

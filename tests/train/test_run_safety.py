@@ -269,30 +269,12 @@ def test_non_finite_weights_are_never_registered(make_project, fast_options, mon
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_epoch_resumes_from_the_timed_state(make_project):
+def test_a_run_killed_mid_epoch_resumes_from_the_timed_state(make_project, kill_cli_training):
     project = make_project()
     project.update_config(lambda c: setattr(c.training, "resume_every_s", 1.0))
     args = ["--device", "cpu", "--epochs", "1", "--samples-per-epoch", "400", "--batch-size", "2", "--no-benchmark"]
     last = project.layout.run_dir("run_001") / "last.ckpt"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "napari_training_assistant.cli", "train", str(project.root), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while not last.is_file():
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "no resume state within 180 s"
-            time.sleep(0.05)
-        time.sleep(0.5)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+    assert kill_cli_training(project.root, args, last.is_file, after_s=0.5) == -signal.SIGKILL
     state = torch.load(last, weights_only=True)
     assert state["epoch"] == 0 and 0 < state["global_step"] < 200  # saved inside the first (only) epoch
     project = TrainingProject.open(project.root)
