@@ -12,12 +12,9 @@ from __future__ import annotations
 import builtins
 import hashlib
 import io
-import json
-import math
 import os
 import pickle
 import pickletools
-import struct
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -26,7 +23,16 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, TypeVar
 
 from .errors import CheckpointError
-from .user_input import cut, echo
+from .safetensors_reader import read_safetensors
+from .weights_metadata import (
+    DROP,
+    DTYPE_BITS,
+    MAX_NODES,
+    MAX_NODES_PER_FILE,
+    corrupt,
+    decode_architecture,
+    plain,
+)
 
 __all__ = ["ACCEPTED_SUFFIXES", "WeightsInfo", "inspect_weights", "strip_prefix"]
 
@@ -35,15 +41,7 @@ ACCEPTED_SUFFIXES = (".pt", ".pth", ".safetensors")
 # Keys under which third-party checkpoints nest the state dict, in order of preference.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 _MAX_PICKLE_BYTES = 64 * 1024**2  # a data.pkl needs ~100 bytes per tensor
-_MAX_SAFETENSORS_HEADER = 100 * 1024**2  # the limit the safetensors library itself enforces
 
-# torch dtype name -> bits per element (canonical names, as `str(torch.float32)` minus "torch.").
-_DTYPE_BITS = {
-    "bool": 8, "uint8": 8, "int8": 8, "int16": 16, "uint16": 16, "int32": 32, "uint32": 32,
-    "int64": 64, "uint64": 64, "float16": 16, "bfloat16": 16, "float32": 32, "float64": 64,
-    "complex32": 32, "complex64": 64, "complex128": 128, "float8_e4m3fn": 8, "float8_e5m2": 8,
-    "float8_e4m3fnuz": 8, "float8_e5m2fnuz": 8, "float8_e8m0fnu": 8,
-}  # fmt: skip
 _DTYPE_ALIASES = {
     "float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32",
     "short": "int16", "cfloat": "complex64", "cdouble": "complex128", "chalf": "complex32",
@@ -55,17 +53,6 @@ _STORAGE_DTYPES = {
     "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
     "ComplexFloatStorage": "complex64", "ComplexDoubleStorage": "complex128",
 }  # fmt: skip
-# The dtype codes safetensors defines -> torch dtype names (sub-byte floats, which torch lacks, by their
-# format); any other code is refused, as safetensors itself refuses it.
-_SAFETENSORS_DTYPES = {
-    "BOOL": "bool", "U8": "uint8", "I8": "int8", "I16": "int16", "U16": "uint16", "F16": "float16",
-    "BF16": "bfloat16", "I32": "int32", "U32": "uint32", "F32": "float32", "F64": "float64",
-    "I64": "int64", "U64": "uint64", "C64": "complex64", "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu", "F8_E4M3FNUZ": "float8_e4m3fnuz",
-    "F8_E5M2FNUZ": "float8_e5m2fnuz", "F4": "float4_e2m1fn", "F6_E2M3": "float6_e2m3fn", "F6_E3M2": "float6_e3m2fn",
-}  # fmt: skip
-_SUB_BYTE_BITS = {"float4_e2m1fn": 4, "float6_e2m3fn": 6, "float6_e3m2fn": 6}
-
 T = TypeVar("T")
 
 
@@ -119,7 +106,7 @@ def inspect_weights(path: str | os.PathLike[str]) -> WeightsInfo:
     if size == 0:
         raise CheckpointError(f"weights file {file} is empty; save the weights again")
     if suffix == ".safetensors":
-        tensors, dtypes, metadata, architecture = _read_safetensors(file, size)
+        tensors, dtypes, metadata, architecture = read_safetensors(file, size)
         fmt: Literal["pt", "safetensors"] = "safetensors"
     else:
         tensors, dtypes, metadata, architecture = _read_torch(file, head)
@@ -147,152 +134,6 @@ def _hash_file(file: Path) -> tuple[str, int, bytes]:
             sha.update(chunk)
             size += len(chunk)
     return sha.hexdigest(), size, head
-
-
-def _corrupt(file: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"corrupt weights file {file}: {what}; download or save it again")
-
-
-def _decode_architecture(value: Any, file: Path) -> dict[str, Any]:
-    """The architecture descriptor: a JSON-like dict, or JSON text of one."""
-    if isinstance(value, str | bytes):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError) as exc:
-            raise CheckpointError(
-                f"the 'architecture' entry of {file} is not valid JSON; save the checkpoint again"
-            ) from exc
-    plain = _plain(value, [_MAX_NODES])
-    if not isinstance(plain, dict):
-        raise CheckpointError(
-            f"the 'architecture' entry of {file} is not a plain dict; save the checkpoint again"
-        )
-    return plain
-
-
-_DROP = object()  # marks a value that is not JSON-like
-_MAX_DEPTH = 64  # deeper metadata is dropped (a pickle can also hold cycles)
-# Values visited per metadata entry and per file: a small pickle can reference one list exponentially often.
-_MAX_NODES = 20_000
-_MAX_NODES_PER_FILE = 1_000_000
-
-
-def _plain(value: Any, budget: list[int], depth: int = 0) -> Any:
-    """A JSON-like copy of `value` (tuples become lists), dropping what is not JSON-like.
-
-    Dict entries with non-str keys or non-JSON-like values are dropped (a dict emptied that way is
-    dropped too); a list with any such item is dropped as a whole. Returns `_DROP` to drop `value`.
-    `budget[0]` counts down the values visited; past it, or past `_MAX_DEPTH`, values are dropped.
-    """
-    budget[0] -= 1
-    if budget[0] < 0 or depth > _MAX_DEPTH:
-        return _DROP
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            converted = _plain(item, budget, depth + 1) if isinstance(key, str) else _DROP
-            if converted is not _DROP:
-                out[key] = converted
-        return _DROP if value and not out else out
-    if isinstance(value, list | tuple):
-        items = []
-        for item in value:
-            items.append(_plain(item, budget, depth + 1))
-            if items[-1] is _DROP:
-                return _DROP
-        return items
-    return _DROP
-
-
-# ---------------------------------------------------------------------------------------------- safetensors
-
-
-def _read_safetensors(file: Path, size: int) -> tuple[dict, dict, dict, dict | None]:
-    with file.open("rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise _corrupt(file, "too short for a safetensors header")
-        (header_len,) = struct.unpack("<Q", prefix)
-        if header_len > min(_MAX_SAFETENSORS_HEADER, size - 8):
-            raise _corrupt(file, "the safetensors header length is larger than the file (truncated?)")
-        raw = handle.read(header_len)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise _corrupt(file, "the safetensors header is not valid JSON") from exc
-    if not isinstance(header, dict):
-        raise _corrupt(file, "the safetensors header is not a JSON object")
-
-    meta_raw = header.pop("__metadata__", None) or {}
-    if not isinstance(meta_raw, dict):
-        raise _corrupt(file, "the safetensors __metadata__ is not a JSON object")
-    metadata = {str(k): v for k, v in meta_raw.items()}
-    architecture = None
-    if "architecture" in metadata:
-        architecture = _decode_architecture(metadata.pop("architecture"), file)
-
-    data_len = size - 8 - header_len
-    tensors: dict[str, tuple[int, ...]] = {}
-    dtypes: dict[str, str] = {}
-    spans: list[tuple[int, int, str]] = []
-    for name, entry in header.items():
-        try:
-            code, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-            ok = (
-                isinstance(code, str)
-                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-                and all(isinstance(o, int) and not isinstance(o, bool) for o in (begin, end))
-            )
-        except (TypeError, KeyError, ValueError):
-            ok = False
-        if not ok:
-            raise _corrupt(file, f"the header entry for tensor {echo(name)} is malformed")
-        if not 0 <= begin <= end <= data_len:
-            raise _corrupt(file, f"tensor {echo(name)} lies outside the file (truncated?)")
-        dtype = _SAFETENSORS_DTYPES.get(code)
-        if dtype is None:
-            raise _corrupt(file, f"tensor {echo(name)} has dtype {echo(code)}, which safetensors does not define")
-        bits = _DTYPE_BITS.get(dtype) or _SUB_BYTE_BITS[dtype]
-        if end - begin != (math.prod(shape) * bits + 7) // 8:
-            raise _corrupt(
-                file, f"tensor {echo(name)} has {end - begin} bytes, not what its shape and dtype need"
-            )
-        tensors[name] = tuple(shape)
-        dtypes[name] = dtype
-        spans.append((begin, end, name))
-    _check_layout(file, spans, data_len)
-    _check_with_library(file)
-    return tensors, dtypes, metadata, architecture
-
-
-def _check_layout(file: Path, spans: list[tuple[int, int, str]], data_len: int) -> None:
-    """Tensors tile the data section exactly, in offset order (the rule safetensors enforces)."""
-    position, previous = 0, None
-    for begin, end, name in sorted(spans):
-        if begin < position:
-            raise _corrupt(file, f"tensors {echo(previous)} and {echo(name)} overlap in the data section")
-        if begin > position:
-            raise _corrupt(file, f"{begin - position} byte(s) before tensor {echo(name)} belong to no tensor")
-        position, previous = end, name
-    if position != data_len:
-        raise _corrupt(file, f"{data_len - position} byte(s) after the last tensor belong to no tensor")
-
-
-def _check_with_library(file: Path) -> None:
-    """Open the file with the safetensors library itself (header only; numpy, no torch): what it
-    refuses, the project refuses too."""
-    try:
-        from safetensors import safe_open
-    except ImportError:  # the checks above stand alone
-        return
-    try:
-        with safe_open(str(file), framework="numpy"):
-            pass
-    except Exception as exc:  # SafetensorError, OSError: anything the library refuses
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise _corrupt(file, f"safetensors refuses it ({cut(reason)})") from exc
 
 
 # ---------------------------------------------------------------------------------------------- torch
@@ -371,7 +212,7 @@ def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: str | None
         needed = 0
     else:
         elements = offset + 1 + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
-        needed = (elements * _DTYPE_BITS[dtype] + 7) // 8
+        needed = (elements * DTYPE_BITS[dtype] + 7) // 8
     if storage.nbytes is not None and needed > storage.nbytes:  # None: size unknown (legacy scan)
         raise pickle.UnpicklingError("tensor data is shorter than its shape needs (truncated?)")
     return _TensorStub(size, dtype)
@@ -384,7 +225,7 @@ def _rebuild_tensor_v2(storage: Any, offset: Any, size: Any, stride: Any, *_rest
 def _rebuild_tensor_v3(
     storage: Any, offset: Any, size: Any, stride: Any, _grad: Any, _hooks: Any, dtype: Any, *_rest: Any
 ) -> _TensorStub:
-    if not (isinstance(dtype, str) and dtype in _DTYPE_BITS):
+    if not (isinstance(dtype, str) and dtype in DTYPE_BITS):
         raise pickle.UnpicklingError("malformed tensor dtype")
     return _tensor(storage, offset, size, stride, dtype)
 
@@ -431,7 +272,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         allowed["builtins", name] = _Function(getattr(builtins, name))
     for name, dtype in _STORAGE_DTYPES.items():
         allowed["torch", name] = _StorageType(dtype)
-    for name in (*_DTYPE_BITS, *_DTYPE_ALIASES):
+    for name in (*DTYPE_BITS, *_DTYPE_ALIASES):
         allowed["torch", name] = _DTYPE_ALIASES.get(name, name)  # a dtype global stands as its name
     return allowed
 
@@ -522,18 +363,18 @@ def _read_torch(file: Path, head: bytes) -> tuple[dict, dict, dict, dict | None]
                 n[len(root) + 5 :]: i.file_size for n, i in infos.items() if n.startswith(root + "data/")
             }
             if infos[pickles[0]].file_size > _MAX_PICKLE_BYTES:
-                raise _corrupt(file, "its data.pkl is implausibly large")
+                raise corrupt(file, "its data.pkl is implausibly large")
             data = archive.read(pickles[0])
     except CheckpointError:
         raise
     except Exception as exc:  # zipfile raises several types for damaged archives
-        raise _corrupt(file, f"the zip archive cannot be read ({exc})") from exc
+        raise corrupt(file, f"the zip archive cannot be read ({exc})") from exc
     try:
         top = _load_restricted(io.BytesIO(data), file, storages)
     except CheckpointError:
         raise
     except Exception as exc:  # a malformed pickle can raise nearly anything; none of it is ours to show
-        raise _corrupt(file, f"its data.pkl cannot be parsed ({type(exc).__name__}: {exc})") from exc
+        raise corrupt(file, f"its data.pkl cannot be parsed ({type(exc).__name__}: {exc})") from exc
     return _split_checkpoint(top, file)
 
 
@@ -551,7 +392,7 @@ def _refuse_non_zip(file: Path) -> None:
             raise
         except Exception as exc:  # the end of the pickles, or not a pickle at all
             if loaded == 0:
-                raise _corrupt(file, "it is neither a torch zip archive nor a pickle") from exc
+                raise corrupt(file, "it is neither a torch zip archive nor a pickle") from exc
             break
     raise legacy
 
@@ -585,7 +426,7 @@ def _split_checkpoint(top: Any, file: Path) -> tuple[dict, dict, dict, dict | No
         if isinstance(key, str) and isinstance(value, _TensorStub):
             tensors[key] = value.shape
             dtypes[key] = value.dtype
-    left = _MAX_NODES_PER_FILE
+    left = MAX_NODES_PER_FILE
     for source in [state] if wrapper_key is None else [state, top]:  # top-level entries win on a clash
         for key, value in source.items():
             if (
@@ -595,11 +436,11 @@ def _split_checkpoint(top: Any, file: Path) -> tuple[dict, dict, dict, dict | No
                 or (source is top and key == wrapper_key)
             ):
                 continue
-            allowed = min(_MAX_NODES, left)
+            allowed = min(MAX_NODES, left)
             budget = [allowed]
-            plain = _plain(value, budget)
+            copy = plain(value, budget)
             left -= allowed - max(budget[0], 0)
-            if plain is not _DROP:
-                metadata[key] = plain
-    architecture = _decode_architecture(top["architecture"], file) if "architecture" in top else None
+            if copy is not DROP:
+                metadata[key] = copy
+    architecture = decode_architecture(top["architecture"], file) if "architecture" in top else None
     return tensors, dtypes, metadata, architecture
