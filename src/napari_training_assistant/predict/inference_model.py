@@ -29,7 +29,7 @@ _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 @dataclass
 class InferenceModel:
-    """The module to call, the memory format its inputs should have, and how to undo eval()."""
+    """The module to call, the memory format its inputs should have, and how to restore the training mode."""
 
     module: nn.Module
     memory_format: torch.memory_format

@@ -130,7 +130,7 @@ def load_spec(path: str | Path) -> tuple[PointSpec, Path]:
     if not path.is_file():
         raise ProjectError(f"spec file {path} does not exist")
     try:
-        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_no_alias_loader())
+        data: Any = yaml.load(path.read_text(encoding="utf-8"), Loader=_no_alias_loader())  # safe: a SafeLoader that also refuses aliases
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
