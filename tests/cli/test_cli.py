@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import warnings
@@ -593,3 +594,14 @@ def test_in_process_success_paths(tmp_path, files, capsys):
     rc, out, err = run_main(["init", tmp_path / "nonempty", "--force"], capsys)
     assert (rc, err) == (0, "")
     assert (tmp_path / "nonempty" / "notes.txt").read_text() == "x"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`nta status P | head -1`: no BrokenPipeError traceback when the reader closes the pipe."""
+    project = TrainingProject.create(tmp_path / "p")
+    done = subprocess.run(
+        f"{shlex.join(NTA)} status {shlex.quote(str(project.root))} | (head -c 7; exec 0<&-; sleep 0.1)",
+        shell=True, capture_output=True, text=True, timeout=120, executable="/bin/bash",
+    )
+    assert done.stdout == "project"
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr

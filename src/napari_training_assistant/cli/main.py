@@ -4,6 +4,7 @@ user error (see `validation`)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from .validation import error_line, flag_names, subcommand_parser
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -45,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # option values are checked against the schemas here (exit 2)
     try:
-        return int(args.handler(args) or EXIT_OK)
+        code = int(args.handler(args) or EXIT_OK)
+        sys.stdout.flush()  # a closed pipe shows here, inside the error contract, not at interpreter exit
+        return code
     except (ProjectError, UserError, ValidationError) as exc:
         command = subcommand_parser(parser, args.command)
         print(f"nta {args.command}: error: {error_line(exc, flag_names(command) if command else {})}", file=sys.stderr)
@@ -53,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nta {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped early (`nta status P | head`): end quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover
