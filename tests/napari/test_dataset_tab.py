@@ -27,6 +27,18 @@ def _mask(shape):
     return mask
 
 
+def _incoming(folder, masks: dict[str, str]):
+    """`folder/images/NAME.tif` (32x32, seeds in order) and `folder/masks/<masks[NAME]>` for each name."""
+    from napari_training_assistant.project.image_io import write_tiff
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for seed, (name, mask_name) in enumerate(masks.items()):
+        write_tiff(folder / "images" / f"{name}.tif", _image((32, 32), seed))
+        write_tiff(folder / "masks" / mask_name, _mask((32, 32)))
+    return folder
+
+
 @pytest.fixture
 def setup(make_napari_viewer, qtbot, tmp_path):
     def _setup(**create):
@@ -161,13 +173,7 @@ def test_import_folder_in_worker(setup, qtbot, tmp_path):
     from napari_training_assistant.project.image_io import write_tiff
 
     viewer, session, tab = setup()
-    folder = tmp_path / "incoming"
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    for seed, name in enumerate(("a", "b")):
-        write_tiff(folder / "images" / f"{name}.tif", _image((32, 32), seed))
-    write_tiff(folder / "masks" / "a.tif", _mask((32, 32)))
-    write_tiff(folder / "masks" / "b_mask.tif", _mask((32, 32)))
+    folder = _incoming(tmp_path / "incoming", {"a": "a.tif", "b": "b_mask.tif"})
     write_tiff(folder / "images" / "lonely.tif", _image((32, 32)))
     found = find_folder_pairs(folder)
     assert [(i.name, m.name) for i, m in found.pairs] == [("a.tif", "a.tif"), ("b.tif", "b_mask.tif")]
@@ -191,12 +197,7 @@ def test_import_folder_adds_nothing_when_a_pair_is_bad_and_skips_duplicates(setu
     from napari_training_assistant.project.image_io import write_tiff
 
     viewer, session, tab = setup()
-    folder = tmp_path / "incoming"
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    for seed, name in enumerate(("a", "b")):
-        write_tiff(folder / "images" / f"{name}.tif", _image((32, 32), seed))
-        write_tiff(folder / "masks" / f"{name}_labels.tif", _mask((32, 32)))
+    folder = _incoming(tmp_path / "incoming", {"a": "a_labels.tif", "b": "b_labels.tif"})
     (folder / "masks" / "b_labels.tif").write_bytes(b"junk")
     tab.import_folder(folder)
     qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
