@@ -9,8 +9,9 @@ from typing import Any
 
 from ..project import TrainingProject
 from ..project.devices import DEVICE_HELP
-from ..project.run_options import PredictOptions, TrainOptions
+from ..project.run_options import PredictOptions, TrainOptions, VolumeOptions
 from .dataset_commands import require_zarr_for_dataset
+from .errors import UserError
 from .output import JSON_HELP, emit_json, fmt_metric
 from .validation import schema_option
 
@@ -35,9 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=train_points)
 
-    p = sub.add_parser("predict", help="predict an image with a checkpoint and save it into the project")
+    p = sub.add_parser(
+        "predict",
+        help="predict an image or volume of any size with a checkpoint and save it into the project",
+        description="Small images are predicted in memory into a TIFF. Volumes larger than memory, remote or "
+        "precomputed sources, and any of the block-wise options predict block by block on Dask into OME-Zarr.",
+    )
     p.add_argument("project", type=Path, help="Training Project Folder")
-    p.add_argument("--image", required=True, type=Path, help="TIFF, PNG, NPY, Zarr or OME-Zarr")
+    p.add_argument("--image", required=True, help="TIFF, PNG, NPY, Zarr, OME-Zarr, or a Neuroglancer precomputed folder or URL")
     p.add_argument("--image-dataset", help="array inside a Zarr group")
     p.add_argument("--checkpoint", default="latest", help="checkpoint id (default: latest)")
     p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the image (default: none)")
@@ -45,7 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict_option(p, "--overlap", "overlap", "share of a tile overlapping its neighbour")
     predict_option(p, "--batch-size", "batch_size", "tiles per forward pass (default: by tile size)")
     predict_option(p, "--device", "device", f"{DEVICE_HELP} (default: auto)")
-    p.add_argument("--save-probabilities", action="store_true", help="also save the probabilities (float32 TIFF)")
+    p.add_argument("--save-probabilities", action="store_true", help="in-memory path: also save the probabilities (float32 TIFF)")
+    blocks = p.add_argument_group("block-wise prediction (OME-Zarr output, Dask)")
+    blocks.add_argument("--output", type=Path, help="output .zarr folder inside the project (default: predictions/prediction_NNN.zarr)")
+    volume_option(blocks, "--block-shape", "block_shape", "output voxels per block, per axis or one for all (default: ~4096^2 in 2D, 384^3 in 3D)")
+    volume_option(blocks, "--halo", "halo", "voxels each block reads beyond its edges = tile overlap in voxels (default: tile x overlap)")
+    volume_option(blocks, "--roi", "roi", "region to predict, start:stop per axis (z0:z1,y0:y1,x0:x1)")
+    blocks.add_argument("--mask", help="volume (any resolution, same extent): blocks where it is all zero are skipped")
+    blocks.add_argument("--mask-dataset", help="array inside the mask's Zarr group")
+    volume_option(blocks, "--probabilities", "probabilities", "also write probabilities with this dtype (uint8: x255)")
+    blocks.add_argument("--no-labels", dest="labels", action="store_false", help="write no labels (needs --probabilities)")
+    volume_option(blocks, "--scale", "scale", "resolution level of a multiscale source: index or dataset path / precomputed key")
+    volume_option(blocks, "--scheduler", "scheduler", "'local' (default: a local Dask cluster), 'in-process', or a scheduler address (tcp://host:8786)")
+    volume_option(blocks, "--workers", "workers", "local Dask worker processes (default: one per GPU, else one per 8 cores)")
+    blocks.add_argument("--overwrite", action="store_true", help="replace what --output holds (without it only the same prediction is resumed)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=predict)
 
@@ -62,6 +81,10 @@ def train_option(p: argparse.ArgumentParser, flag: str, field: str, help: str, *
 
 def predict_option(p: argparse.ArgumentParser, flag: str, field: str, help: str) -> None:
     schema_option(p, flag, schema=(PredictOptions, field), dest=field, help=help)
+
+
+def volume_option(p: Any, flag: str, field: str, help: str) -> None:
+    schema_option(p, flag, schema=(VolumeOptions, field), dest=field, help=help)
 
 
 RUN_OPTIONS = ("epochs", "batch_size", "learning_rate", "start", "device", "devices", "num_nodes", "precision", "resume")
@@ -176,14 +199,21 @@ def _report(result, as_json: bool) -> int:
     return 0 if result.status == "completed" else 1
 
 
+BLOCKWISE_OPTIONS = ("output", "block_shape", "halo", "roi", "mask", "probabilities", "scheduler", "workers")
+
+
 def predict(args: argparse.Namespace) -> int:
     from ..predict.project_prediction import predict_file
 
     project = TrainingProject.open(args.project)
-    require_zarr_for_dataset(args.image, args.image_dataset, "--image-dataset")
+    if args.mask_dataset is not None and args.mask is None:
+        raise UserError("--mask-dataset names an array of the --mask store: give --mask too")
+    if _blockwise(args):
+        return _predict_blocks(project, args)
+    require_zarr_for_dataset(Path(args.image), args.image_dataset, "--image-dataset")
     record = predict_file(
         project,
-        args.image,
+        Path(args.image),
         dataset=args.image_dataset,
         checkpoint_id=args.checkpoint,
         channel_axis=args.channel_axis,
@@ -211,3 +241,100 @@ def benchmark(args: argparse.Namespace) -> int:
     else:
         print(f"{row['checkpoint_id']}: Dice {fmt_metric(row['dice'])}, IoU {fmt_metric(row['iou'])} on {row['n_images']} benchmark pairs")
     return 0
+
+
+def _blockwise(args: argparse.Namespace) -> bool:
+    """Block-wise when asked (any block-wise option) or when the source is remote, precomputed or too big for memory."""
+    from ..predict.volume_inputs import needs_blocks
+
+    asked = any(getattr(args, name) is not None for name in BLOCKWISE_OPTIONS) or args.overwrite or not args.labels or args.scale != "0"
+    if asked and args.save_probabilities:
+        raise UserError("--save-probabilities is for in-memory TIFF predictions: use --probabilities float16|uint8|float32 with block-wise options")
+    return asked or needs_blocks(args.image, args.image_dataset)
+
+
+def _predict_blocks(project: TrainingProject, args: argparse.Namespace) -> int:
+    from ..predict.project_prediction import predict_volume_into_project
+
+    options = VolumeOptions(
+        block_shape=args.block_shape, halo=args.halo, roi=args.roi, probabilities=args.probabilities, labels=args.labels,
+        scale=args.scale, scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
+    )
+    if not options.labels and options.probabilities is None:
+        raise UserError("--no-labels leaves nothing to write: add --probabilities float16|uint8|float32")
+    with _block_progress(quiet=args.json) as listener:
+        record, result = predict_volume_into_project(
+            project,
+            args.image,
+            checkpoint_id=args.checkpoint,
+            output=args.output,
+            dataset=args.image_dataset,
+            scale=options.scale_level(),
+            channel_axis=args.channel_axis,
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            device=args.device,
+            block_shape=options.block_shape,
+            halo=options.halo,
+            roi=options.roi,
+            mask=args.mask,
+            mask_dataset=args.mask_dataset,
+            probabilities=options.probabilities,
+            labels=options.labels,
+            scheduler=options.scheduler,
+            workers=options.workers,
+            overwrite=options.overwrite,
+            listener=listener,
+        )
+    output = str(result.output.resolve())
+    summary = {
+        "prediction_path": output,
+        "status": result.status,
+        "blocks": result.blocks,
+        "blocks_before": result.blocks_before,
+        "blocks_predicted": result.blocks_predicted,
+        "blocks_skipped": result.blocks_skipped,
+        "seconds": result.seconds,
+        "record": record.model_dump(mode="json") if record else None,
+    }
+    if args.json:
+        emit_json(summary)
+    else:
+        name = record.prediction_id if record else "prediction"
+        rate = result.voxels_per_s
+        print(
+            f"{name}: {output} ({', '.join(n for n in ('labels', 'probabilities') if result.parameters.get(n))}; "
+            f"{result.blocks} blocks: {result.blocks_predicted} predicted, {result.blocks_before} from an earlier run, "
+            f"{result.blocks_skipped} skipped by the mask; {result.seconds:.1f} s"
+            + (f", {rate:,.0f} voxels/s" if rate else "")
+            + ")"
+        )
+    return 0 if result.status == "completed" else 1
+
+
+class _block_progress:
+    """A tqdm bar of blocks on stderr (the cluster and dashboard line above it); silent when quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar = quiet, None
+
+    def __enter__(self):
+        return self.show
+
+    def show(self, event) -> None:
+        from tqdm import tqdm
+
+        from ..progress import EventKind
+
+        if self.quiet:
+            return
+        if event.kind == EventKind.STARTED:
+            print(event.message, file=sys.stderr, flush=True)
+            self.bar = tqdm(total=event.steps, initial=event.step, unit="block", file=sys.stderr, dynamic_ncols=True)
+        elif event.kind == EventKind.STEP and self.bar is not None:
+            self.bar.update(event.step - self.bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

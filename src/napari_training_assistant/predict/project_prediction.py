@@ -13,10 +13,14 @@ from ..model.device import cuda_available, torch_device
 from ..model.unet import level_factors, validate_architecture
 from ..preprocess import model_input, normalize
 from ..project import TrainingProject
+from ..project.errors import ProjectError
 from ..project.pixel_values import refuse_unusable_pixels
 from ..project.run_options import PredictOptions
 from ..project.schemas import PredictionRecord
+from ..project.user_input import InputError
 from .tiling import predict_image, probabilities_to_labels
+from .volume_prediction import VolumeResult, prepare_volume
+from .volume_store import fingerprint_json, read_attributes
 
 
 def predict_array(
@@ -92,3 +96,65 @@ def predict_file(
 def _torch_device(device: str | None):
     """The asked device; `auto` is the GPU when there is one, else the model's own (CPU)."""
     return None if device in (None, "auto") and not cuda_available() else torch_device(device)
+
+
+def predict_volume_into_project(
+    project: TrainingProject,
+    source: Any,
+    *,
+    source_name: str | None = None,
+    checkpoint_id: str = "latest",
+    output: str | Path | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    listener: Any = None,
+    cancel: Any = None,
+    **options: Any,
+) -> tuple[PredictionRecord | None, VolumeResult]:
+    """Block-wise prediction (`predict_volume`) into the project's `predictions/`, recorded when complete.
+
+    `output` must lie inside the project (default: `predictions/prediction_NNN.zarr`; without one, an
+    unfinished output of the same prediction is resumed). Returns (record or None if cancelled, result).
+    """
+    record = project.checkpoints.get(checkpoint_id)
+    prepared = prepare_volume(project.layout.absolute(record.path), source, checkpoint_name=record.checkpoint_id, **options)
+    target = _inside_project(project, output) if output is not None else _resumable(project, prepared.fingerprint)
+    result = prepared.run(target, scheduler=scheduler, workers=workers, overwrite=overwrite, listener=listener, cancel=cancel)
+    if result.status != "completed":
+        return None, result
+    images = {name: name for name in prepared.layout.images}
+    recorded = project.predictions.record_zarr(
+        target,
+        images=images,
+        source=source_name or str(prepared.volume.description["source"]),
+        checkpoint_id=record.checkpoint_id,
+        shape=[*([prepared.layout.labels_channels] if prepared.layout.labels_channels else []), *result.shape],
+        parameters={**result.parameters, "blocks_done": result.blocks - result.blocks_skipped, "blocks_skipped": result.blocks_skipped},
+        duration_s=result.seconds,
+    )
+    return recorded, result
+
+
+def _inside_project(project: TrainingProject, output: str | Path) -> Path:
+    path = Path(output).expanduser().absolute()
+    try:
+        project.layout.relative(path)
+    except ProjectError as exc:
+        raise InputError(
+            f"--output {output} is outside the project {project.layout.root}: predictions are kept in the project "
+            "(default predictions/prediction_NNN.zarr); give a path inside it, or create the project on the disk that "
+            "should hold the output"
+        ) from exc
+    if path.suffix.lower() != ".zarr":
+        raise InputError(f"--output {output}: a block-wise prediction is a Zarr folder: end the name with .zarr")
+    return path
+
+
+def _resumable(project: TrainingProject, fingerprint: dict[str, Any]) -> Path:
+    """An unfinished `predictions/*.zarr` of the same prediction, else the next free name."""
+    for candidate in sorted(project.layout.predictions_dir.glob("*.zarr")):
+        attributes = read_attributes(candidate)
+        if attributes and attributes.get("status") != "complete" and fingerprint_json(attributes.get("fingerprint", {})) == fingerprint_json(fingerprint):
+            return candidate
+    return project.predictions.zarr_output()

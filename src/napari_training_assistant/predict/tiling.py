@@ -39,21 +39,31 @@ def _per_axis(value: int | Sequence[int], dims: int, name: str) -> tuple[int, ..
     return values
 
 
-def tile_starts(size: int, tile: int, overlap: float) -> list[int]:
-    """Start offsets of the tiles along one axis: stride tile*(1-overlap), the last ending at `size`."""
+def tile_stride(tile: int, overlap: float) -> int:
+    """Voxels between the starts of neighbouring tiles: tile * (1 - overlap), at least 1."""
+    return max(1, int(tile * (1.0 - overlap)))
+
+
+def tile_starts(size: int, tile: int, overlap: float = 0.5, *, stride: int | None = None) -> list[int]:
+    """Start offsets of the tiles along one axis: every `stride` (default from `overlap`), the last ending at `size`."""
     if tile >= size:
         return [0]
-    stride = max(1, int(tile * (1.0 - overlap)))
-    return [*range(0, size - tile, stride), size - tile]
+    step = tile_stride(tile, overlap) if stride is None else max(1, int(stride))
+    return [*range(0, size - tile, step), size - tile]
 
 
 def iter_tiles(
-    spatial_shape: Sequence[int], tile: int | Sequence[int], overlap: float = 0.5
+    spatial_shape: Sequence[int],
+    tile: int | Sequence[int],
+    overlap: float = 0.5,
+    *,
+    strides: Sequence[int] | None = None,
 ) -> Iterator[TileSlices]:
     """Slice tuples of the tiles covering `spatial_shape`, in C order.
 
     A tile is clipped to the axis where the axis is shorter; all tiles then have the same shape.
-    `overlap` is the fraction of a tile shared with its neighbour, 0 <= overlap < 1.
+    `overlap` is the fraction of a tile shared with its neighbour, 0 <= overlap < 1; `strides`
+    (one per axis) replaces it with explicit steps between tile starts.
     """
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
@@ -61,7 +71,8 @@ def iter_tiles(
     if any(s < 1 for s in shape):
         raise ValueError(f"cannot tile an empty shape {shape}")
     tiles = tuple(min(t, s) for t, s in zip(_per_axis(tile, len(shape), "tile"), shape, strict=True))
-    starts = [tile_starts(s, t, overlap) for s, t in zip(shape, tiles, strict=True)]
+    steps = [None] * len(shape) if strides is None else list(strides)
+    starts = [tile_starts(s, t, overlap, stride=st) for s, t, st in zip(shape, tiles, steps, strict=True)]
     for corner in itertools.product(*starts):
         yield tuple(slice(c, c + t) for c, t in zip(corner, tiles, strict=True))
 
@@ -166,6 +177,29 @@ def predict_image(
     return logits.numpy()
 
 
+def blend_tiles(
+    net: InferenceModel,
+    image: np.ndarray,
+    tiles: Sequence[TileSlices],
+    tile: tuple[int, ...],
+    *,
+    batch: int,
+    softmax: bool,
+    region: TileSlices,
+    device: torch.device,
+) -> np.ndarray:
+    """Probabilities (C, *region shape) float32 blended from `tiles` of `image` (C_in, *spatial).
+
+    Only `region` of the image is accumulated: a tile adds its part inside it, in the order of
+    `tiles`, so a region predicted from the tiles of a whole-image grid that touch it equals that
+    part of the whole-image prediction (block-wise prediction of volumes of any size).
+    """
+    with torch.inference_mode():
+        logits = _accumulate(net, image, list(tiles), tile, batch, int(image.shape[0]), True, device, None, region)
+        _activate(logits, softmax=softmax)
+    return logits.numpy()
+
+
 def _accumulate(
     net: InferenceModel,
     image: Any,
@@ -176,9 +210,13 @@ def _accumulate(
     has_channel_axis: bool,
     device: torch.device,
     progress: Progress | None,
+    region: TileSlices | None = None,
 ) -> torch.Tensor:
-    """sum(w * logits) / sum(w) over all tiles, as a cpu tensor sharing memory with numpy."""
+    """sum(w * logits) / sum(w) over all tiles inside `region` (default: the whole image), as a cpu
+    tensor sharing memory with numpy."""
     spatial = tuple(int(s) for s in (image.shape[1:] if has_channel_axis else image.shape))
+    if region is not None:
+        spatial = tuple(r.stop - r.start for r in region)
     on_cpu = device.type == "cpu"
     # one reusable input buffer; pinned so host-to-GPU copies can overlap
     buffer = torch.empty((batch, channels, *tile), dtype=torch.float32, pin_memory=device.type == "cuda")
@@ -204,20 +242,35 @@ def _accumulate(
             )
         if output is None:
             output = torch.from_numpy(np.zeros((pred.shape[1], *spatial), dtype=np.float32))
-        if on_cpu:
-            for i, slices in enumerate(group):
-                output[(slice(None), *slices)].addcmul_(pred[i].float(), weight_cpu)
-        else:
-            weighted = (pred.float() * weight_dev).cpu()
-            for i, slices in enumerate(group):
-                output[(slice(None), *slices)].add_(weighted[i])
-        for slices in group:
-            weight_sum[slices].add_(weight_cpu)
+        weighted = None if on_cpu else (pred.float() * weight_dev).cpu()
+        for i, slices in enumerate(group):
+            target, part = _clip(slices, region)
+            if target is None:
+                continue
+            if on_cpu:
+                output[(slice(None), *target)].addcmul_(pred[i].float()[(slice(None), *part)], weight_cpu[part])
+            else:
+                output[(slice(None), *target)].add_(weighted[i][(slice(None), *part)])
+            weight_sum[target].add_(weight_cpu[part])
         done += len(group)
         if progress is not None:
             progress(done, len(tiles))
     assert output is not None
     return output.div_(weight_sum)
+
+
+def _clip(slices: TileSlices, region: TileSlices | None) -> tuple[TileSlices | None, TileSlices]:
+    """(where a tile lands in the region's output, which part of the tile), or (None, ()) outside it."""
+    if region is None:
+        return slices, tuple(slice(None) for _ in slices)
+    target, part = [], []
+    for s, r in zip(slices, region, strict=True):
+        lo, hi = max(s.start, r.start), min(s.stop, r.stop)
+        if hi <= lo:
+            return None, ()
+        target.append(slice(lo - r.start, hi - r.start))
+        part.append(slice(lo - s.start, hi - s.start))
+    return tuple(target), tuple(part)
 
 
 def _input_dtype(model: nn.Module) -> torch.dtype:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, Field, field_validator
@@ -102,3 +102,37 @@ def _per_axis(values: list[int] | None, spatial_dims: str, field: str, owner: st
     if len(values) == 1:
         return values * dims
     raise InputError(f"`{field}` has {len(values)} values but {owner} is {spatial_dims}: give 1 or {dims}")
+
+
+BlockEdge = Annotated[int, Ge(1)]
+HaloEdge = Annotated[int, Ge(0)]
+_ROI = re.compile(r"\s*-?\d*\s*:\s*-?\d*\s*(,\s*-?\d*\s*:\s*-?\d*\s*){1,2}")
+
+
+def _roi_syntax(value: str) -> str:
+    if not _ROI.fullmatch(value):
+        raise ValueError("use start:stop per axis, e.g. 0:64,0:512,0:512 (z, y, x) or 0:1024,0:1024 (y, x)")
+    return value.replace(" ", "")
+
+
+class VolumeOptions(CheckedInputs):
+    """How a volume of any size is predicted block by block on Dask (see `predict_volume`)."""
+
+    block_shape: list[BlockEdge] | None = Field(None, min_length=1, max_length=3, description="one value per spatial axis, or one for all")
+    halo: list[HaloEdge] | None = Field(None, min_length=1, max_length=3, description="one value per spatial axis, or one for all")
+    roi: Annotated[str, AfterValidator(_roi_syntax)] | None = None
+    probabilities: Literal["float16", "uint8", "float32"] | None = None
+    labels: bool = True
+    scale: str = Field("0", min_length=1, max_length=64, description="resolution level: index or OME dataset path")
+    scheduler: str | None = Field(None, min_length=1, max_length=256, description="local, in-process or a scheduler address")
+    workers: Annotated[int, Ge(1), Le(1024)] | None = None
+    overwrite: bool = False
+
+    @field_validator("block_shape", "halo", mode="before")
+    @classmethod
+    def _one_value(cls, value: Any) -> Any:
+        return [value] if isinstance(value, Integral) and not isinstance(value, bool) else value
+
+    def scale_level(self) -> int | str:
+        """The scale as an index when it is a number, else a dataset path / precomputed key."""
+        return int(self.scale) if self.scale.isdigit() else self.scale

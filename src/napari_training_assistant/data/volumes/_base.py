@@ -238,6 +238,12 @@ class ArrayVolume(VolumeSource):
         self._axes = axes
         self._closers = list(closers)
 
+    @property
+    def channel_count(self) -> int:
+        """Entries of the stored channel axis 'c' (1 without one)."""
+        axes = self._axes.source_axes
+        return int(self._array.shape[axes.index("c")]) if "c" in axes else 1
+
     def _fetch(self, index: tuple[int | slice, ...]) -> np.ndarray:
         return np.asarray(self._array[index])
 

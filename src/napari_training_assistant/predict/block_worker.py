@@ -1,0 +1,127 @@
+"""What a Dask worker runs: one block of a block-wise prediction (read, normalise, tile, blend, write).
+
+A `BlockJob` is sent to every worker once (scattered); each task then names only a block index. The
+model is loaded once per worker process and kept (`_MODELS`), with its inference copy on the worker's
+device: with several GPUs, worker N of the local cluster uses GPU N.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.geometry import Box
+from ..preprocess import NormalizationStats, apply_stats
+from .block_plan import BlockPlan
+from .volume_inputs import VolumeInput
+from .volume_store import OutputLayout, VolumeStore
+
+_MODELS: dict[tuple[str, str, str], Any] = {}
+_STORES: dict[tuple[str, str], VolumeStore] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything a worker needs to predict any block of one prediction."""
+
+    checkpoint: str  # absolute path of the checkpoint file
+    checkpoint_sha256: str
+    volume: VolumeInput
+    roi_start: tuple[int, ...]
+    plan: BlockPlan
+    stats: NormalizationStats
+    architecture: dict[str, Any]
+    output: str
+    layout: OutputLayout
+    batch: int
+    device: str | None  # None / "auto": the worker's GPU when there is one, else cpu
+    threads: int | None  # torch threads per worker (CPU)
+    token: str  # when the output was created: a store replaced with overwrite is opened again
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    index: int
+    seconds: float
+    tiles: int
+    voxels: int
+
+
+def run_block(job: BlockJob, index: int) -> BlockResult:
+    """Predict block `index` of `job` and write it (all pyramid levels, then its done mark)."""
+    from .tiling import blend_tiles, probabilities_to_labels, uses_softmax
+
+    started = time.perf_counter()
+    net, device = _model(job)
+    work = job.plan.work(index)
+    read = Box(
+        tuple(s.start + o for s, o in zip(work.read, job.roi_start, strict=True)),
+        tuple(s.stop + o for s, o in zip(work.read, job.roi_start, strict=True)),
+    )
+    image = apply_stats(job.volume.read(read), job.stats, channel_axis_first=True)
+    probabilities = blend_tiles(
+        net,
+        image,
+        work.tiles,
+        job.plan.tile,
+        batch=min(job.batch, len(work.tiles)),
+        softmax=uses_softmax(job.architecture),
+        region=work.region,
+        device=device,
+    )
+    labels = probabilities_to_labels(probabilities, job.architecture) if job.layout.labels else None
+    _store(job).write_block(index, probabilities, labels)
+    return BlockResult(index, time.perf_counter() - started, len(work.tiles), int(np.prod(work.shape)))
+
+
+def _model(job: BlockJob):
+    """(inference model, device) of this worker process, loaded on first use."""
+    import torch
+
+    from ..model import load_model
+    from .inference_model import prepare_inference_model
+
+    device = _worker_device(job.device)
+    key = (job.checkpoint, job.checkpoint_sha256, str(device))
+    with _LOCK:
+        if key not in _MODELS:
+            if job.threads and device.type == "cpu":
+                torch.set_num_threads(job.threads)
+            _MODELS.clear()  # one model per worker: a new prediction replaces the last one's
+            _MODELS[key] = prepare_inference_model(load_model(job.checkpoint), device)
+        return _MODELS[key], device
+
+
+def _worker_device(requested: str | None):
+    """The asked device; for auto, the GPU numbered like this Dask worker (when it is a number)."""
+    import torch
+
+    from ..model.device import cuda_available, torch_device
+
+    if requested not in (None, "auto"):
+        return torch_device(requested)
+    if not cuda_available():
+        return torch.device("cpu")
+    number = 0
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+        number = int(name) if isinstance(name, int) or str(name).isdigit() else 0
+    except (ImportError, ValueError):
+        pass
+    return torch.device("cuda", number % torch.cuda.device_count())
+
+
+def _store(job: BlockJob) -> VolumeStore:
+    with _LOCK:
+        key = (job.output, job.token)
+        if key not in _STORES:
+            _STORES.clear()
+            _STORES[key] = VolumeStore.open(job.output, job.plan, job.layout)
+        return _STORES[key]
