@@ -85,6 +85,57 @@ def test_project_folder_opens_as_layers(make_napari_viewer, make_project):
     assert viewer.layers["pair_0001"].visible and not viewer.layers["pair_0002"].visible
 
 
+def _zarr_prediction(project, levels: list[np.ndarray], output_mode: str = "binary"):
+    """A block-wise prediction as `predict_volume_into_project` leaves it: an OME-Zarr labels image in
+    predictions/prediction_001.zarr, recorded."""
+    import zarr
+
+    output = project.layout.predictions_dir / "prediction_001.zarr"
+    image = zarr.open_group(str(output), mode="w", zarr_format=2).create_group("labels")
+    for index, level in enumerate(levels):
+        image.create_array(str(index), data=level)
+    channel = [{"name": "c", "type": "channel"}] if output_mode == "multilabel" else []
+    axes = channel + [{"name": a, "type": "space"} for a in "yx"]
+    image.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [{"path": str(i)} for i in range(len(levels))]}]
+    return project.predictions.record_zarr(
+        output, images={"labels": "labels"}, source="test", checkpoint_id="unet_run_001",
+        shape=list(levels[0].shape), parameters={"format": "ome-zarr", "output_mode": output_mode}, duration_s=1.0,
+    )
+
+
+@pytest.mark.qt
+def test_block_wise_prediction_opens_lazily_as_multiscale_labels(make_napari_viewer, make_project):
+    import dask.array as da
+    from napari.layers import Labels
+
+    project = make_project(splits=("train",))
+    full = np.zeros((64, 96), np.uint8)
+    full[8:40, 16:80] = 1
+    _zarr_prediction(project, [full, full[::2, ::2]])
+    viewer = make_napari_viewer()
+    viewer.open(str(project.root), plugin=PLUGIN)
+
+    layer = viewer.layers["prediction_001 (unet_run_001)"]
+    assert isinstance(layer, Labels) and layer.multiscale and not layer.visible
+    assert all(isinstance(level, da.Array) for level in layer.data)  # read only where napari looks
+    np.testing.assert_array_equal(np.asarray(layer.data[0]), full)
+    np.testing.assert_array_equal(np.asarray(layer.data[1]), full[::2, ::2])
+
+
+def test_multilabel_zarr_prediction_is_one_layer_per_class(make_project):
+    from napari_training_assistant.napari.reader import read_project
+
+    project = make_project(splits=("train",))
+    channels = np.zeros((2, 48, 48), np.uint8)
+    channels[1, :8] = 1
+    _zarr_prediction(project, [channels], output_mode="multilabel")
+    *_, first, second = read_project(str(project.root))
+    names = [f"prediction_001 (unet_run_001) {name}" for name in project.config.class_names]
+    assert [first[1]["name"], second[1]["name"]] == names
+    assert "multiscale" not in first[1]  # a single level is a plain (lazy) array
+    np.testing.assert_array_equal(np.asarray(second[0]), channels[1])
+
+
 def test_multichannel_pairs_are_split_on_axis_0(make_project):
     from napari_training_assistant.data.synthetic_nuclei import make_nuclei
     from napari_training_assistant.napari.reader import read_project

@@ -1,17 +1,20 @@
 """What the widget runs in a child process (see `child_process`): the same engine functions as the CLI.
 
 Each task takes picklable arguments (a project folder path, `TrainOptions`, numpy arrays) plus ``listener`` and ``cancel``, and returns a picklable value. The engine (torch, Lightning)
-is imported inside the functions, so only the child loads it; this module needs neither Qt nor torch.
+is imported inside the functions, so only the child loads it; this module needs neither Qt nor torch,
+and what a task returns is built of classes the GUI process may unpickle (no `predict` classes).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ..progress import EventKind, Listener, ProgressEvent
 from ..project.run_options import TrainOptions
 
 
@@ -49,6 +52,39 @@ def predict_into_project(project_root: str, image, *, listener, cancel, **option
     from ..project import TrainingProject
 
     return predict_array(TrainingProject.open(project_root), np.asarray(image), **options)
+
+
+class VolumeSummary(SimpleNamespace):
+    """A block-wise prediction's outcome: `record` (None unless completed), `status` (completed |
+    cancelled), `output` (its folder), `blocks` (in all) and `seconds`."""
+
+
+def predict_volume_in_project(project_root: str, source, *, listener, cancel, **options: Any) -> VolumeSummary:
+    """`nta predict` block-wise (`predict_volume_into_project`, Dask in this process) into a new
+    `predictions/prediction_NNN.zarr`. Its STARTED event tells the GUI the output folder and the checkpoint
+    (`metrics`), so the labels can be shown while blocks complete; Stop keeps the finished blocks."""
+    from ..predict.project_prediction import predict_volume_into_project
+    from ..project import TrainingProject
+
+    project = TrainingProject.open(project_root)
+    output = project.predictions.zarr_output()
+    checkpoint_id = project.checkpoints.get(options.get("checkpoint_id", "latest")).checkpoint_id
+    told = _telling(listener, {"output": str(output), "checkpoint_id": checkpoint_id})
+    record, result = predict_volume_into_project(
+        project, source, output=output, scheduler="in-process", listener=told, cancel=cancel, **options
+    )
+    return VolumeSummary(record=record, status=result.status, output=str(result.output), blocks=result.blocks, seconds=result.seconds)
+
+
+def _telling(listener: Listener, metrics: dict[str, Any]) -> Listener:
+    """`listener` with `metrics` added to the STARTED event."""
+
+    def send(event: ProgressEvent) -> None:
+        if event.kind == EventKind.STARTED:
+            event = replace(event, metrics={**event.metrics, **metrics})
+        listener(event)
+
+    return send
 
 
 def _summary(result) -> RunSummary | None:

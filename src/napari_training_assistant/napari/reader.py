@@ -1,5 +1,6 @@
 """npe2 reader: a Training Project Folder dropped on napari opens as its pairs (image + mask layers)
-and its latest prediction. Anything else is left to other readers (None)."""
+and its latest prediction (a block-wise OME-Zarr prediction lazily, as a multiscale layer). Anything
+else is left to other readers (None)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..project import TrainingProject
-
-LayerData = tuple[Any, dict[str, Any], str]
+from .prediction_layers import LayerData, labels_layers, read_prediction
 
 
 def _single_path(path: str | list[str]) -> Path | None:
@@ -32,8 +32,6 @@ def read_project(path: str | list[str]) -> list[LayerData]:
     """Layer data of every pair (image, then its mask) and the project's latest prediction.
 
     Only the first pair is visible at first (pairs may differ in size and would overlap)."""
-    from ..project.image_io import read_tiff
-
     project = TrainingProject.open(_single_path(path))
     class_names = project.config.class_names
     layers: list[LayerData] = []
@@ -44,19 +42,12 @@ def read_project(path: str | list[str]) -> list[LayerData]:
         if pair.image_channels is not None:
             meta |= {"channel_axis": 0, "name": [f"{pair.pair_id} ch{c}" for c in range(image.shape[0])]}
         layers.append((image, meta, "image"))
-        layers += _labels(mask, f"{pair.pair_id} mask", pair.mask_mode == "multilabel", class_names, visible=visible, opacity=0.5)
+        layers += labels_layers(mask, f"{pair.pair_id} mask", pair.mask_mode == "multilabel", class_names, visible=visible, opacity=0.5)
     predictions = project.predictions.registry.predictions
     if predictions:
         latest = predictions[-1]
-        labels = read_tiff(project.layout.absolute(latest.path))
+        labels = read_prediction(project, latest)
         multilabel = latest.parameters.get("output_mode") == "multilabel"
-        layers += _labels(labels, f"{latest.prediction_id} ({latest.checkpoint_id})", multilabel, class_names, visible=False)
+        layers += labels_layers(labels, f"{latest.prediction_id} ({latest.checkpoint_id})", multilabel, class_names, visible=False)
     return layers
 
-
-def _labels(data, name: str, multilabel: bool, class_names: list[str], **meta: Any) -> list[LayerData]:
-    """One Labels layer, or one per channel of a multilabel (C, *spatial) array."""
-    if not multilabel:
-        return [(data, {"name": name, **meta}, "labels")]
-    names = [class_names[c] if c < len(class_names) else f"channel_{c}" for c in range(data.shape[0])]
-    return [(data[c], {"name": f"{name} {names[c]}", **meta}, "labels") for c in range(data.shape[0])]

@@ -104,6 +104,8 @@ def _per_axis(values: list[int] | None, spatial_dims: str, field: str, owner: st
     raise InputError(f"`{field}` has {len(values)} values but {owner} is {spatial_dims}: give 1 or {dims}")
 
 
+IN_MEMORY_VOXELS = 1 << 26  # above this many stored values an image is predicted block-wise (CLI and napari)
+
 BlockEdge = Annotated[int, Ge(1)]
 HaloEdge = Annotated[int, Ge(0)]
 _ROI = re.compile(r"\s*-?\d*\s*:\s*-?\d*\s*(,\s*-?\d*\s*:\s*-?\d*\s*){1,2}")

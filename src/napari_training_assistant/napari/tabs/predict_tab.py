@@ -1,22 +1,44 @@
-"""Predict tab: segment an image layer with a project checkpoint in a child process; the prediction is
-saved into the project's `predictions/` (by `predict_array`, in the child), read back in the worker
-thread and shown as a Labels layer (the GUI thread only adds the layer)."""
+"""Predict tab: segment an image layer with a project checkpoint in a child process, into the project's
+`predictions/`.
+
+A small in-memory layer is predicted whole (`predict_array`); the saved TIFF is read back in the worker
+thread and shown as a Labels layer. A layer of any size (dask- or zarr-backed, multiscale, or more than
+`IN_MEMORY_VOXELS` values) is predicted block-wise into OME-Zarr (`predict_volume_into_project`): its
+output is shown at once as a lazily read (dask, uncached) multiscale Labels layer, refreshed as blocks
+complete (at most every `REFRESH_S`), with blocks done and ETA in the progress bar; Stop keeps the
+finished blocks. The GUI thread only sets widgets and redraws."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QPushButton, QSpinBox
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+)
 
-from ..child_tasks import predict_into_project
+from ...progress import EventKind, ProgressEvent
+from ...project.run_options import IN_MEMORY_VOXELS
+from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
 from ..layer_choice import image_data, image_layers, refill_image_combo
+from ..plot_widget import duration
+from ..prediction_layers import add_labels, has_channel_axis, labels_layers, ome_zarr_levels
 from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 
 LATEST = "latest"
 LAYER_KEY = "predict_image"
+REFRESH_S = 0.5  # while blocks complete, the output layer is redrawn at most this often
 
 
 def spatial_transform(layer, channel_axis: int | None, ndim: int) -> dict[str, Any]:
@@ -25,6 +47,35 @@ def spatial_transform(layer, channel_axis: int | None, ndim: int) -> dict[str, A
     if channel_axis is not None and not getattr(layer, "rgb", False) and len(scale) == ndim + 1:
         del scale[channel_axis], translate[channel_axis]
     return {"scale": scale, "translate": translate} if len(scale) == ndim else {}
+
+
+def predicts_in_blocks(layer) -> bool:
+    """Whether a layer is predicted block-wise: multiscale, not a numpy array (dask, zarr), or too big."""
+    data = image_data(layer)
+    return bool(getattr(layer, "multiscale", False)) or not isinstance(data, np.ndarray) or data.size > IN_MEMORY_VOXELS
+
+
+def volume_source(layer) -> Any:
+    """What the child reads for a block-wise prediction: the layer's full-resolution array, except for an
+    in-memory array read from a file that holds just that array: the file (nothing big is pickled)."""
+    data = image_data(layer)
+    path = getattr(layer.source, "path", None)
+    if isinstance(data, np.ndarray) and path and _file_holds(str(path), data.shape):
+        return str(path)
+    return data
+
+
+def _file_holds(path: str, shape: tuple[int, ...]) -> bool:
+    """Whether the TIFF or Zarr at `path` stores an array of `shape` (1-3 axes; more are not compared)."""
+    from ...data.volumes import open_volume
+
+    if not 1 <= len(shape) <= 3 or not Path(path).exists():
+        return False
+    try:
+        with open_volume(path, axis_order="zyx"[-len(shape) :]) as volume:
+            return tuple(volume.shape) == tuple(shape)
+    except Exception:  # noqa: BLE001 - any file it cannot open: the array is sent instead
+        return False
 
 
 class PredictTab(ProjectTab):
@@ -51,19 +102,46 @@ class PredictTab(ProjectTab):
         self.overlap.setSingleStep(0.05)
         self.overlap.setValue(0.5)
         self.overlap.setToolTip("Fraction by which neighbouring tiles overlap (blended)")
+        self.block_size = QSpinBox()
+        self.block_size.setRange(0, 65536)
+        self.block_size.setSingleStep(256)
+        self.block_size.setSpecialValueText("auto")
+        self.block_size.setToolTip(
+            "Edge of the blocks a large, dask/zarr or multiscale layer is predicted in, into OME-Zarr "
+            "(auto: about 4096 in 2D, 384 in 3D)"
+        )
         self.predict_button = QPushButton("Predict")
         self.predict_button.clicked.connect(self.predict)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop a block-wise prediction after the current block (finished blocks are kept)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.eta = QLabel("")
         form = QFormLayout()
         form.addRow("Image layer", self.image_combo)
         form.addRow("Checkpoint", self.checkpoint_combo)
         form.addRow("Channel axis", self.channel_axis)
         form.addRow("Tile size", self.tile_size)
         form.addRow("Tile overlap", self.overlap)
+        form.addRow("Block size", self.block_size)
         self.layout().addLayout(form)
-        self.layout().addWidget(self.predict_button)
+        buttons, progress = QHBoxLayout(), QHBoxLayout()
+        buttons.addWidget(self.predict_button, 1)
+        buttons.addWidget(self.stop_button)
+        progress.addWidget(self.progress, 1)
+        progress.addWidget(self.eta)
+        self.layout().addLayout(buttons)
+        self.layout().addLayout(progress)
         self._worker = None
         self._running = False
+        self.task: ChildTask | None = None
         self.last_task: ChildTask | None = None
+        self.live_layers: list = []  # the output of the running block-wise prediction
+        self._refreshed_at = 0.0
+        self._blocks_done = 0
         layers = self.viewer.layers
         handler = self._layers_changed
         emitters = (layers.events.inserted, layers.events.removed, layers.events.reordered)
@@ -152,59 +230,132 @@ class PredictTab(ProjectTab):
         axis = self.channel_axis.value()
         channel_axis = None if axis < 0 else axis
         self.session.remember(layers={LAYER_KEY: name})
-        task = ChildTask(
-            predict_into_project,
-            str(project.root),
-            image_data(layer),
-            label="prediction",
-            source=f"napari layer {name}",
-            checkpoint_id=checkpoint,
-            channel_axis=channel_axis,
-            tile_size=self.tile_size.value() or None,
-            overlap=self.overlap.value(),
-            device=default_device(),
-        )
+        options = {
+            "checkpoint_id": checkpoint,
+            "channel_axis": channel_axis,
+            "tile_size": self.tile_size.value() or None,
+            "overlap": self.overlap.value(),
+            "device": default_device(),
+        }
         self._context = {"layer": layer, "name": name, "channel_axis": channel_axis}
-        self._running = True
-        self.predict_button.setText("Predicting…")
-        self._update_button()
-        self.session.set_busy(True)
-        self.show_message(f"Predicting {name} with {self.checkpoint_combo.currentText()}…")
-        self.last_task = task
-        self._worker = child_worker(task, then=partial(_read_back, project))
+        blocks = predicts_in_blocks(layer)
+        if blocks:
+            self.task = ChildTask(
+                predict_volume_in_project,
+                str(project.root),
+                volume_source(layer),
+                label="prediction",
+                stop_reason="stopped from the Predict tab",
+                source_name=f"napari layer {name}",
+                block_shape=self.block_size.value() or None,
+                **options,
+            )
+            then = None
+        else:
+            self.task = ChildTask(predict_into_project, str(project.root), image_data(layer), label="prediction", source=f"napari layer {name}", **options)
+            then = partial(_read_back, project)
+        self._set_running(True, stoppable=blocks)
+        how = " block by block" if blocks else ""
+        self.show_message(f"Predicting {name}{how} with {self.checkpoint_combo.currentText()}…")
+        self.last_task = self.task
+        self._worker = child_worker(self.task, then=then)
+        self._worker.yielded.connect(self._on_event)
         self._worker.returned.connect(self._finished)
         self._worker.start()
 
-    def _finished(self, result) -> None:
-        self._running = False
-        self._worker = None
-        self.session.set_busy(False)
+    def stop(self) -> None:
+        """Stop a block-wise prediction after its current block; the blocks done stay in its output."""
+        if self.task is not None and not self.task.stopping:
+            self.task.stop()
+            self.stop_button.setEnabled(False)
+            self.eta.setText("stopping after the current block…")
+
+    def _set_running(self, running: bool, stoppable: bool = False) -> None:
+        self._running = running
+        self.stop_button.setEnabled(running and stoppable)
+        if running:
+            self.live_layers, self._blocks_done = [], 0
+            self.predict_button.setText("Predicting…")
+            self.progress.setRange(0, 0)  # busy until the first event tells the total
+            self.eta.setText("preparing…")
+        else:
+            self._worker = self.task = None
+            self.eta.setText("")
+            if self.progress.maximum() == 0:  # no event told the total (in-memory prediction, failure)
+                self.progress.setRange(0, 1)
         self._update_button()
+        self.session.set_busy(running)
+
+    # ---- events, in the GUI thread
+    def _on_event(self, event: ProgressEvent) -> None:
+        if event.kind == EventKind.STARTED:
+            self.show_message(f"Predicting {self._context['name']}: {event.message}")
+            if "output" in event.metrics:
+                self._show_live(Path(event.metrics["output"]), event.metrics.get("checkpoint_id", ""))
+        if event.steps and event.kind in (EventKind.STARTED, EventKind.STEP, EventKind.FINISHED):
+            self.progress.setRange(0, event.steps)
+            self.progress.setValue(min(event.step, event.steps))
+            self._blocks_done = event.step
+            eta = f", ETA {duration(event.eta_s)}" if event.eta_s is not None else ""
+            self.eta.setText(f"{event.step}/{event.steps} blocks{eta}")
+        due = time.monotonic() - self._refreshed_at >= REFRESH_S
+        if event.kind == EventKind.FINISHED or (event.kind == EventKind.STEP and due):
+            self._refresh_live()
+
+    def _show_live(self, output: Path, checkpoint_id: str) -> None:
+        """The output's labels as lazily read (multiscale) Labels layers over the image, before any block is done."""
+        image = output / "labels"
+        title = f"{self._context['name']} prediction ({checkpoint_id})"
+        self.live_layers = self._add_layers(ome_zarr_levels(image), title, has_channel_axis(image), cache=False)
+        self._refreshed_at = time.monotonic()
+
+    def _refresh_live(self) -> None:
+        """Redraw the output layers (napari reads the blocks in view again)."""
+        for layer in self.live_layers:
+            if layer in self.viewer.layers:
+                layer.refresh()
+        self._refreshed_at = time.monotonic()
+
+    def _finished(self, result) -> None:
+        self._set_running(False)
         if isinstance(result, TaskFailed):
             self.show_message(f"Prediction failed: {result.message}", error=True)
             return
-        self.add_prediction_layer(*result, **self._context)
+        if isinstance(result, VolumeSummary):
+            self._volume_finished(result)
+        else:
+            self.add_prediction_layer(*result, **self._context)
+        if getattr(result, "status", "completed") == "completed":
+            self.progress.setValue(self.progress.maximum())
         self.session.updated()
+
+    def _volume_finished(self, result: VolumeSummary) -> None:
+        self._refresh_live()
+        if result.record is None:
+            where = self.session.project.layout.relative(Path(result.output))
+            self.show_message(f"Stopped: {self._blocks_done} of {result.blocks} blocks kept in {where} (not recorded).")
+        else:
+            self._saved(result.record, f"{result.blocks} blocks")
 
     def add_prediction_layer(self, record, labels: np.ndarray, *, layer, name: str, channel_axis: int | None) -> list:
         """Show a saved prediction as a Labels layer over its image (one layer per output channel for a
         multilabel checkpoint)."""
-        project = self.session.project
-        title = f"{name} prediction ({record.checkpoint_id})"
-        if record.parameters.get("output_mode") == "multilabel":
-            names = project.config.class_names
-            channels = [
-                (labels[i], f"{title} {names[i] if i < len(names) else f'channel_{i}'}") for i in range(labels.shape[0])
-            ]
-        else:
-            channels = [(labels, title)]
-        added = [
-            self.viewer.add_labels(data, name=label_name, **spatial_transform(layer, channel_axis, data.ndim))
-            for data, label_name in channels
-        ]
-        duration = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""
-        self.show_message(f"Saved {record.path} ({record.prediction_id}) from {record.checkpoint_id}{duration}.")
+        multilabel = record.parameters.get("output_mode") == "multilabel"
+        added = self._add_layers(labels, f"{name} prediction ({record.checkpoint_id})", multilabel)
+        self._saved(record)
         return added
+
+    def _add_layers(self, data: Any, title: str, multilabel: bool, **meta: Any) -> list:
+        """Labels layers of `data` (an array or a list of levels) with the source layer's scale and translate."""
+        layers = labels_layers(data, title, multilabel, self.session.project.config.class_names, **meta)
+        level0 = layers[0][0][0] if isinstance(layers[0][0], list) else layers[0][0]
+        context = self._context
+        return add_labels(self.viewer, layers, **spatial_transform(context["layer"], context["channel_axis"], np.ndim(level0)))
+
+    def _saved(self, record, what: str = "") -> None:
+        duration_s = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""
+        count = f" ({what})" if what else ""
+        self.show_message(f"Saved {record.path} ({record.prediction_id}) from {record.checkpoint_id}{duration_s}{count}.")
 
 
 def _read_back(project, record) -> tuple[Any, np.ndarray]:
