@@ -60,19 +60,17 @@ class VolumeSummary(SimpleNamespace):
 
 
 def predict_volume_in_project(project_root: str, source, *, listener, cancel, **options: Any) -> VolumeSummary:
-    """`nta predict` block-wise (`predict_volume_into_project`, Dask in this process) into a new
-    `predictions/prediction_NNN.zarr`. Its STARTED event tells the GUI the output folder and the checkpoint
-    (`metrics`), so the labels can be shown while blocks complete; Stop keeps the finished blocks."""
+    """`nta predict` block-wise (`predict_volume_into_project`, Dask in this process) into
+    `predictions/prediction_NNN.zarr` (an unfinished one of the same file source is resumed). Its STARTED event
+    tells the GUI the output folder and the checkpoint (`metrics`), so the labels can be shown while blocks
+    complete; Stop keeps the finished blocks."""
     from ..predict.project_prediction import predict_volume_into_project
     from ..project import TrainingProject
 
     project = TrainingProject.open(project_root)
-    output = project.predictions.zarr_output()
     checkpoint_id = project.checkpoints.get(options.get("checkpoint_id", "latest")).checkpoint_id
-    told = _telling(listener, {"output": str(output), "checkpoint_id": checkpoint_id})
-    record, result = predict_volume_into_project(
-        project, source, output=output, scheduler="in-process", listener=told, cancel=cancel, **options
-    )
+    told = _telling(listener, {"checkpoint_id": checkpoint_id})
+    record, result = predict_volume_into_project(project, source, scheduler="in-process", listener=told, cancel=cancel, **options)
     return VolumeSummary(record=record, status=result.status, output=str(result.output), blocks=result.blocks, seconds=result.seconds)
 
 

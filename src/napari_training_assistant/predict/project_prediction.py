@@ -152,7 +152,10 @@ def _inside_project(project: TrainingProject, output: str | Path) -> Path:
 
 
 def _resumable(project: TrainingProject, fingerprint: dict[str, Any]) -> Path:
-    """An unfinished `predictions/*.zarr` of the same prediction, else the next free name."""
+    """An unfinished `predictions/*.zarr` of the same prediction of a file, else the next free name (an
+    in-memory array is known only by its shape and dtype: never taken for another one)."""
+    if fingerprint["source"].get("in_memory"):
+        return project.predictions.zarr_output()
     for candidate in sorted(project.layout.predictions_dir.glob("*.zarr")):
         attributes = read_attributes(candidate)
         if attributes and attributes.get("status") != "complete" and fingerprint_json(attributes.get("fingerprint", {})) == fingerprint_json(fingerprint):

@@ -15,6 +15,7 @@ from ..data.geometry import Box
 from ..data.volumes import VolumeSource, open_volume
 from ..preprocess import NormalizationStats, compute_stats
 from ..project.errors import DatasetError
+from ..project.run_options import IN_MEMORY_VOXELS
 
 EXACT_STATS_VOXELS = 1 << 27  # a region up to this many voxels per channel is read whole for its statistics
 SAMPLE_BOXES = 64  # otherwise: statistics of this many boxes spread evenly over the region
@@ -74,7 +75,14 @@ def open_input(
             f"{name}: has {len(sources)} channel(s) but the checkpoint expects {input_channels}: "
             "choose a source with that many channels (or name its channel axis with --channel-axis)"
         )
-    description = {"source": name, "dataset": dataset, "scale": scale, "shape": list(sources[0].shape), "dtype": str(sources[0].dtype)}
+    description = {
+        "source": name,
+        "in_memory": not isinstance(source, str | os.PathLike),
+        "dataset": dataset,
+        "scale": scale,
+        "shape": list(sources[0].shape),
+        "dtype": str(sources[0].dtype),
+    }
     return VolumeInput(sources, description)
 
 
@@ -199,7 +207,6 @@ def sample_boxes(roi: Box, box_shape: Sequence[int], count: int) -> list[Box]:
     return [Box(tuple(int(v) for v in corner), tuple(int(v) + e for v, e in zip(corner, edges, strict=True))) for corner in grid]
 
 
-IN_MEMORY_VOXELS = 1 << 26  # above this many stored values, `nta predict` goes block-wise
 
 
 def needs_blocks(location: str, dataset: str | None = None) -> bool:

@@ -375,7 +375,8 @@ def _run_blocks(
     from distributed import as_completed
 
     dashboard = f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""
-    emit(ProgressEvent(EventKind.STARTED, step=before, steps=plan.count, message=f"{len(pending)} of {plan.count} blocks to predict on {cluster.description}{dashboard}"))
+    message = f"{len(pending)} of {plan.count} blocks to predict on {cluster.description}{dashboard}"
+    emit(ProgressEvent(EventKind.STARTED, step=before, steps=plan.count, message=message, metrics={"output": job.output, "dashboard": cluster.dashboard}))
     client = cluster.client
     [shared] = client.scatter([job], broadcast=True)
     keys = [f"nta-block-{i}-{job.token}" for i in pending]

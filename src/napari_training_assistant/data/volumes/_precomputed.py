@@ -37,15 +37,23 @@ def kvstore_spec(location: str) -> dict[str, Any]:
     )
 
 
+INFO_TIMEOUT_S = 30.0  # seconds to wait for a volume's 'info' file
+
+
 def read_info(location: str, kvstore: dict[str, Any]) -> dict[str, Any]:
     import tensorstore as ts
 
     try:
-        store = ts.KvStore.open(kvstore).result()
-        found = store.read("info").result()
+        store = ts.KvStore.open(kvstore).result(timeout=INFO_TIMEOUT_S)
+        found = store.read("info").result(timeout=INFO_TIMEOUT_S)
     except ValueError as exc:  # bad spec, unreachable host, missing credentials, ...
         raise DatasetError(
             f"{location}: cannot read the precomputed 'info' file ({exc}): check the path, URL and credentials"
+        ) from exc
+    except TimeoutError as exc:  # TensorStore retries an unreachable host for minutes
+        raise DatasetError(
+            f"{location}: no answer within {INFO_TIMEOUT_S:g} s when reading the precomputed 'info' file: "
+            "check the URL, the network and that the server is up"
         ) from exc
     if found.state != "value":
         raise DatasetError(f"{location}: has no precomputed 'info' file: give the folder that holds 'info'")
