@@ -301,3 +301,16 @@ def test_bad_input_is_one_line_and_writes_nothing(checkpoint, tmp_path, monkeypa
 
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_each_worker_loads_the_model_once(checkpoint, tmp_path, monkeypatch):
+    import napari_training_assistant.model as model_package
+
+    path = checkpoint()
+    loads = []
+    real = model_package.load_model
+    monkeypatch.setattr(model_package, "load_model", lambda p: loads.append(p) or real(p))
+
+    result = predict_volume(path, _volume((96, 96)), tmp_path / "out.zarr", tile_size=32, block_shape=32, **IN_PROCESS)
+
+    assert result.blocks_predicted == 9 and len(loads) == 1
