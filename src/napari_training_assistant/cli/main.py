@@ -12,7 +12,14 @@ from pydantic import ValidationError
 
 from .._version import __version__
 from ..project.errors import ProjectError
-from . import dataset_commands, model_commands, project_commands, sam3_commands, training_commands
+from . import (
+    assign_commands,
+    dataset_commands,
+    model_commands,
+    project_commands,
+    sam3_commands,
+    training_commands,
+)
 from .errors import UserError
 from .validation import error_line, flag_names, subcommand_parser
 
@@ -38,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-training-assistant {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (project_commands, dataset_commands, model_commands, training_commands, sam3_commands):
+    for module in (project_commands, dataset_commands, model_commands, training_commands, assign_commands, sam3_commands):
         module.register(sub)
     return parser
 

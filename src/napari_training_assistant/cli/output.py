@@ -23,3 +23,32 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 
 def fmt_metric(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by progress events (the STARTED line above it); silent when quiet."""
+
+    def __init__(self, unit: str, quiet: bool) -> None:
+        self.unit, self.quiet, self.bar = unit, quiet, None
+
+    def __enter__(self):
+        return self.show
+
+    def show(self, event) -> None:
+        import sys
+
+        from tqdm import tqdm
+
+        from ..progress import EventKind
+
+        if self.quiet:
+            return
+        if event.kind == EventKind.STARTED:
+            print(event.message, file=sys.stderr, flush=True)
+            self.bar = tqdm(total=event.steps, initial=event.step, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+        elif event.kind == EventKind.STEP and self.bar is not None:
+            self.bar.update(event.step - self.bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -12,7 +12,7 @@ from ..project.devices import DEVICE_HELP
 from ..project.run_options import PredictOptions, TrainOptions, VolumeOptions
 from .dataset_commands import require_zarr_for_dataset
 from .errors import UserError
-from .output import JSON_HELP, emit_json, fmt_metric
+from .output import JSON_HELP, ProgressBar, emit_json, fmt_metric
 from .validation import schema_option
 
 
@@ -262,7 +262,7 @@ def _predict_blocks(project: TrainingProject, args: argparse.Namespace) -> int:
     )
     if not options.labels and options.probabilities is None:
         raise UserError("--no-labels leaves nothing to write: add --probabilities float16|uint8|float32")
-    with _block_progress(quiet=args.json) as listener:
+    with ProgressBar("block", quiet=args.json) as listener:
         record, result = predict_volume_into_project(
             project,
             args.image,
@@ -311,30 +311,3 @@ def _predict_blocks(project: TrainingProject, args: argparse.Namespace) -> int:
             + ")"
         )
     return 0 if result.status == "completed" else 1
-
-
-class _block_progress:
-    """A tqdm bar of blocks on stderr (the cluster and dashboard line above it); silent when quiet."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet, self.bar = quiet, None
-
-    def __enter__(self):
-        return self.show
-
-    def show(self, event) -> None:
-        from tqdm import tqdm
-
-        from ..progress import EventKind
-
-        if self.quiet:
-            return
-        if event.kind == EventKind.STARTED:
-            print(event.message, file=sys.stderr, flush=True)
-            self.bar = tqdm(total=event.steps, initial=event.step, unit="block", file=sys.stderr, dynamic_ncols=True)
-        elif event.kind == EventKind.STEP and self.bar is not None:
-            self.bar.update(event.step - self.bar.n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()

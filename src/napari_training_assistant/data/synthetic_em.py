@@ -368,6 +368,7 @@ def spec_dict(window_size: Sequence[int] = (16, 64, 64)) -> dict:
             "img": {"path": "img.zarr"},
             "label0": {"path": "pre.zarr"},
             "label1": {"path": "post.zarr"},
+            "segmentation": {"path": "seg.zarr"},
             "points": {"path": "synapses.csv"},
         },
         "regions": {"path": "regions.json"},

@@ -80,20 +80,25 @@ def run_block(job: BlockJob, index: int) -> BlockResult:
 
 
 def _model(job: BlockJob):
-    """(inference model, device) of this worker process, loaded on first use."""
+    return worker_model(job.checkpoint, job.checkpoint_sha256, job.device, job.threads)
+
+
+def worker_model(checkpoint: str, sha256: str, requested_device: str | None, threads: int | None):
+    """(inference model, device) of this worker process for a checkpoint file, loaded on first use and kept
+    (one model per worker: another checkpoint replaces it)."""
     import torch
 
     from ..model import load_model
     from .inference_model import prepare_inference_model
 
-    device = _worker_device(job.device)
-    key = (job.checkpoint, job.checkpoint_sha256, str(device))
+    device = _worker_device(requested_device)
+    key = (checkpoint, sha256, str(device))
     with _LOCK:
         if key not in _MODELS:
-            if job.threads and device.type == "cpu":
-                torch.set_num_threads(job.threads)
-            _MODELS.clear()  # one model per worker: a new prediction replaces the last one's
-            _MODELS[key] = prepare_inference_model(load_model(job.checkpoint), device)
+            if threads and device.type == "cpu":
+                torch.set_num_threads(threads)
+            _MODELS.clear()
+            _MODELS[key] = prepare_inference_model(load_model(checkpoint), device)
         return _MODELS[key], device
 
 

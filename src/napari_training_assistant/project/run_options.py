@@ -138,3 +138,16 @@ class VolumeOptions(CheckedInputs):
     def scale_level(self) -> int | str:
         """The scale as an index when it is a number, else a dataset path / precomputed key."""
         return int(self.scale) if self.scale.isdigit() else self.scale
+
+
+class AssignOptions(CheckedInputs):
+    """How synapse partners are assigned (`assign_synapses`)."""
+
+    mode: Literal["max", "threshold", "dilate_nearest"] = "max"
+    contact_radius: list[HaloEdge] | None = Field(None, min_length=3, max_length=3, description="voxels per axis around the synapse point")
+    dilation: Annotated[int, Ge(0), Le(64)] = 0
+    threshold: float = Field(0.5, gt=0, lt=1, description="probability a voxel must exceed (threshold mode)")
+    chunk_points: Annotated[int, Ge(1), Le(1_000_000)] = 256
+    scheduler: str | None = Field(None, min_length=1, max_length=256, description="local, in-process or a scheduler address")
+    workers: Annotated[int, Ge(1), Le(1024)] | None = None
+    device: Device | None = None
