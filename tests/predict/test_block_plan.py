@@ -36,7 +36,7 @@ def test_blocks_partition_the_region_and_read_exactly_the_tiles_that_touch_them(
         absolute = [tuple(slice(s.start + r.start, s.stop + r.start) for s, r in zip(t, work.read, strict=True)) for t in work.tiles]
         assert absolute == touching  # the same tiles, in the whole-image order
         assert all(r.start >= 0 and r.stop <= n for r, n in zip(work.read, plan.shape, strict=True))
-        assert all(o.start - r.start <= h and r.stop - o.stop <= h for o, r, h in zip(work.out, work.read, plan.halo, strict=True))
+        assert all(o.start - r.start <= h and r.stop - o.stop <= h for o, r, h in zip(work.out, work.read, plan.reach, strict=True))
     assert (owner >= 0).all()
     assert plan.tiles_computed >= plan.tiles_total == len(whole)
 

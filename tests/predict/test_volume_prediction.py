@@ -314,3 +314,9 @@ def test_each_worker_loads_the_model_once(checkpoint, tmp_path, monkeypatch):
     result = predict_volume(path, _volume((96, 96)), tmp_path / "out.zarr", tile_size=32, block_shape=32, **IN_PROCESS)
 
     assert result.blocks_predicted == 9 and len(loads) == 1
+
+
+def test_the_recorded_halo_is_the_asked_overlap_and_reach_what_blocks_read(checkpoint, tmp_path):
+    path = checkpoint()
+    result = predict_volume(path, _volume((300, 300)), tmp_path / "out.zarr", tile_size=64, halo=16, block_shape=128, **IN_PROCESS)
+    assert result.parameters["halo"] == [16, 16] and min(result.parameters["reach"]) >= 16

@@ -3,7 +3,7 @@
 The whole region is tiled once (the grid `predict_image` uses: tiles every `stride` voxels, the last
 ending at the region's end). A block of the output is predicted from the tiles of that grid that touch
 it, read with their context: the block's *read box* is the union of those tiles, reaching `halo` voxels
-beyond the block (halo = tile - stride for a block aligned to the grid). Every voxel of a block then
+beyond the block (halo = tile - stride for a block aligned to the grid; `reach` is the most any block reads). Every voxel of a block then
 gets exactly the tile contributions, weights and summation order of the whole-image prediction: block
 seams do not exist. Tiles that touch two blocks are computed by both (`recompute_ratio`); bigger
 blocks waste less.
@@ -121,8 +121,14 @@ class BlockPlan:
         """Tiles run block-wise / tiles of one whole-region pass (1.0 = no tile runs twice)."""
         return self.tiles_computed / self.tiles_total
 
-    @cached_property
+    @property
     def halo(self) -> tuple[int, ...]:
+        """The tile overlap in voxels (tile - stride) per axis: the context a block reads beyond its edge
+        on the regular grid (`reach` adds the last tile of an axis, which ends at the region's end)."""
+        return tuple(max(0, t - s) for t, s in zip(self.tile, self.strides, strict=True))
+
+    @cached_property
+    def reach(self) -> tuple[int, ...]:
         """The most voxels any block reads beyond its edge, per axis."""
         out = []
         for axis, n in enumerate(self.grid):

@@ -3,7 +3,7 @@
 `scheduler`:
   * None / "local": a `LocalCluster` sized to the machine: one worker process per GPU (worker N uses
     GPU N), else `workers` CPU processes (default: one per 8 cores, at least 1), each with an equal share
-    of the cores as torch threads;
+    of the cores as torch threads (set where the model is loaded);
   * "in-process": one worker thread in this process (no start-up cost; tests, notebooks, napari's child);
   * an address ("tcp://host:8786", "host:8786"): a running cluster, e.g. `dask-jobqueue`'s SLURMCluster or
     `dask-cuda`'s LocalCUDACluster; it is left running.
@@ -56,7 +56,15 @@ def dask_cluster(scheduler: str | None, workers: int | None, *, gpus: int) -> It
 
     scheduler = (scheduler or LOCAL).strip()
     cores = _cores()
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    settings = {
+        "distributed.scheduler.allowed-failures": 1,
+        # Dask's default MALLOC_TRIM_THRESHOLD_ for workers makes glibc map and unmap torch's buffers on every
+        # batch: a third slower (benchmarks/bench_predict_volume.py); and the nanny writes its variables into
+        # this process's environment, where later children would inherit them: restored below
+        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    }
+    saved = dict(os.environ)
+    with dask.config.set(settings), _restored_environment(saved):
         if scheduler not in (LOCAL, IN_PROCESS):
             client = _connect(Client, scheduler)
             try:
@@ -71,13 +79,7 @@ def dask_cluster(scheduler: str | None, workers: int | None, *, gpus: int) -> It
         else:
             count = workers or default_workers(gpus, cores)
             threads = max(1, cores // count)
-            cluster = LocalCluster(
-                n_workers=count,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=_dashboard_port(),
-                env={"OMP_NUM_THREADS": str(threads)},
-            )
+            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=_dashboard_port())
         client = Client(cluster)
         try:
             kind = f"{count} GPU worker(s)" if gpus else f"{count} CPU worker(s) x {threads or cores} thread(s)"
@@ -86,6 +88,17 @@ def dask_cluster(scheduler: str | None, workers: int | None, *, gpus: int) -> It
         finally:
             client.close()
             cluster.close()
+
+
+@contextlib.contextmanager
+def _restored_environment(saved: dict[str, str]) -> Iterator[None]:
+    """`os.environ` as it was before the cluster started, once it is closed."""
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
+        os.environ.update(saved)
 
 
 def _connect(client_type: Any, address: str) -> Any:

@@ -17,7 +17,7 @@ from ..preprocess import NormalizationStats, compute_stats
 from ..project.errors import DatasetError
 from ..project.run_options import IN_MEMORY_VOXELS
 
-EXACT_STATS_VOXELS = 1 << 27  # a region up to this many voxels per channel is read whole for its statistics
+EXACT_STATS_VOXELS = 1 << 24  # a region up to this many voxels per channel is read whole for its statistics
 SAMPLE_BOXES = 64  # otherwise: statistics of this many boxes spread evenly over the region
 
 
@@ -37,7 +37,9 @@ class VolumeInput:
         return self.channels[0].origin
 
     def read(self, box: Box) -> np.ndarray:
-        """(C, *box.shape) voxels of `box` in absolute coordinates."""
+        """(C, *box.shape) voxels of `box` in absolute coordinates (one channel: no copy)."""
+        if len(self.channels) == 1:
+            return self.channels[0].read(box)[None]
         return np.stack([source.read(box) for source in self.channels])
 
 
@@ -179,8 +181,9 @@ def open_mask(mask: Any, volume: VolumeInput, spatial_axes: str, dataset: str | 
 
 
 def region_stats(volume: VolumeInput, roi: Box, mode: str, chunk: Sequence[int]) -> NormalizationStats:
-    """Normalisation statistics of the region: of all its voxels when it fits in `EXACT_STATS_VOXELS`
-    (what whole-image prediction computes), else of `SAMPLE_BOXES` chunk-sized boxes spread evenly."""
+    """Normalisation statistics of the region: of all its voxels up to `EXACT_STATS_VOXELS` (what whole-image
+    prediction computes; memory then grows with the region up to that size), else of `SAMPLE_BOXES`
+    chunk-sized boxes spread evenly (memory independent of the region)."""
     if mode == "none":
         return compute_stats(np.zeros((volume_channels(volume), 1), np.float32), mode, channel_axis_first=True)
     if roi.size <= EXACT_STATS_VOXELS:

@@ -154,6 +154,7 @@ def prepare_volume(
         "tile_size": list(plan.tile),
         "overlap": options.overlap if halo is None else None,
         "halo": list(plan.halo),
+        "reach": list(plan.reach),
         "block_shape": list(plan.block),
         "blocks": plan.count,
         "recompute_ratio": round(plan.recompute_ratio, 4),
