@@ -143,3 +143,68 @@ def kill_cli_training():
         return process.returncode
 
     return _kill
+
+
+@pytest.fixture
+def volume_source():
+    """volume_source(kind, image (y, x), folder) -> (source, predict options, the voxels it holds): `image` stored
+    by the format's own writer (tifffile, zarr v2/v3, ome-zarr 0.4/0.5, tensorstore precomputed) or as dask /
+    napari multiscale data."""
+    import numpy as np
+    import zarr
+
+    def _write(kind, image, folder):
+        """`image` (y, x) stored by the format's own writer: (source, options, the voxels the source holds there)."""
+        import tifffile
+
+        if kind == "tiff":
+            tifffile.imwrite(folder / "a.tif", image)
+            return str(folder / "a.tif"), {}, image
+        if kind == "bigtiff":
+            tifffile.imwrite(folder / "a.tif", image, bigtiff=True)  # contiguous: read memory-mapped
+            return str(folder / "a.tif"), {}, image
+        if kind == "tiled-tiff":
+            tifffile.imwrite(folder / "a.tif", image, tile=(64, 64), compression="zlib")
+            return str(folder / "a.tif"), {}, image
+        if kind in ("zarr-v2", "zarr-v3"):
+            array = zarr.create_array(str(folder / "a.zarr"), shape=image.shape, chunks=(50, 50), dtype=image.dtype, zarr_format=int(kind[-1]))
+            array[...] = image
+            return str(folder / "a.zarr"), {}, image
+        if kind == "zarr-group-dataset":
+            group = zarr.open_group(str(folder / "g.zarr"), mode="w")
+            group.create_array("raw", shape=image.shape, chunks=(64, 64), dtype=image.dtype)[...] = image
+            group.create_array("other", shape=(3,), dtype="uint8")
+            return str(folder / "g.zarr"), {"dataset": "raw"}, image
+        if kind.startswith("ome-zarr"):
+            writer = pytest.importorskip("ome_zarr.writer")
+            from ome_zarr.format import FormatV04, FormatV05
+
+            fmt = FormatV04() if kind.startswith("ome-zarr-0.4") else FormatV05()
+            group = zarr.open_group(str(folder / "o.zarr"), mode="w", zarr_format=fmt.zarr_format)
+            writer.write_image(image, group, axes="yx", fmt=fmt, scale_factors=[2])
+            level = 1 if kind.endswith("level1") else 0
+            multiscales = group.attrs.get("multiscales") or group.attrs["ome"]["multiscales"]
+            return str(folder / "o.zarr"), {"scale": level}, np.asarray(group[multiscales[0]["datasets"][level]["path"]][...])
+        if kind == "precomputed":
+            ts = pytest.importorskip("tensorstore")
+            store = ts.open(
+                {
+                    "driver": "neuroglancer_precomputed",
+                    "kvstore": {"driver": "file", "path": str(folder / "pre")},
+                    "scale_metadata": {"resolution": [4, 4, 40], "size": [image.shape[1], image.shape[0], 1], "encoding": "raw", "chunk_size": [64, 64, 1]},
+                    "multiscale_metadata": {"type": "image", "data_type": "uint16", "num_channels": 1},
+                    "create": True,
+                }
+            ).result()
+            store[:, :, 0, 0].write(image.T).result()  # stored x, y, z, c
+            return str(folder / "pre"), {}, image
+        if kind == "dask":
+            import dask.array as da
+
+            return da.from_array(image, chunks=(64, 64)), {}, image
+        if kind == "napari-multiscale":
+            return [image, image[::2, ::2]], {"scale": 1}, image[::2, ::2]
+        raise AssertionError(kind)
+
+
+    return _write

@@ -125,3 +125,24 @@ def test_a_killed_run_restarted_with_the_same_command_skips_finished_blocks(trai
 def _blocks_done(output) -> int:
     folder = output / "nta_blocks"
     return sum(1 for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else 0
+
+
+def test_every_file_source_kind_through_the_cli(trained, tmp_path, capsys, volume_source):
+    """`nta predict PROJECT --image SOURCE --output OUT.zarr` on files written by each format's own writer."""
+    image = make_nuclei((96, 112), n_nuclei=8, radius_range=(4.0, 7.0), seed=4)[0]
+    kinds = ["tiff", "bigtiff", "tiled-tiff", "zarr-v2", "zarr-v3", "zarr-group-dataset", "ome-zarr-0.4-level1", "ome-zarr-0.5", "precomputed"]
+    outputs = {}
+    for kind in kinds:
+        folder = tmp_path / kind
+        folder.mkdir()
+        source, options, voxels = volume_source(kind, image, folder)
+        extra = [*(["--image-dataset", options["dataset"]] if "dataset" in options else []), *(["--scale", str(options["scale"])] if "scale" in options else [])]
+        output = trained.layout.root / "predictions" / f"{kind}.zarr"
+        code, report = _predict(capsys, trained.layout.root, "--image", source, *extra, "--output", output, "--block-shape", "48", "--scheduler", "in-process")
+        assert code == 0 and report["status"] == "completed", kind
+        outputs[kind] = zarr.open_group(str(output), mode="r")["labels/0"][...]
+        assert outputs[kind].shape == voxels.shape, kind
+    for kind in kinds:
+        if kind != "ome-zarr-0.4-level1":  # the half-resolution level
+            np.testing.assert_array_equal(outputs[kind], outputs["tiff"], err_msg=kind)
+    assert len(TrainingProject.open(trained.layout.root).predictions.registry.predictions) == len(kinds)
