@@ -81,6 +81,16 @@ def test_every_synapse_gets_a_row_lines_read_back_and_an_evaluation(dataset, tmp
         assert 0.0 <= evaluation["overall"][side]["accuracy"] <= 1.0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["reads"]["region"] + summary["reads"]["windows"] == result.chunks and summary["synapses_per_s"] > 0
+    assert summary["baseline_evaluation"]["overall"]["n"] == len(rows)
+
+    from napari_training_assistant.project import TrainingProject
+
+    project = TrainingProject.open(dataset["spec"].parent / "synapse-project")
+    [row] = project.history.benchmarks(kind="assignment")[-1:]
+    assert row["checkpoint_id"] == project.checkpoints.registry.latest and row["assign_mode"] == "max"
+    assert row["both_accuracy"] == evaluation["overall"]["both"]["accuracy"]
+    assert row["baseline_both_accuracy"] == summary["baseline_evaluation"]["overall"]["both"]["accuracy"]
+    assert all(r.get("kind") in (None, "segmentation") for r in project.history.benchmarks())
 
 
 def test_the_no_network_baseline_and_ground_truth_from_the_lines(dataset, tmp_path):

@@ -143,6 +143,14 @@ def assign_synapses(
             from .evaluate import evaluate_table
 
             summary["evaluation"] = evaluate_table(table, synapses, rows, spec, base, layers, radius)
+            if mode != "dilate_nearest":  # the no-network baseline, reported beside the model
+                baseline = assign_synapses(
+                    spec_path, output=target / "baseline", mode="dilate_nearest", contact_radius=radius, dilation=dilation,
+                    chunk_points=chunk_points, scheduler="in-process", overwrite=True, evaluate=True,
+                )
+                summary["baseline_evaluation"] = baseline.summary.get("evaluation")
+            if checkpoint is not None:
+                _record_evaluation(project, asked, summary)
     seconds = time.perf_counter() - started
     summary["seconds"] = round(seconds, 3)
     done = sum(r.synapses for r in results)
@@ -150,6 +158,31 @@ def assign_synapses(
     summary["status"] = status
     atomic_write_bytes(target / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
     return AssignResult(target, status, int(len(rows)), int((~inside).sum()), chunks, before, round(seconds, 3), summary)
+
+
+def _record_evaluation(project: TrainingProject, asked: dict[str, Any], summary: dict[str, Any]) -> None:
+    """One "assignment" row of the benchmark history: the checkpoint's accuracy beside the baseline's."""
+    from ..project.clock import now
+
+    overall = (summary.get("evaluation") or {}).get("overall") or {}
+    if not overall.get("n"):
+        return
+    baseline = ((summary.get("baseline_evaluation") or {}).get("overall") or {}).get("both", {})
+    record = project.checkpoints.get(Path(asked["checkpoint"]).stem)
+    project.history.append_benchmark(
+        {
+            "kind": "assignment",
+            "checkpoint_id": record.checkpoint_id,
+            "parent_id": record.parent_id,
+            "timestamp": now().isoformat(timespec="seconds"),
+            "n_synapses": overall["n"],
+            "assign_mode": asked["mode"],
+            "pre_accuracy": overall["pre"]["accuracy"],
+            "post_accuracy": overall["post"]["accuracy"],
+            "both_accuracy": overall["both"]["accuracy"],
+            "baseline_both_accuracy": baseline.get("accuracy"),
+        }
+    )
 
 
 def _project_folder(spec: PointSpec, base: Path) -> Path:

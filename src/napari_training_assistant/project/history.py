@@ -27,9 +27,9 @@ def _decode(row: dict[str, str]) -> dict[str, Any]:
     for key, value in row.items():
         if value in ("", None):
             out[key] = None
-        elif key in ("dice", "iou", "delta_dice", "delta_iou"):
+        elif key in ("dice", "iou", "delta_dice", "delta_iou") or key.endswith("_accuracy"):
             out[key] = float(value)
-        elif key == "n_images":
+        elif key in ("n_images", "n_synapses"):
             out[key] = int(value)
         elif key.endswith("_per_class"):
             out[key] = json.loads(value)
@@ -44,12 +44,15 @@ class History:
         self._layout = project.layout
 
     # ----------------------------------------------------------------- benchmark history
-    def benchmarks(self) -> list[dict[str, Any]]:
+    def benchmarks(self, kind: str | None = "segmentation") -> list[dict[str, Any]]:
+        """Rows of one kind: "segmentation" (Dice/IoU on the benchmark pairs; also rows without a kind) or
+        "assignment" (synapse partner accuracy); None: every row."""
         path = self._layout.benchmark_history
         if not path.exists():
             return []
         with open(path, newline="", encoding="utf-8") as handle:
-            return [_decode(row) for row in csv.DictReader(handle)]
+            rows = [_decode(row) for row in csv.DictReader(handle)]
+        return [r for r in rows if kind is None or (r.get("kind") or "segmentation") == kind]
 
     def latest_benchmark(self) -> dict[str, Any] | None:
         rows = self.benchmarks()

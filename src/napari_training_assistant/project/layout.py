@@ -31,6 +31,14 @@ BENCHMARK_COLUMNS: tuple[str, ...] = (
     "delta_dice",
     "delta_iou",
     "benchmark_sha256",
+    # assignment rows (`kind` "assignment", `nta assign-synapses --evaluate`); segmentation rows leave them empty
+    "kind",
+    "n_synapses",
+    "assign_mode",
+    "pre_accuracy",
+    "post_accuracy",
+    "both_accuracy",
+    "baseline_both_accuracy",
 )
 
 
