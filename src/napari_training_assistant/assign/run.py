@@ -126,7 +126,7 @@ def assign_synapses(
     )
     rows = np.nonzero(inside)[0]
     ids = [synapses[i].id for i in rows]
-    status, results, before, chunks = _run_chunks(job, points[rows], rows, ids, chunk_points, scheduler, workers, listener or (lambda e: None), cancel)
+    status, results, before, chunks, elapsed, cluster = _run_chunks(job, points[rows], rows, ids, chunk_points, scheduler, workers, listener or (lambda e: None), cancel)
     summary: dict[str, Any] = {
         **asked,
         "synapses": int(len(rows)),
@@ -135,6 +135,7 @@ def assign_synapses(
         "chunks_before": before,
         "reads": {kind: sum(1 for r in results if r.read == kind) for kind in ("region", "windows")},
         "time_s": {name: round(sum(getattr(r, f"{name}_s") for r in results), 3) for name in ("read", "predict", "vote")},
+        "cluster": cluster,
     }
     if status == "completed":
         table = merge_parts(target / "parts", chunks, target)
@@ -154,7 +155,7 @@ def assign_synapses(
     seconds = time.perf_counter() - started
     summary["seconds"] = round(seconds, 3)
     done = sum(r.synapses for r in results)
-    summary["synapses_per_s"] = round(done / max(sum(r.read_s + r.predict_s + r.vote_s for r in results), 1e-9), 1) if results else None
+    summary["synapses_per_s"] = round(done / elapsed, 1) if results and elapsed > 0 else None  # over the tasks' wall time
     summary["status"] = status
     atomic_write_bytes(target / "summary.json", (json.dumps(summary, indent=2, default=str) + "\n").encode())
     return AssignResult(target, status, int(len(rows)), int((~inside).sum()), chunks, before, round(seconds, 3), summary)
@@ -241,8 +242,9 @@ def _run_chunks(
     workers: int | None,
     emit: Listener,
     cancel: CancelToken | None,
-) -> tuple[str, list[ChunkResult], int, int]:
-    """(status, results of the chunks run now, chunks done before, chunks in all): chunks streamed to Dask."""
+) -> tuple[str, list[ChunkResult], int, int, float, str | None]:
+    """(status, results of the chunks run now, chunks done before, chunks in all, seconds from the first task
+    to the last, cluster): chunks streamed to Dask."""
     from dataclasses import replace
 
     from distributed import as_completed
@@ -256,7 +258,7 @@ def _run_chunks(
     done = sum(len(c) for c in all_chunks) - sum(len(c) for c in pending)
     results: list[ChunkResult] = []
     if not pending:
-        return "completed", results, before, len(all_chunks)
+        return "completed", results, before, len(all_chunks), 0.0, None
     gpus = 0 if job.checkpoint is None else _gpus(job.device)
     with dask_cluster(scheduler, workers, gpus=gpus) as cluster:
         job = replace(job, threads=cluster.threads)
@@ -275,7 +277,7 @@ def _run_chunks(
         for future in running:
             if cancel is not None and cancel.cancelled:
                 client.cancel(list(running.futures))
-                return "cancelled", results, before, len(all_chunks)
+                return "cancelled", results, before, len(all_chunks), time.perf_counter() - started, cluster.description
             if future.status != "finished":
                 exc = future.exception()
                 client.cancel(list(running.futures))
@@ -288,4 +290,5 @@ def _run_chunks(
             following = next(queue, None)
             if following is not None:
                 running.add(submit(following))
-    return "completed", results, before, len(all_chunks)
+        elapsed = time.perf_counter() - started
+    return "completed", results, before, len(all_chunks), elapsed, cluster.description
