@@ -45,6 +45,48 @@ def train_points_layers(folder: str, volumes: dict[str, np.ndarray], synapses, r
     return train_points_spec(str(path), options, listener=listener, cancel=cancel)
 
 
+class AssignSummary(SimpleNamespace):
+    """An assignment's outcome: `output` (its folder, holding assignments.csv), `status` (completed |
+    cancelled), `synapses`, `outside`, `seconds`, `checkpoint_id`, `evaluation` (summary.json's, or None)
+    and `truth` ({row: (pre, post)} ground-truth segments, empty without evaluation)."""
+
+
+def assign_layers(folder: str, volumes: dict[str, np.ndarray], synapses, regions, spec: dict, *, checkpoint_id: str, evaluate: bool, listener, cancel) -> AssignSummary:
+    """Write viewer layers as `folder`/spec.yaml (the writer training uses; with a segmentation), then
+    `nta assign-synapses` on it with the checkpoint, in this process, replacing an earlier assignment."""
+    from ..assign.run import assign_synapses
+    from .point_data import write_point_data
+
+    path = write_point_data(Path(folder), volumes, synapses, regions, spec)
+    result = assign_synapses(path, checkpoint_id=checkpoint_id, scheduler="in-process", evaluate=evaluate, overwrite=True, listener=listener, cancel=cancel)
+    truth = _ground_truth(path, result) if evaluate and result.status == "completed" else {}
+    return AssignSummary(
+        output=str(result.output), status=result.status, synapses=result.synapses, outside=result.outside, seconds=result.seconds,
+        checkpoint_id=checkpoint_id, evaluation=result.summary.get("evaluation"), truth=truth,
+    )
+
+
+def _ground_truth(spec_path: Path, result) -> dict[int, tuple[int, int]]:
+    """{row: (pre, post)} of the synapses with ground truth (lines, label0/label1), as the evaluation finds it."""
+    from ..assign.evaluate import ground_truth
+    from ..train.point_inputs import open_layers, read_synapses
+    from ..train.point_spec import load_spec
+
+    spec, base = load_spec(spec_path)
+    layers, location = open_layers(spec, base)
+    synapses = read_synapses(location, spec)
+    radius = result.summary.get("contact_radius") or [1, 1, 1]
+    found: dict[int, tuple[int, int]] = {}
+    for row, synapse in enumerate(synapses):
+        try:
+            truth = ground_truth(synapse, synapse.point(spec.line_point), layers, radius)
+        except (ValueError, IndexError):  # a point at the volume's edge: no ground truth
+            truth = None
+        if truth is not None and truth[0] > 0 and truth[1] > 0:
+            found[row] = (int(truth[0]), int(truth[1]))
+    return found
+
+
 def predict_into_project(project_root: str, image, *, listener, cancel, **options: Any):
     """`nta predict`: the image predicted and saved into the project's predictions/; returns the
     `PredictionRecord` (the labels stay on disk: the GUI reads them back off its GUI thread)."""

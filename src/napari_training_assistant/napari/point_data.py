@@ -17,16 +17,20 @@ from ..project.run_options import TrainOptions
 DATA_FOLDER = "point_data"
 
 
-def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: int, options: TrainOptions) -> dict[str, Any]:
-    """The spec (as YAML data) of layers written into `project_root`/point_data."""
+def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: int, options: TrainOptions, *, segmentation: bool = False) -> dict[str, Any]:
+    """The spec (as YAML data) of layers written into `project_root`/point_data; `segmentation`: the
+    volumes hold a `segmentation` (cells to assign synapses to, `nta assign-synapses`)."""
     training: dict[str, Any] = {"epochs": options.epochs or 10, "lr": options.learning_rate or 5e-4, "batch_size": options.batch_size or 4}
     if options.samples_per_epoch:
         training["samples_per_epoch"] = options.samples_per_epoch
+    layers: dict[str, Any] = {"img": {"path": "img.zarr"}, "label0": {"path": "label0.zarr"}, "label1": {"path": "label1.zarr"}}
+    if segmentation:
+        layers["segmentation"] = {"path": "segmentation.zarr"}
     return {
         "project": str(Path(project_root).resolve()),
         "axis_order": "zyx",
         "resolution": [float(s) for s in list(scale)[-3:]],
-        "layers": {"img": {"path": "img.zarr"}, "label0": {"path": "label0.zarr"}, "label1": {"path": "label1.zarr"}, "points": {"path": "synapses.csv"}},
+        "layers": {**layers, "points": {"path": "synapses.csv"}},
         "regions": {"path": "regions.json"},
         "window_size": [int(v) for v in window],
         "model": {"depth": depth, "base_channels": base, "output_channels": 2},

@@ -37,13 +37,18 @@ from ..layer_choice import image_data
 from ..point_data import DATA_FOLDER, layer_spec, spec_preview
 
 SOURCES = ("Spec file (YAML)", "Layers in the viewer")
-LAYER_ROLES = {"image": ("Image",), "label0": ("Labels",), "label1": ("Labels",), "points": ("Points", "Shapes"), "regions": ("Shapes",)}
+LAYER_ROLES = {
+    "image": ("Image",), "label0": ("Labels",), "label1": ("Labels",), "segmentation": ("Labels",), "points": ("Points", "Shapes"), "regions": ("Shapes",),
+}
+OPTIONAL = {"segmentation"}  # roles that may be left out (their combo starts with NONE)
+NONE = "(none)"
 
 
 class PointsPanel(QWidget):
-    def __init__(self, viewer, parent: QWidget | None = None):
+    def __init__(self, viewer, parent: QWidget | None = None, *, session=None):
         super().__init__(parent)
         self.viewer = viewer
+        self.session = session
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.source = QComboBox()
@@ -65,7 +70,7 @@ class PointsPanel(QWidget):
         self.spec_info.setWordWrap(True)
         form.addRow(self.spec_info)
         self.combos = {role: QComboBox() for role in LAYER_ROLES}
-        names = {"image": "Image", "label0": "label0 (pre)", "label1": "label1 (post)", "points": "Synapses", "regions": "Regions (split)"}
+        names = {"image": "Image", "label0": "label0 (pre)", "label1": "label1 (post)", "segmentation": "Segmentation", "points": "Synapses", "regions": "Regions (split)"}
         for role, combo in self.combos.items():
             combo.setToolTip(_tips()[role])
             form.addRow(names[role], combo)
@@ -76,6 +81,12 @@ class PointsPanel(QWidget):
         self.model_row = row(self.depth, self.base)
         form.addRow("U-Net depth / base", self.model_row)
         self.form = form
+        self.assign = None
+        if session is not None:
+            from .assign_partners import AssignPartners
+
+            self.assign = AssignPartners(viewer, session, self)
+            form.addRow(self.assign)
         emitters = (viewer.layers.events.inserted, viewer.layers.events.removed)
         for emitter in emitters:
             emitter.connect(self.refresh_layers)
@@ -91,7 +102,7 @@ class PointsPanel(QWidget):
         spec = self.uses_spec()
         for widget in (self.spec_row, self.spec_info):
             self.form.setRowVisible(widget, spec)
-        for widget in (*self.combos.values(), self.window_row, self.model_row):
+        for widget in (*self.combos.values(), self.window_row, self.model_row, *([self.assign] if self.assign else [])):
             self.form.setRowVisible(widget, not spec)
 
     def refresh_layers(self, *_: Any) -> None:
@@ -99,7 +110,7 @@ class PointsPanel(QWidget):
             kinds = LAYER_ROLES[role]
             current = combo.currentText()
             combo.clear()
-            combo.addItems([layer.name for layer in self.viewer.layers if type(layer).__name__ in kinds])
+            combo.addItems([NONE] * (role in OPTIONAL) + [layer.name for layer in self.viewer.layers if type(layer).__name__ in kinds])
             combo.setCurrentIndex(max(combo.findText(current), 0 if combo.count() else -1))
 
     def settings(self) -> dict[str, str]:
@@ -162,13 +173,25 @@ class PointsPanel(QWidget):
             return (train_points_spec, path, options), f"point-windowed training from {path} (project {spec_project})"
         return self._prepare_layers(project, options)
 
-    def _layer(self, role: str):
+    def _layer(self, role: str, purpose: str = "point-windowed training"):
         name = self.combos[role].currentText()
         if not name or name not in self.viewer.layers:
-            raise ProjectError(f"choose a {self.form.labelForField(self.combos[role]).text()} layer for point-windowed training")
+            raise ProjectError(f"choose a {self.form.labelForField(self.combos[role]).text()} layer for {purpose}")
         return self.viewer.layers[name]
 
+    def image_layer(self):
+        return self._layer("image")
+
     def _prepare_layers(self, project, options: TrainOptions) -> tuple[tuple, str]:
+        inputs = self.layer_inputs(project, options)
+        folder, _, synapses, regions, _ = inputs
+        line = f"point-windowed training from layers ({len(synapses)} synapses, {len(regions)} regions) via {folder}/spec.yaml"
+        return (train_points_layers, *inputs, options), line
+
+    def layer_inputs(self, project, options: TrainOptions, *, segmentation: bool = False) -> tuple:
+        """(point_data folder, volumes, synapses, regions, spec): what `write_point_data` writes. The
+        segmentation layer is written when chosen; `segmentation=True` requires it (assignment).
+        ProjectError when the layers are incomplete or wrong."""
         if project.manifest.pairs:
             raise ProjectError(
                 "this project holds image/mask pairs: point-windowed training from layers turns its network into a "
@@ -184,13 +207,19 @@ class PointsPanel(QWidget):
             volumes[key] = image_data(layer)
             if volumes[key].shape != volume.shape:
                 raise ProjectError(f"labels layer {layer.name!r} has shape {volumes[key].shape}, the image {volume.shape}: they must match")
+        if segmentation or self.combos["segmentation"].currentText() not in ("", NONE):
+            layer = self._layer("segmentation", "assigning synapses to cells")
+            volumes["segmentation"] = image_data(layer)
+            if volumes["segmentation"].shape != volume.shape:
+                raise ProjectError(f"labels layer {layer.name!r} has shape {volumes['segmentation'].shape}, the image {volume.shape}: they must match")
         synapses = _synapses(self._layer("points"), image)
         regions_layer = self._layer("regions")
         regions = regions_from_napari_shapes(_voxels(regions_layer, image), regions_layer.shape_type, _features(regions_layer))
         folder = project.root / DATA_FOLDER
-        spec = layer_spec(project.root, image.scale, [b.value() for b in self.window], self.depth.value(), self.base.value(), options)
-        line = f"point-windowed training from layers ({len(synapses)} synapses, {len(regions)} regions) via {folder / 'spec.yaml'}"
-        return (train_points_layers, str(folder), volumes, synapses, regions, spec, options), line
+        spec = layer_spec(
+            project.root, image.scale, [b.value() for b in self.window], self.depth.value(), self.base.value(), options, segmentation="segmentation" in volumes
+        )
+        return str(folder), volumes, synapses, regions, spec
 
 
 # ---- helpers
@@ -250,6 +279,7 @@ def _tips() -> dict[str, str]:
         "image": "3D image layer (z, y, x)",
         "label0": "Labels layer of the presynaptic target (channel 0)",
         "label1": "Labels layer of the postsynaptic target (channel 1)",
+        "segmentation": "Labels layer of the cells (one id per cell): Assign partners gives each synapse a pre- and a postsynaptic cell",
         "points": "a Points layer (one point per synapse) or a Shapes layer of lines (pre -> post)",
         "regions": "a Shapes layer of rectangles / boxes with a `split` property (train or val); "
         "3D rectangles in one z plane need `z_start` and `z_stop` properties",

@@ -70,7 +70,7 @@ class TrainTab(ProjectTab):
         self.pages = QStackedWidget()
         self.source_info = QLabel("-")
         self.source_info.setWordWrap(True)
-        self.points = PointsPanel(self.viewer)
+        self.points = PointsPanel(self.viewer, session=self.session)
         self.points.source.currentIndexChanged.connect(self._mode_changed)
         self.pages.addWidget(self.source_info)
         self.pages.addWidget(self.points)
