@@ -23,7 +23,7 @@ def test_max_vote_takes_the_segment_with_the_most_probability_and_keeps_the_runn
     probabilities, segments = _two_cells()
     result = vote(probabilities, segments, (2, 10, 10), contact_radius=(1, 3, 3))
     assert (result.pre.segment, result.post.segment) == (3, 7) and result.flags == ()
-    assert result.pre.runner_up == 7 and result.pre.margin == pytest.approx(0.9 * 1000 - 0.1 * 1000, rel=1e-5)
+    assert result.pre.runner_up == 7 and result.pre.margin == pytest.approx(0.9 * 63 - 0.1 * 84, rel=1e-5)  # 3x7x3 voxels of cell 3, 3x7x4 of 7 in the box
     assert result.candidates == 2
 
 

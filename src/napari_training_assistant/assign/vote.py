@@ -1,10 +1,13 @@
 """Which segment is presynaptic and which postsynaptic: a vote of the predicted maps over a segmentation.
 
 Candidates are the segments (ids > 0) within `contact_radius` voxels of the synapse point (the contact box,
-optionally grown by `dilation` voxels). Modes:
+optionally grown by `dilation` voxels), and the evidence is what the maps say there: a model trained on whole
+pre- and postsynaptic cells lights up every synaptic axon of the window, so sums over the whole window favour
+the biggest cell, not this synapse's partner (measured: both partners right for 0.56 of the training volume's
+synapses with window sums, 0.94 with contact-box sums). Modes:
 
 * ``max`` (default): each candidate's score is the sum of the channel's probability over its voxels in the
-  window; the partner is the best candidate, the runner-up and its margin are kept;
+  contact box; the partner is the best candidate, the runner-up and its margin are kept;
 * ``threshold``: the score counts only voxels whose probability exceeds `threshold` (a segment reached only by
   faint probability scores 0: "found nothing");
 * ``dilate_nearest``: no network: the two candidates with the most voxels in the contact box, the larger called
@@ -42,12 +45,14 @@ class Vote:
     flags: tuple[str, ...] = field(default=())
 
 
-def contact_ids(segments: np.ndarray, centre: Sequence[float], radius: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, voxel counts) of the non-zero segments in the box of `radius` voxels around `centre`."""
-    slices = tuple(
-        slice(max(0, int(round(c)) - r), min(n, int(round(c)) + r + 1)) for c, r, n in zip(centre, radius, segments.shape, strict=True)
-    )
-    ids, counts = np.unique(segments[slices], return_counts=True)
+def contact_box(shape: Sequence[int], centre: Sequence[float], radius: Sequence[int]) -> tuple[slice, ...]:
+    """The box of `radius` voxels around `centre`, clipped to a window of `shape`."""
+    return tuple(slice(max(0, int(round(c)) - r), min(n, int(round(c)) + r + 1)) for c, r, n in zip(centre, radius, shape, strict=True))
+
+
+def contact_ids(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, voxel counts) of the non-zero segments of a contact box."""
+    ids, counts = np.unique(segments, return_counts=True)
     keep = ids != NOTHING
     return ids[keep], counts[keep]
 
@@ -66,8 +71,9 @@ def vote(
     dilate_nearest), `segments` (*window) ids, `centre` the synapse point in window coordinates."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    radius = [int(r) + int(dilation) for r in contact_radius]
-    ids, counts = contact_ids(segments, centre, radius)
+    box = contact_box(segments.shape, centre, [int(r) + int(dilation) for r in contact_radius])
+    segments = segments[box]
+    ids, counts = contact_ids(segments)
     if mode == "dilate_nearest" or probabilities is None:
         order = np.argsort(-counts, kind="stable")
         ranked = [(int(ids[i]), float(counts[i])) for i in order]
@@ -76,6 +82,7 @@ def vote(
         return Vote(pre, post, len(ids), _flags(pre, post))
     votes = []
     for channel in probabilities[:2]:
+        channel = channel[box]
         weights = channel * (channel > threshold) if mode == "threshold" else channel
         scores = _segment_sums(segments, weights, ids)
         order = np.argsort(-scores, kind="stable")
