@@ -157,7 +157,7 @@ app, deadline = napari.qt.get_qapp(), time.monotonic() + 240
 while not tab.predict_button.isEnabled() and time.monotonic() < deadline:
     app.processEvents()
     time.sleep(0.01)
-stack = ("torch", "lightning", "napari_training_assistant.predict", "napari_training_assistant.train")
+stack = ("torch", "lightning", "napari_training_assistant.predict", "napari_training_assistant.train", "napari_training_assistant.assign")
 print(json.dumps({"message": tab.message.text(), "layers": [layer.name for layer in viewer.layers],
                   "imported": [name for name in stack if name in sys.modules]}))
 """

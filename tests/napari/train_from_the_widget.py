@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-TRAINING_STACK = ("lightning", "napari_training_assistant.train", "napari_training_assistant.predict")
+TRAINING_STACK = ("lightning", "napari_training_assistant.train", "napari_training_assistant.predict", "napari_training_assistant.assign")
 
 
 def main(project_root: str) -> dict:
