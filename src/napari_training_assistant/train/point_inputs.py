@@ -117,8 +117,11 @@ def split_regions(regions: list[Region], spec: PointSpec) -> dict[str, list[Regi
 
 
 def load_point_inputs(spec: PointSpec, base: Path, spec_path: Path, *, read: bool = True, progress: Callable[[str], None] | None = None) -> PointInputs:
-    """Open everything the spec names; with `read`, cache the regions (estimate and budget first)."""
+    """Open everything the spec names; with `read`, cache the regions (estimate and budget first). A
+    segmentation layer that label targets do not use (it is there for `nta assign-synapses`) is not cached."""
     layers, points_location = open_layers(spec, base)
+    if spec.targets == "labels" and "segmentation" in layers.labels:
+        layers = LayerSet(layers.image, {k: v for k, v in layers.labels.items() if k != "segmentation"}, layers.masks)
     synapses = read_synapses(points_location, spec)
     regions = split_regions(read_regions(spec, base), spec)
     budget = int(spec.training.memory_budget_gb * GiB)
