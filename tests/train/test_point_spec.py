@@ -39,7 +39,7 @@ def test_the_synthetic_spec_loads(tmp_path):
     assert isinstance(spec, PointSpec) and base == paths["spec"].parent
     assert spec.project == "synapse-project" and spec.axis_order == "zyx"
     assert spec.resolution == [40, 4, 4] and spec.window_size == [16, 64, 64]
-    assert set(spec.layers) == {"img", "label0", "label1", "points"}
+    assert set(spec.layers) == {"img", "label0", "label1", "segmentation", "points"}
     assert spec.label_keys() == ["label0", "label1"]
     assert spec.targets == "labels" and spec.line_point == "midpoint"
     assert spec.model.depth == 3 and spec.model.base_channels == 16 and spec.model.output_channels == 2
@@ -79,7 +79,7 @@ def test_defaults_fill_a_minimal_spec(tmp_path):
         (lambda s: s["layers"].pop("label1"), "layers", r"targets 'labels' need \['label1'\]"),
         (lambda s: s["layers"].update(label2={"path": "x.zarr"}), "model.output_channels", r"2 but 3 label layers"),
         (lambda s: s.update(val_tags=["val", "train"]), "val_tags", r"cannot both train and validate"),
-        (lambda s: s.update(targets="line_segments"), "layers", r"targets 'line_segments' need \['segmentation'\]"),
+        (lambda s: s.update(targets="line_segments") or s["layers"].pop("segmentation"), "layers", r"targets 'line_segments' need \['segmentation'\]"),
         (lambda s: s.update(targets="edges"), "targets", r"'labels' or 'line_segments'"),
         (lambda s: s.update(resolution=[4, 4]), "resolution", r"three positive voxel sizes"),
         (lambda s: s.update(axis_order="zyy"), "axis_order", r"permutation of 'zyx'"),
@@ -174,7 +174,7 @@ def test_relative_paths_start_at_the_spec_folder(tmp_path, monkeypatch):
     spec_dict_["layers"]["img"]["path"] = "../data/img.zarr"
     other = tmp_path / "deep" / "specs"
     other.mkdir()
-    for name in ("label0", "label1", "points"):
+    for name in ("label0", "label1", "segmentation", "points"):
         spec_dict_["layers"][name]["path"] = "../data/" + spec_dict_["layers"][name]["path"]
     spec_dict_["regions"]["path"] = "../data/regions.json"
     assert dry_run(write_spec(other, spec_dict_))["points"] == report["points"]

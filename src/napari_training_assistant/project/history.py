@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .clock import now
-from .layout import BENCHMARK_COLUMNS
+from .layout import ASSIGNMENT_COLUMNS, BENCHMARK_COLUMNS
 from .schemas import RunHeartbeat, TrainingRun, TrainingRunHistory
 from .storage import write_model, write_with_backup
 
@@ -26,7 +26,8 @@ def _decode(row: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in row.items():
         if value in ("", None):
-            out[key] = None
+            if key not in ASSIGNMENT_COLUMNS:  # a segmentation row reads as it always has
+                out[key] = None
         elif key in ("dice", "iou", "delta_dice", "delta_iou") or key.endswith("_accuracy"):
             out[key] = float(value)
         elif key in ("n_images", "n_synapses"):

@@ -31,7 +31,8 @@ BENCHMARK_COLUMNS: tuple[str, ...] = (
     "delta_dice",
     "delta_iou",
     "benchmark_sha256",
-    # assignment rows (`kind` "assignment", `nta assign-synapses --evaluate`); segmentation rows leave them empty
+)
+ASSIGNMENT_COLUMNS: tuple[str, ...] = (
     "kind",
     "n_synapses",
     "assign_mode",
@@ -40,6 +41,9 @@ BENCHMARK_COLUMNS: tuple[str, ...] = (
     "both_accuracy",
     "baseline_both_accuracy",
 )
+"""Columns of assignment rows (`kind` "assignment", `nta assign-synapses --evaluate`); segmentation rows leave them
+empty and read without them."""
+BENCHMARK_COLUMNS = BENCHMARK_COLUMNS + ASSIGNMENT_COLUMNS
 
 
 @dataclass(frozen=True)
