@@ -22,23 +22,7 @@ def em():
     return make_em_volume((16, 64, 64), seed=1)
 
 
-def add_layers(viewer, em) -> None:
-    viewer.add_image(em.image, name="em", scale=em.resolution)
-    viewer.add_labels(em.segmentation, name="cells", scale=em.resolution)
-    viewer.add_labels(em.label0, name="pre", scale=em.resolution)
-    viewer.add_labels(em.label1, name="post", scale=em.resolution)
-    viewer.add_points([s["point"] for s in em.synapses], name="synapses", scale=em.resolution)
-    rectangles, features = [], {"split": [], "z_start": [], "z_stop": []}
-    for region in em.regions:
-        (z0, y0, x0), (z1, y1, x1) = region["start"], region["stop"]
-        rectangles.append(np.array([[z0, y0, x0], [z0, y0, x1], [z0, y1, x1], [z0, y1, x0]], dtype=float))
-        features["split"].append(region["tags"][0])
-        features["z_start"].append(z0)
-        features["z_stop"].append(z1)
-    viewer.add_shapes(rectangles, shape_type="rectangle", name="regions", features=features, scale=em.resolution)
-
-
-def test_assign_partners_adds_one_line_per_assigned_synapse(make_napari_viewer, qtbot, em, tmp_path):
+def test_assign_partners_adds_one_line_per_assigned_synapse(make_napari_viewer, qtbot, em, tmp_path, add_synapse_layers):
     from napari_training_assistant.napari.session import ProjectSession
     from napari_training_assistant.napari.tabs.train_tab import TrainTab
     from napari_training_assistant.project import TrainingProject
@@ -50,7 +34,7 @@ def test_assign_partners_adds_one_line_per_assigned_synapse(make_napari_viewer, 
     viewer = make_napari_viewer()
     tab = TrainTab(viewer, session)
     qtbot.addWidget(tab)
-    add_layers(viewer, em)
+    add_synapse_layers(viewer, em, cells=True)
     tab.mode.setCurrentIndex(1)
     panel = tab.points
     panel.source.setCurrentIndex(1)

@@ -372,22 +372,7 @@ def test_point_windowed_training_from_a_spec_file(make_tab, session, make_projec
     assert session.project.config.ui.train_tab["train.spec"] == str(paths["spec"])
 
 
-def add_synapse_layers(viewer, em) -> None:
-    viewer.add_image(em.image, name="em", scale=em.resolution)
-    viewer.add_labels(em.label0, name="pre", scale=em.resolution)
-    viewer.add_labels(em.label1, name="post", scale=em.resolution)
-    viewer.add_points(em.points, name="synapses", scale=em.resolution)
-    rectangles, features = [], {"split": [], "z_start": [], "z_stop": []}
-    for region in em.regions:
-        (z0, y0, x0), (z1, y1, x1) = region["start"], region["stop"]
-        rectangles.append(np.array([[z0, y0, x0], [z0, y0, x1], [z0, y1, x1], [z0, y1, x0]], dtype=float))
-        features["split"].append(region["tags"][0])
-        features["z_start"].append(z0)
-        features["z_stop"].append(z1)
-    viewer.add_shapes(rectangles, shape_type="rectangle", name="regions", features=features, scale=em.resolution)
-
-
-def test_layers_are_refused_in_a_pair_project(make_tab, session, make_project, synapse_volume):
+def test_layers_are_refused_in_a_pair_project(make_tab, session, make_project, synapse_volume, add_synapse_layers):
     project = make_project()
     session.open(project.root)
     tab = make_tab()
@@ -399,7 +384,7 @@ def test_layers_are_refused_in_a_pair_project(make_tab, session, make_project, s
     assert not (project.root / "point_data").exists()
 
 
-def test_point_windowed_training_from_viewer_layers(make_tab, session, synapse_volume, tmp_path, qtbot):
+def test_point_windowed_training_from_viewer_layers(make_tab, session, synapse_volume, tmp_path, qtbot, add_synapse_layers):
     from napari_training_assistant.project import TrainingProject
 
     project = TrainingProject.create(tmp_path / "synapse-layers", "synapses")
