@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 WINDOWS = {"8x24x24": [8, 24, 24], "16x64x64": [16, 64, 64]}
+CHUNK = 8  # synapses per task: enough tasks for two workers on the small generated volumes
 
 
 def _dataset(folder: Path, shape: tuple[int, int, int], window: list[int]) -> Path:
@@ -88,9 +89,9 @@ def run(quick: bool) -> dict[str, Any]:
         for name, window in WINDOWS.items():
             spec = _dataset(Path(tmp) / name, shape, window)
             case: dict[str, Any] = {"train_1_epoch_s": round(_train(spec), 1)}
-            case["in_process"] = _assign(spec, Path(tmp) / f"{name}_in", scheduler="in-process", chunk_points=64)
+            case["in_process"] = _assign(spec, Path(tmp) / f"{name}_in", scheduler="in-process", chunk_points=CHUNK)
             for workers in (1, 2):
-                case[f"local_{workers}_workers"] = _assign(spec, Path(tmp) / f"{name}_w{workers}", workers=workers, chunk_points=64)
+                case[f"local_{workers}_workers"] = _assign(spec, Path(tmp) / f"{name}_w{workers}", workers=workers, chunk_points=CHUNK)
             case["speedup_2_workers_tasks"] = round(case["local_2_workers"]["synapses_per_s_tasks"] / case["local_1_workers"]["synapses_per_s_tasks"], 3)
             case["speedup_2_workers_wall"] = round(case["local_1_workers"]["wall_s"] / case["local_2_workers"]["wall_s"], 3)
             case["synapses"] = case["in_process"]["synapses"]

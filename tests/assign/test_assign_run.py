@@ -166,3 +166,14 @@ def test_cli_assigns_evaluates_and_refuses_bad_values(dataset, tmp_path, capsys)
         assert stopped.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and bad[0] in err
+
+
+def test_more_chunks_than_tasks_in_flight_are_all_assigned(dataset, tmp_path):
+    """Chunks are streamed: only a few per worker are submitted at once, the rest as those finish."""
+    from napari_training_assistant.assign.run import IN_FLIGHT_PER_WORKER
+
+    result = assign_synapses(dataset["spec"], mode="dilate_nearest", output=tmp_path / "out", chunk_points=1, **IN_PROCESS)
+
+    assert result.chunks > IN_FLIGHT_PER_WORKER + 1 and result.status == "completed"
+    assert len(list((tmp_path / "out" / "parts").iterdir())) == result.chunks
+    assert len(list(csv.DictReader((tmp_path / "out" / "assignments.csv").open()))) == result.synapses

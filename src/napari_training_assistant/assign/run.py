@@ -17,6 +17,7 @@ Output folder (default `<project>/assignments/<checkpoint>_<mode>/`):
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
@@ -272,7 +273,7 @@ def _run_chunks(
             local = chunk.rows
             return client.submit(assign_chunk, shared, chunk.index, rows[local], [ids[i] for i in local], points[local], key=f"nta-assign-{chunk.index}-{job.parts[-12:]}", retries=1, pure=False)
 
-        running = as_completed([submit(c) for c, _ in zip(queue, range(limit), strict=False)])
+        running = as_completed([submit(c) for c in itertools.islice(queue, limit)])  # zip() would drop a chunk
         started = time.perf_counter()
         for future in running:
             if cancel is not None and cancel.cancelled:
