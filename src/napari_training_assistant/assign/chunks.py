@@ -45,10 +45,6 @@ def spatial_chunks(points: np.ndarray, window: Sequence[int], size: int = DEFAUL
         yield PointChunk(index, np.sort(order[start : start + size]))
 
 
-def chunk_count(n_points: int, size: int = DEFAULT_CHUNK_POINTS) -> int:
-    return math.ceil(n_points / size)
-
-
 def read_plan(starts: np.ndarray, window: Sequence[int]) -> Box | None:
     """The union box of the windows when reading it once is worth it (dense), else None (read each window)."""
     stops = starts + np.asarray(window)

@@ -92,7 +92,7 @@ class VolumeStore:
         import zarr
 
         path = Path(path)
-        existing = _read_attributes(path)
+        existing = read_attributes(path)
         if existing is not None and fingerprint_json(existing.get("fingerprint", {})) == fingerprint_json(fingerprint) and not overwrite:
             group = zarr.open_group(str(path), mode="r+", zarr_format=2)
             return cls(path, plan, layout, group), existing
@@ -153,7 +153,7 @@ class VolumeStore:
         return probabilities.astype(kind)
 
 
-def _read_attributes(path: Path) -> dict[str, Any] | None:
+def read_attributes(path: Path) -> dict[str, Any] | None:
     """The prediction attributes of an existing output folder, or None."""
     attrs_file = path / ".zattrs"
     if not attrs_file.is_file():
@@ -163,10 +163,6 @@ def _read_attributes(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, AttributeError):
         return None
     return attributes if isinstance(attributes, dict) else None
-
-
-def read_attributes(path: Path) -> dict[str, Any] | None:
-    return _read_attributes(Path(path))
 
 
 def _create_image(
