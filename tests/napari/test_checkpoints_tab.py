@@ -21,18 +21,48 @@ def trained(make_project, fast_options):
 
 @pytest.fixture
 def tab(make_napari_viewer, qtbot, trained):
-    from napari_training_assistant.napari.session import ProjectSession
-    from napari_training_assistant.napari.tabs.checkpoints_tab import CheckpointsTab
-
-    session = ProjectSession()
-    page = CheckpointsTab(make_napari_viewer(), session)
-    qtbot.addWidget(page)
-    session.open(trained.root)
-    return page
+    return _open(make_napari_viewer, qtbot, trained)
 
 
 def _row(tab, row):
     return [tab.table.item(row, c).text() for c in range(tab.table.columnCount())]
+
+
+def _open(make_napari_viewer, qtbot, project):
+    from napari_training_assistant.napari.session import ProjectSession
+    from napari_training_assistant.napari.tabs.checkpoints_tab import CheckpointsTab
+
+    page = CheckpointsTab(make_napari_viewer(), ProjectSession())
+    qtbot.addWidget(page)
+    page.session.open(project.root)
+    return page
+
+
+def _point_checkpoint(project, parent_id=None) -> str:
+    """A registered point_windows checkpoint record (its file a stand-in: the tab never loads it)."""
+    checkpoint_id, path = project.checkpoints.reserve()
+    path.write_bytes(b"point-trained stand-in")
+    arch = project.architecture.model_dump(mode="json")
+    project.checkpoints.register(
+        checkpoint_id, architecture=arch, training_mode="point_windows", image_count=3, parent_id=parent_id
+    )
+    return checkpoint_id
+
+
+def _assignment(project, checkpoint_id, both, baseline, *, n=48, mode="max"):
+    project.history.append_benchmark(
+        {
+            "kind": "assignment",
+            "checkpoint_id": checkpoint_id,
+            "timestamp": "2025-01-01T00:00:00",
+            "n_synapses": n,
+            "assign_mode": mode,
+            "pre_accuracy": 0.95,
+            "post_accuracy": 0.96,
+            "both_accuracy": both,
+            "baseline_both_accuracy": baseline,
+        }
+    )
 
 
 def test_history_table_details_and_plot_follow_training(tab, trained, fast_options):
@@ -51,9 +81,10 @@ def test_history_table_details_and_plot_follow_training(tab, trained, fast_optio
     first, second = _row(tab, 0), _row(tab, 1)
     assert first[0] == "unet_run_001" and second[0] == "unet_run_002 (latest)"
     assert second[1] == "unet_run_001"  # lineage
-    assert second[4] == "4 pairs" and second[7] == "pairs"
+    assert second[4] == "4 pairs" and second[7] == "pairs" and second[8] == "-"  # no partner accuracy
     assert second[5] != "-" and second[6] != "-"  # benchmark Dice / IoU
     assert tab.plot_points["ids"] == ["unet_run_001", "unet_run_002"]
+    assert tab.plot_points["both"] == tab.plot_points["baseline"] == [None, None]
     lines = tab.axes.get_lines()
     assert [len(line.get_xdata()) for line in lines] == [2, 2]
     assert lines[0].get_ydata()[1] == pytest.approx(trained.history.benchmarks()[-1]["dice"])
@@ -61,10 +92,64 @@ def test_history_table_details_and_plot_follow_training(tab, trained, fast_optio
     assert tab.details.isReadOnly() and not tab.continue_button.isEnabled()
     assert tab.select("unet_run_002")
     text = tab.details.toPlainText()
-    for expected in ("unet_run_002  (latest)", "parent: unet_run_001", "starting weights: latest -> unet_run_001",
-                     "Metrics:", "train_loss", "2D U-Net", "Settings:", "Benchmark:"):
+    for expected in (
+        "unet_run_002  (latest)",
+        "parent: unet_run_001",
+        "starting weights: latest -> unet_run_001",
+        "Metrics:",
+        "train_loss",
+        "2D U-Net",
+        "Settings:",
+        "Benchmark:",
+    ):
         assert expected in text
     assert tab.continue_button.isEnabled() and tab.predict_button.isEnabled()
+    assert "partners:" not in text
+
+
+def test_assignment_accuracy_in_table_plot_and_details(make_napari_viewer, qtbot, trained):
+    point_id = _point_checkpoint(trained, parent_id="unet_run_001")
+    _assignment(trained, point_id, 0.5, 0.4, n=10)  # an older evaluation, superseded below
+    _assignment(trained, point_id, 0.912, 0.52)
+    tab = _open(make_napari_viewer, qtbot, trained)
+
+    assert tab.table.horizontalHeaderItem(8).text() == "Partners"
+    assert _row(tab, 0)[8] == "-"  # segmentation rows only
+    assert _row(tab, 1)[0] == f"{point_id} (latest)" and _row(tab, 1)[8] == "0.912"
+    assert _row(tab, 1)[5:8] == ["-", "-", "point_windows"]
+    points = tab.plot_points
+    assert points["ids"] == ["unet_run_001", point_id]
+    assert points["dice"][0] is not None and points["dice"][1] is None
+    assert points["both"] == [None, 0.912] and points["baseline"] == [None, 0.52]
+    lines = {line.get_label(): line for line in tab.axes.get_lines()}
+    assert set(lines) == {"Dice", "IoU", "both-correct", "dilate_nearest baseline"}
+    both = lines["both-correct"]
+    assert list(both.get_xdata()) == [1] and list(both.get_ydata()) == [0.912]
+    assert lines["dilate_nearest baseline"].get_linestyle() == "--"
+    assert [t.get_text() for t in tab.axes.get_xticklabels()] == ["#001", "#002"]
+
+    assert tab.select(point_id)
+    text = tab.details.toPlainText()
+    expected = (
+        "  partners: both 0.912, pre 0.950, post 0.960 on 48 synapses (max; dilate_nearest baseline 0.520)"
+    )
+    assert expected in text
+    assert "not benchmarked" not in text
+    assert tab.select("unet_run_001") and "partners:" not in tab.details.toPlainText()
+
+
+def test_assignment_rows_alone_are_plotted(make_napari_viewer, qtbot, make_project):
+    project = make_project()
+    point_id = _point_checkpoint(project)
+    _assignment(project, point_id, 0.8, None)
+    tab = _open(make_napari_viewer, qtbot, project)
+
+    assert _row(tab, 0)[5:] == ["-", "-", "point_windows", "0.800"]
+    assert tab.plot_points["ids"] == [point_id] and tab.plot_points["both"] == [0.8]
+    assert [line.get_label() for line in tab.axes.get_lines()] == ["both-correct"]
+    assert not tab.axes.texts  # no "no benchmark yet"
+    assert tab.select(point_id)
+    assert "  partners: both 0.800, pre 0.950, post 0.960 on 48 synapses (max)" in tab.details.toPlainText()
 
 
 def test_continue_training_from_selected_checkpoint(tab, trained):

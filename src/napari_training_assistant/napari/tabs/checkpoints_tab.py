@@ -1,5 +1,6 @@
 """Checkpoints tab: the checkpoint history (lineage, status, benchmark scores), one checkpoint's
-details, "continue training from this", "use for prediction" and the benchmark curve over runs."""
+details, "continue training from this", "use for prediction" and the benchmark curves over runs (segmentation
+Dice/IoU and synapse-partner assignment accuracy beside the dilate_nearest baseline)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,14 @@ from qtpy.QtWidgets import (
 
 from .base import ProjectTab
 
-COLUMNS = ("Checkpoint", "Parent", "Status", "Time", "Pairs/regions", "Dice", "IoU", "Mode")
+COLUMNS = ("Checkpoint", "Parent", "Status", "Time", "Pairs/regions", "Dice", "IoU", "Mode", "Partners")
 ID_ROLE = Qt.ItemDataRole.UserRole
+SERIES = (  # plot_points key, legend label, line style
+    ("dice", "Dice", {"marker": "o"}),
+    ("iou", "IoU", {"marker": "s", "linestyle": "--"}),
+    ("both", "both-correct", {"marker": "^"}),
+    ("baseline", "dilate_nearest baseline", {"marker": "x", "linestyle": "--", "color": "0.5"}),
+)
 
 
 def _score(value: Any) -> str:
@@ -32,7 +39,8 @@ def _score(value: Any) -> str:
 
 
 def benchmark_by_checkpoint(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The newest benchmark row of each checkpoint (the CSV is append-only, oldest first)."""
+    """The newest benchmark row of each checkpoint (the CSV is append-only, oldest first); works for either
+    kind of row (segmentation or assignment)."""
     return {row["checkpoint_id"]: row for row in rows if row.get("checkpoint_id")}
 
 
@@ -51,8 +59,11 @@ def scope(record) -> str:
     return f"{record.image_count} {unit}"
 
 
-def details_text(record, benchmark: dict[str, Any] | None, latest: str | None) -> str:
-    """What the details view shows for one checkpoint (plain text, read-only)."""
+def details_text(
+    record, benchmark: dict[str, Any] | None, latest: str | None, partners: dict[str, Any] | None = None
+) -> str:
+    """What the details view shows for one checkpoint (plain text, read-only); `benchmark` and `partners` are
+    its newest segmentation and assignment rows."""
     metrics = {k: v for k, v in record.metrics.items() if v not in (None, [], {})}
     summary = record.architecture_summary.get("text") or json.dumps(record.architecture, indent=1)
     start = record.starting_weights or {}
@@ -75,7 +86,16 @@ def details_text(record, benchmark: dict[str, Any] | None, latest: str | None) -
             f"  Dice {_score(benchmark.get('dice'))}, IoU {_score(benchmark.get('iou'))} on {benchmark.get('n_images')} "
             f"benchmark pair(s)" + (f" (Dice {delta:+.3f} vs parent)" if isinstance(delta, float) else "")
         )
-    else:
+    if partners:
+        both, pre, post, baseline = (
+            partners.get(f"{k}_accuracy") for k in ("both", "pre", "post", "baseline_both")
+        )
+        lines.append(
+            f"  partners: both {_score(both)}, pre {_score(pre)}, post {_score(post)} on "
+            f"{partners.get('n_synapses')} synapses ({partners.get('assign_mode') or '-'}"
+            + (f"; dilate_nearest baseline {_score(baseline)})" if baseline is not None else ")")
+        )
+    if not benchmark and not partners:
         lines.append("  not benchmarked (mark a pair as benchmark in the Dataset tab)")
     lines += ["", "Metrics:", json.dumps(metrics, indent=1, default=str)]
     lines += ["", "Architecture:", summary]
@@ -108,9 +128,13 @@ class CheckpointsTab(ProjectTab):
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
-        self.details.setPlaceholderText("Select a checkpoint to see its metrics, starting weights, architecture and settings.")
+        self.details.setPlaceholderText(
+            "Select a checkpoint to see its metrics, starting weights, architecture and settings."
+        )
         self.continue_button = QPushButton("Continue training from this")
-        self.continue_button.setToolTip("The next training run in the Train tab starts from this checkpoint's weights")
+        self.continue_button.setToolTip(
+            "The next training run in the Train tab starts from this checkpoint's weights"
+        )
         self.predict_button = QPushButton("Use for prediction")
         self.predict_button.setToolTip("Select this checkpoint in the Predict tab")
         self.continue_button.clicked.connect(self.continue_from_selected)
@@ -146,24 +170,30 @@ class CheckpointsTab(ProjectTab):
         registry = project.checkpoints.registry
         benchmarks = project.history.benchmarks()
         best = benchmark_by_checkpoint(benchmarks)
+        partners = benchmark_by_checkpoint(project.history.benchmarks(kind="assignment"))
         self._records = {r.checkpoint_id: r for r in registry.checkpoints}
-        self._benchmarks, self._latest = best, registry.latest
+        self._benchmarks, self._partners, self._latest = best, partners, registry.latest
         self.table.blockSignals(True)
         self.table.setRowCount(0)
         for record in registry.checkpoints:
             row = self.table.rowCount()
             self.table.insertRow(row)
-            bench = best.get(record.checkpoint_id)
-            label = f"{record.checkpoint_id} (latest)" if record.checkpoint_id == registry.latest else record.checkpoint_id
+            bench = best.get(record.checkpoint_id, {})
+            label = (
+                f"{record.checkpoint_id} (latest)"
+                if record.checkpoint_id == registry.latest
+                else record.checkpoint_id
+            )
             values = (
                 label,
                 lineage(record),
                 record.status,
                 record.timestamp.strftime("%Y-%m-%d %H:%M"),
                 scope(record),
-                _score(bench.get("dice")) if bench else "-",
-                _score(bench.get("iou")) if bench else "-",
+                _score(bench.get("dice")),
+                _score(bench.get("iou")),
                 record.training_mode,
+                _score(partners.get(record.checkpoint_id, {}).get("both_accuracy")),
             )
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
@@ -180,23 +210,35 @@ class CheckpointsTab(ProjectTab):
             self.table.clearSelection()
             self.details.clear()
         self._update_buttons()
-        self._plot(registry.checkpoints, best)
+        self._plot(registry.checkpoints, best, partners)
 
-    def _plot(self, records, best: dict[str, dict[str, Any]]) -> None:
-        ids = [r.checkpoint_id for r in records if r.checkpoint_id in best]
-        dice = [best[i].get("dice") for i in ids]
-        iou = [best[i].get("iou") for i in ids]
-        self.plot_points = {"ids": ids, "dice": dice, "iou": iou}
+    def _plot(self, records, best: dict[str, dict[str, Any]], partners: dict[str, dict[str, Any]]) -> None:
+        """A tick per checkpoint with any benchmark row (registry order); each series where it has values."""
+        ids = [r.checkpoint_id for r in records if r.checkpoint_id in best or r.checkpoint_id in partners]
+
+        def values(rows: dict[str, dict[str, Any]], key: str) -> list:
+            return [rows.get(i, {}).get(key) for i in ids]
+
+        self.plot_points = {
+            "ids": ids,
+            "dice": values(best, "dice"),
+            "iou": values(best, "iou"),
+            "both": values(partners, "both_accuracy"),
+            "baseline": values(partners, "baseline_both_accuracy"),
+        }
         self.axes.clear()
+        for key, label, style in SERIES:
+            points = [(x, v) for x, v in enumerate(self.plot_points[key]) if v is not None]
+            if points:
+                self.axes.plot(*zip(*points, strict=True), label=label, **style)
         if ids:
-            x = list(range(len(ids)))
-            self.axes.plot(x, [float("nan") if v is None else v for v in dice], "o-", label="Dice")
-            self.axes.plot(x, [float("nan") if v is None else v for v in iou], "s--", label="IoU")
-            self.axes.set_xticks(x, [i.replace("unet_run_", "#") for i in ids], fontsize=7)
+            self.axes.set_xticks(range(len(ids)), [i.replace("unet_run_", "#") for i in ids], fontsize=7)
             self.axes.set_ylim(0, 1.02)
             self.axes.legend(loc="lower right", fontsize=7)
         else:
-            self.axes.text(0.5, 0.5, "no benchmark yet", ha="center", va="center", transform=self.axes.transAxes)
+            self.axes.text(
+                0.5, 0.5, "no benchmark yet", ha="center", va="center", transform=self.axes.transAxes
+            )
         self.axes.set_title("Benchmark per checkpoint", fontsize=9)
         self.canvas.draw_idle()
 
@@ -219,7 +261,8 @@ class CheckpointsTab(ProjectTab):
         if record is None:
             self.details.clear()
         else:
-            self.details.setPlainText(details_text(record, self._benchmarks.get(checkpoint_id), self._latest))
+            bench, partners = self._benchmarks.get(checkpoint_id), self._partners.get(checkpoint_id)
+            self.details.setPlainText(details_text(record, bench, self._latest, partners))
         self._update_buttons()
 
     def _update_buttons(self) -> None:
