@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 from napari_training_assistant.data.geometry import Box
 from napari_training_assistant.data.synthetic_em import (
@@ -188,12 +189,12 @@ def test_written_dataset_is_readable(tmp_path, em: SyntheticEM) -> None:
     assert spec == spec_dict()
     assert list(spec) == [
         "project", "axis_order", "resolution", "layers", "regions",
-        "train_tags", "val_tags", "window_size", "line_point", "model", "training",
+        "train_tags", "val_tags", "window_size", "line_point", "targets", "model", "training",
     ]  # fmt: skip
     assert spec["resolution"] == [40, 4, 4]
-    assert spec["window_size"] == [16, 64, 64]
+    assert spec["window_size"] == [8, 48, 48] and spec["targets"] == "line_segments"
     assert spec["model"]["output_channels"] == 2
-    assert spec["training"]["loss_crop_pad"] == [1, 4, 4]
+    assert spec["training"]["loss_crop_pad"] == [2, 12, 12] and spec["training"]["centre_marker"] is True
     for layer in spec["layers"].values():
         assert (paths["spec"].parent / layer["path"]).exists()
     assert (paths["spec"].parent / spec["regions"]["path"]).exists()
@@ -205,3 +206,52 @@ def test_main_writes_and_reports(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "spec:" in printed and "synapses:" in printed and "cells:" in printed
     assert (out / "spec.yaml").exists() and (out / "img.zarr").is_dir()
+    assert yaml.safe_load((out / "spec.yaml").read_text())["targets"] == "line_segments"
+    assert main([str(tmp_path / "labels"), "--shape", "8", "48", "48", "--labels"]) == 0
+    assert yaml.safe_load((tmp_path / "labels" / "spec.yaml").read_text())["targets"] == "labels"
+
+
+def test_style_varies_between_seeds_and_is_recorded() -> None:
+    styles = [make_em_volume((16, 64, 64), seed=seed).style for seed in (0, 1, 2)]
+    for key in ("membrane_sigma", "membrane_darkness", "noise", "blur", "psd_thickness", "bend"):
+        assert len({round(s[key], 6) for s in styles}) == 3, key
+    assert all(s["cytoplasm"][0] < s["cytoplasm"][1] for s in styles)
+    fixed = make_em_volume((16, 64, 64), seed=0, noise=0.01)
+    assert fixed.style["noise"] == 0.01
+
+
+def test_cell_brightness_does_not_tell_pre_from_post() -> None:
+    """Only the synapse tells pre from post: over many cells, axons are not darker than dendrites."""
+    axon, dendrite = [], []
+    for seed in range(4):
+        em = make_em_volume((16, 96, 96), seed=seed)
+        for cell, role in em.roles.items():
+            inside = em.segmentation == cell
+            if inside.sum() > 500:
+                (axon if role == AXON else dendrite).append(float(np.median(em.image[inside])))
+    assert len(axon) > 10 and len(dendrite) > 10
+    assert abs(np.mean(axon) - np.mean(dendrite)) < 0.5 * np.std(axon + dendrite)
+
+
+def _side_profile(em: SyntheticEM, sign: float, depths) -> float:
+    """Mean image along the synapse normal, `depths` voxels into the pre (sign -1) or post (+1) cell,
+    relative to that cell's median (cells differ in brightness, whatever their role)."""
+    values = []
+    for s in em.synapses:
+        start, end, point = (np.asarray(s[k]) for k in ("start", "end", "point"))
+        direction = (end - start) / np.linalg.norm((end - start)[1:])
+        cell = s["post_id"] if sign > 0 else s["pre_id"]
+        median = float(np.median(em.image[em.segmentation == cell]))
+        for depth in depths:
+            z, y, x = np.round(point + sign * depth * direction).astype(int)
+            if 0 <= y < em.shape[1] and 0 <= x < em.shape[2]:
+                values.append(em.image[z, y, x] - median)
+    return float(np.mean(values))
+
+
+def test_density_on_the_post_side_vesicles_on_the_pre_side() -> None:
+    for seed in (0, 1):
+        em = make_em_volume(seed=seed)
+        # next to the contact the post side is darker (the density); further in, the pre side (vesicles)
+        assert _side_profile(em, +1, (1.5, 2.5)) < _side_profile(em, -1, (1.5, 2.5)) - 5
+        assert _side_profile(em, -1, (5, 6, 7, 8)) < _side_profile(em, +1, (5, 6, 7, 8)) - 5

@@ -5,9 +5,13 @@ multilabel output. Voxels are anisotropic like serial-section EM (resolution [40
 
 * cells are Voronoi-like regions (nearest seed point, z distances weighted by `anisotropy`) over a
   gently warped grid; every voxel belongs to a cell (membranes included);
-* the image has textured cytoplasm (axons darker and grainy, dendrites lighter and smooth), dark membranes a few voxels wide at cell boundaries, a few
-  dark mitochondria, dark vesicle clouds on the presynaptic side of each synapse and a dark, thickened
-  postsynaptic density (PSD) on the postsynaptic side; then blur and noise;
+* the image has textured cytoplasm (brightness and grain drawn per cell, independent of its role), dark
+  membranes at cell boundaries, a few dark mitochondria, dark vesicle clouds on the presynaptic side of
+  each synapse and a dark, thickened postsynaptic density (PSD) on the postsynaptic side; then blur and
+  noise;
+* what real data sets vary varies per volume (`Style`, drawn from the seed): membrane thickness and
+  contrast, cytoplasm brightness, grain, PSD darkness and thickness, vesicle count and size, blur, noise,
+  the number of cells and how much their boundaries bend; synapse orientation is random in-plane;
 * each synapse is a line from a point inside an axon cell (start, presynaptic) across the contact to a
   point inside a dendrite cell (end, postsynaptic); its midpoint is the synapse point on the contact.
 
@@ -27,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .geometry import Box
-from .synthetic_em_render import _render
+from .point_regimes import PARTNER_WINDOW, partner_regime
+from .synthetic_em_render import Style, _render
 
 RESOLUTION: tuple[int, int, int] = (40, 4, 4)
 AXON = "axon"
@@ -51,6 +56,7 @@ class SyntheticEM:
     roles: dict[int, str] = field(default_factory=dict)  # cell id -> "axon" | "dendrite"
     resolution: tuple[int, int, int] = RESOLUTION
     seed: int = 0
+    style: dict = field(default_factory=dict)  # the drawn `Style` and cell-shape parameters
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -104,7 +110,7 @@ def _place_seeds(rng: np.random.Generator, shape: Sequence[int], count: int, sca
     return np.asarray(seeds)
 
 
-def _warped_grid(rng: np.random.Generator, shape: Sequence[int]) -> tuple[np.ndarray, ...]:
+def _warped_grid(rng: np.random.Generator, shape: Sequence[int], bend: float = 1.0) -> tuple[np.ndarray, ...]:
     """(z, y, x) coordinates with smooth in-plane displacements so cell boundaries bend a little."""
     z = np.arange(shape[0], dtype=np.float32)[:, None, None]
     y = np.arange(shape[1], dtype=np.float32)[None, :, None]
@@ -118,7 +124,7 @@ def _warped_grid(rng: np.random.Generator, shape: Sequence[int]) -> tuple[np.nda
             wavelength = rng.uniform(40, 90)
             phase = rng.uniform(0, 2 * np.pi)
             k = (2 * np.pi / wavelength) * direction.astype(np.float32)
-            shift += np.float32(rng.uniform(0.8, 1.6)) * np.sin(k[0] * z * 4 + k[1] * y + k[2] * x + phase)
+            shift += np.float32(bend * rng.uniform(0.8, 1.6)) * np.sin(k[0] * z * 4 + k[1] * y + k[2] * x + phase)
         warped.append(base + shift)
     return z, warped[0], warped[1]
 
@@ -257,10 +263,11 @@ def _attempt(
     min_distance: float,
     min_distance_z: float,
     max_per_pair: int,
+    bend: float = 1.0,
 ):
     scale = np.array([anisotropy, 1.0, 1.0])
     seeds = _place_seeds(rng, shape, n_cells, scale)
-    coords = _warped_grid(rng, shape)
+    coords = _warped_grid(rng, shape, bend)
     best, best_id, second, second_id = _voronoi(coords, seeds, scale)
     seeds_scaled = seeds * scale
     seed_gap = np.linalg.norm(seeds_scaled[:, None] - seeds_scaled[None], axis=-1)
@@ -312,20 +319,27 @@ def make_em_volume(
     min_distance_z: float = 3.0,
     max_per_pair: int = 3,
     min_synapses_per_region: int = 5,
-    noise: float = 0.035,
+    noise: float | None = None,
     val_region: int = 3,
     max_attempts: int = 12,
 ) -> SyntheticEM:
     """A deterministic (per seed) EM-like volume with cells, synapses, labels and train/val regions.
 
     `anisotropy` weights z distances when cells are grown (z voxels are 10x thicker than in-plane ones);
-    `n_cells` / `n_synapses` default to 32 / 48 at shape (32, 128, 128), scaled with the volume otherwise.
+    `n_cells` / `n_synapses` default to about 32 (x 0.75..1.35, drawn) / 48 at shape (32, 128, 128), scaled
+    with the volume otherwise. The rendering `Style` (and `noise`, unless given) is drawn from the seed.
     Cells are regrown (with derived seeds) until each of the 4 in-plane quadrant regions holds at least
     `min_synapses_per_region` synapse points; the attempt with the fullest poorest region is kept.
     """
     shape = tuple(int(v) for v in shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"shape must be 3 positive sizes (z, y, x), got {shape}")
+    style_rng = np.random.default_rng([seed, 1_000_003])  # independent of the attempts below
+    style = Style.draw(style_rng, noise)
+    bend = float(style_rng.uniform(0.4, 2.2))
+    cell_factor = float(style_rng.uniform(0.75, 1.35))
+    if n_cells is None:
+        n_cells = max(8, int(round(_scaled_counts(shape, None, None)[0] * cell_factor)))
     n_cells, n_synapses = _scaled_counts(shape, n_cells, n_synapses)
     if n_cells < 2:
         raise ValueError("n_cells must be at least 2 (one axon, one dendrite)")
@@ -334,7 +348,7 @@ def make_em_volume(
     for attempt in range(max(1, max_attempts)):
         rng = np.random.default_rng([seed, attempt])
         result = _attempt(
-            rng, shape, n_cells, n_synapses, anisotropy, min_distance, min_distance_z, max_per_pair
+            rng, shape, n_cells, n_synapses, anisotropy, min_distance, min_distance_z, max_per_pair, bend
         )
         counts = [sum(box.contains(s["point"]) for s in result[2]) for box in quadrants]
         score = min(counts)
@@ -343,7 +357,7 @@ def make_em_volume(
         if score >= min_synapses_per_region:
             break
     seg, contact_distance, synapses, roles = best_result
-    image = _render(best_rng, seg, contact_distance, synapses, n_cells, noise, roles)
+    image = _render(best_rng, seg, contact_distance, synapses, n_cells, style)
     pre_ids = sorted({s["pre_id"] for s in synapses})
     post_ids = sorted({s["post_id"] for s in synapses})
     label0 = np.isin(seg, pre_ids).astype(np.uint8)
@@ -355,11 +369,26 @@ def make_em_volume(
         {"start": list(box.start), "stop": list(box.stop), "tags": ["val" if q == val_region else "train"]}
         for q, box in enumerate(quadrants)
     ]
-    return SyntheticEM(image, seg, label0, label1, synapses, regions, roles, RESOLUTION, seed)
+    drawn = {**style.as_dict(), "cells": n_cells, "bend": round(bend, 3)}
+    return SyntheticEM(image, seg, label0, label1, synapses, regions, roles, RESOLUTION, seed, drawn)
 
 
-def spec_dict(window_size: Sequence[int] = (16, 64, 64)) -> dict:
-    """The project spec of a written synapse dataset (paths relative to spec.yaml)."""
+LABEL_WINDOW: tuple[int, int, int] = (16, 64, 64)
+
+
+def spec_dict(window_size: Sequence[int] | None = None, partners: bool = True) -> dict:
+    """The project spec of a written synapse dataset (paths relative to spec.yaml). `partners` (the
+    default): the partner-assignment regime (`point_regimes.partner_regime`); otherwise the
+    label0/label1 volumes as targets."""
+    window = [int(v) for v in (window_size or (PARTNER_WINDOW if partners else LABEL_WINDOW))]
+    regime = (
+        partner_regime(window)
+        if partners
+        else {
+            "targets": "labels",
+            "training": {"lr": 0.0005, "batch_size": 4, "epochs": 10, "loss_crop_pad": [1, 4, 4], "class_balance": "default"},
+        }
+    )
     return {
         "project": "synapse-project",
         "axis_order": "zyx",
@@ -374,8 +403,9 @@ def spec_dict(window_size: Sequence[int] = (16, 64, 64)) -> dict:
         "regions": {"path": "regions.json"},
         "train_tags": ["train"],
         "val_tags": ["val"],
-        "window_size": [int(v) for v in window_size],
+        "window_size": window,
         "line_point": "midpoint",
+        "targets": regime["targets"],
         "model": {
             "spatial_dims": "3d",
             "depth": 3,
@@ -384,11 +414,7 @@ def spec_dict(window_size: Sequence[int] = (16, 64, 64)) -> dict:
             "output_channels": 2,
         },
         "training": {
-            "lr": 0.0005,
-            "batch_size": 4,
-            "epochs": 10,
-            "loss_crop_pad": [1, 4, 4],
-            "class_balance": "default",
+            **regime["training"],
             "min_nonzero_fraction": 0.0,
             "num_workers": 0,
             "seed": 0,
@@ -419,11 +445,12 @@ def write_synapse_dataset(
     seed: int = 0,
     chunks: Sequence[int] = (16, 64, 64),
     volume: SyntheticEM | None = None,
+    partners: bool = True,
     **options,
 ) -> dict[str, Path]:
     """Write a synapse project folder; returns the written paths by name (img, pre, post, seg,
     synapses, points, regions, spec). `options` go to `make_em_volume`; pass `volume` to write an
-    already generated one instead."""
+    already generated one instead; `partners`: the spec's regime (`spec_dict`)."""
     import yaml
 
     folder = Path(folder)
@@ -452,9 +479,10 @@ def write_synapse_dataset(
         for s in em.synapses:
             writer.writerow([s["id"], *s["point"]])
     paths["regions"].write_text(json.dumps(em.regions, indent=2) + "\n", encoding="utf-8")
-    window = [min(w, n) for w, n in zip((16, 64, 64), em.shape, strict=True)]
+    default = PARTNER_WINDOW if partners else LABEL_WINDOW
+    window = [min(w, n) for w, n in zip(default, em.shape, strict=True)]
     paths["spec"].write_text(
-        yaml.safe_dump(spec_dict(window), sort_keys=False, default_flow_style=None), encoding="utf-8"
+        yaml.safe_dump(spec_dict(window, partners), sort_keys=False, default_flow_style=None), encoding="utf-8"
     )
     return paths
 
@@ -485,9 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=list(DEFAULT_SHAPE))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--labels", action="store_true", help="a spec training on the label0/label1 volumes (no centre marker)")
     args = parser.parse_args(argv)
     em = make_em_volume(tuple(args.shape), seed=args.seed)
-    paths = write_synapse_dataset(args.out_dir, volume=em)
+    paths = write_synapse_dataset(args.out_dir, volume=em, partners=not args.labels)
     for name, path in paths.items():
         print(f"{name}: {path}")
     boxes = em.region_boxes()

@@ -4,10 +4,47 @@ densities and vesicle clouds, then blur and noise (see `synthetic_em` for the ge
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-_MEMBRANE_SIGMA = 1.1  # in-plane voxels; dark band about 3 voxels wide
+
+@dataclass(frozen=True)
+class Style:
+    """What varies from one generated volume to the next, as it varies between real EM data sets.
+
+    Cell brightness and graininess are drawn per cell and independent of the cell's role, so only the
+    synapse itself (vesicles on the pre side, the density on the post side) tells pre from post."""
+
+    membrane_sigma: float  # in-plane voxels: thickness of the dark band at cell boundaries
+    membrane_darkness: float  # 0..1: how far membranes are pulled to the dark level (contrast)
+    cytoplasm: tuple[float, float]  # range of per-cell brightness
+    grain: float  # largest per-cell grain amplitude
+    psd_darkness: float
+    psd_thickness: float  # in-plane voxels from the contact into the post cell
+    vesicles: tuple[int, int]  # vesicles per synapse (low, high)
+    vesicle_size: tuple[float, float]  # in-plane radius range, voxels
+    blur: float  # in-plane sigma of the imaging blur, voxels
+    noise: float  # standard deviation of the added noise (image in 0..1)
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, noise: float | None = None) -> Style:
+        low = rng.uniform(0.45, 0.65)
+        return cls(
+            membrane_sigma=float(rng.uniform(0.8, 1.6)),
+            membrane_darkness=float(rng.uniform(0.6, 0.9)),
+            cytoplasm=(float(low), float(low + rng.uniform(0.15, 0.3))),
+            grain=float(rng.uniform(0.04, 0.18)),
+            psd_darkness=float(rng.uniform(0.85, 1.0)),
+            psd_thickness=float(rng.uniform(3.0, 4.5)),
+            vesicles=(int(rng.integers(20, 30)), int(rng.integers(35, 55))),
+            vesicle_size=(float(rng.uniform(1.2, 1.5)), float(rng.uniform(1.6, 2.1))),
+            blur=float(rng.uniform(0.6, 1.2)),
+            noise=float(rng.uniform(0.02, 0.07)) if noise is None else float(noise),
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -53,23 +90,19 @@ def _render(
     contact_distance: np.ndarray,
     synapses: list[dict],
     n_cells: int,
-    noise: float,
-    roles: dict[int, str],
+    style: Style,
 ) -> np.ndarray:
     shape = seg.shape
-    # axons (presynaptic type) have darker, grainy, vesicle-rich cytoplasm; dendrites are lighter and
-    # smoother, as in EM of neuropil: the cue a network uses to tell the pre from the post side
-    is_axon = np.zeros(n_cells + 1, bool)
-    is_axon[[cell for cell, role in roles.items() if role == "axon"]] = True
-    cell_level = np.where(is_axon, rng.uniform(0.52, 0.64, n_cells + 1), rng.uniform(0.72, 0.86, n_cells + 1)).astype(np.float32)
+    # brightness and grain per cell, whatever its role: the synapse is the only pre/post cue
+    cell_level = rng.uniform(*style.cytoplasm, n_cells + 1).astype(np.float32)
     texture = _blur(rng.standard_normal(shape).astype(np.float32), (0.6, 2.0, 2.0))
     texture /= max(float(texture.std()), 1e-6)
     grain = _blur(rng.standard_normal(shape).astype(np.float32), (0.4, 0.7, 0.7))
     grain /= max(float(grain.std()), 1e-6)
-    amplitude = np.where(is_axon, 0.16, 0.0).astype(np.float32)[seg]
+    amplitude = rng.uniform(0.0, style.grain, n_cells + 1).astype(np.float32)[seg]
     signal = cell_level[seg] * (1.0 + 0.05 * texture + amplitude * grain)
     # darkness in [0, 1]: how far each voxel is pulled towards the dark level
-    darkness = 0.85 * np.exp(-0.5 * (contact_distance / _MEMBRANE_SIGMA) ** 2)
+    darkness = style.membrane_darkness * np.exp(-0.5 * (contact_distance / style.membrane_sigma) ** 2)
 
     def paint(region: tuple[slice, ...], weight: np.ndarray) -> None:
         darkness[region] = np.maximum(darkness[region], weight)
@@ -103,37 +136,37 @@ def _render(
         tangent = np.array([0.0, -inplane[2], inplane[1]], np.float32)
         step = np.array([normal[0] / 10.0, normal[1], normal[2]], np.float32)  # voxels per in-plane unit
         # postsynaptic density: a dark, thick band on the post side of the contact
-        radius = rng.uniform(5.0, 8.0)
-        box = _local_box(centre, [1.6, radius + 3, radius + 3], shape)
+        radius = rng.uniform(6.0, 10.0)
+        box = _local_box(centre, [2.0, radius + 3, radius + 3], shape)
         if box is not None:
             region, (gz, gy, gx) = box
             along = (gy - centre[1]) * tangent[1] + (gx - centre[2]) * tangent[2]
             band = (
                 (seg[region] == synapse["post_id"])
-                & (contact_distance[region] < rng.uniform(2.5, 3.5))
-                & (((gz - centre[0]) / 1.6) ** 2 + (along / radius) ** 2 < 1.0)
+                & (contact_distance[region] < style.psd_thickness * rng.uniform(0.85, 1.15))
+                & (((gz - centre[0]) / 2.0) ** 2 + (along / radius) ** 2 < 1.0)
             )
-            paint(region, np.where(band, 0.9, 0.0).astype(np.float32))
+            paint(region, np.where(band, style.psd_darkness, 0.0).astype(np.float32))
         # vesicle cloud: small dark blobs on the pre side
-        for _ in range(int(rng.integers(10, 18))):
-            depth = rng.uniform(2.5, 9.0)
+        for _ in range(int(rng.integers(style.vesicles[0], style.vesicles[1] + 1))):
+            depth = rng.uniform(2.5, 10.0)
             spot = (
                 centre
                 - step * depth
                 + tangent * rng.uniform(-radius, radius)
-                + np.array([rng.uniform(-1.5, 1.5), 0, 0], np.float32)
+                + np.array([rng.uniform(-1.2, 1.2), 0, 0], np.float32)
             )
-            size = rng.uniform(1.2, 1.9)
-            box = _local_box(spot, [0.8, size + 1, size + 1], shape)
+            size = rng.uniform(*style.vesicle_size)
+            box = _local_box(spot, [1.0, size + 1, size + 1], shape)
             if box is None:
                 continue
             region, (gz, gy, gx) = box
-            radial = ((gz - spot[0]) / 0.8) ** 2 + ((gy - spot[1]) ** 2 + (gx - spot[2]) ** 2) / size**2
+            radial = ((gz - spot[0]) / 1.0) ** 2 + ((gy - spot[1]) ** 2 + (gx - spot[2]) ** 2) / size**2
             blob = (seg[region] == synapse["pre_id"]) & (contact_distance[region] > 1.2)
-            paint(region, np.where(blob, 0.7 * np.exp(-radial), 0.0).astype(np.float32))
+            paint(region, np.where(blob, 0.8 * np.exp(-radial), 0.0).astype(np.float32))
 
     dark_level = np.float32(0.12)
     image = signal * (1.0 - darkness) + dark_level * darkness
-    image = _blur(image, (0.45, 0.9, 0.9))
-    image += noise * rng.standard_normal(shape).astype(np.float32)
+    image = _blur(image, (0.45, style.blur, style.blur))
+    image += style.noise * rng.standard_normal(shape).astype(np.float32)
     return np.clip(image * 255.0, 0, 255).astype(np.uint8)
