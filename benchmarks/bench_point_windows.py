@@ -159,7 +159,7 @@ def bench_direct(paths: dict[str, Path], points: list[tuple[float, ...]], sample
 
 
 def bench_training(steps: int, seed: int = 0) -> dict:
-    spec = PointSpec.model_validate({**spec_dict(WINDOW), "project": "bench"})
+    spec = PointSpec.model_validate({**spec_dict(WINDOW, partners=False), "project": "bench"})
     architecture = architecture_for(spec).model_dump(mode="json")
     torch.manual_seed(seed)
     model = build_model(architecture).train()

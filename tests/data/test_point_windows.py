@@ -455,3 +455,61 @@ def test_point_window_dataset_joins_regions():
             np.testing.assert_allclose(item["image"][0].numpy(), layers.image.read(c.indexer(i)) / 255.0, rtol=1e-6)
             assert item["image"].shape == (2, *WINDOW)
             index += 1
+
+
+# ------------------------------------------------------------------------------ augmentation
+def _flip_x(image, mask):
+    return np.flip(image, -1).copy(), np.flip(mask, -1).copy()
+
+
+def _brighten_everything(image, mask):
+    return image + 1.0, mask + 1.0
+
+
+def test_augment_moves_targets_marker_and_loss_mask_with_the_image():
+    image = ramp_volume()
+    label0 = np.zeros(image.shape, np.uint8)
+    label0[:, :, :28] = 1  # left of the point: flipped, it must be on the right
+    plain, _ = _single(image, (8.0, 32.0, 30.0), label0=label0, label1=label0, centre_marker=True, loss_crop_pad=(0, 0, 2))
+    flipped, _ = _single(image, (8.0, 32.0, 30.0), label0=label0, label1=label0, centre_marker=True, loss_crop_pad=(0, 0, 2), augment=_flip_x)
+    before, after = plain[0], flipped[0]
+    for key in ("image", "target", "valid"):
+        np.testing.assert_array_equal(after[key].numpy(), np.flip(before[key].numpy(), -1))
+    assert after["target"].dtype == before["target"].dtype
+    assert after["image"].shape == (2, *WINDOW)
+
+
+def test_augment_jitters_only_the_image_channel():
+    image = ramp_volume()
+    label0 = (image > 128).astype(np.uint8)
+    plain, _ = _single(image, (8.0, 32.0, 30.0), label0=label0, label1=label0, centre_marker=True)
+    shifted, _ = _single(image, (8.0, 32.0, 30.0), label0=label0, label1=label0, centre_marker=True, augment=_brighten_everything)
+    before, after = plain[0], shifted[0]
+    np.testing.assert_allclose(after["image"][0].numpy(), before["image"][0].numpy() + 1.0, rtol=1e-6)
+    # what travels as the "mask" (marker, targets, loss mask) went through the callable too: the test's
+    # callable shifts it, the real Augmenter only moves it; the image channel alone is jittered
+    np.testing.assert_array_equal(after["image"][1].numpy(), before["image"][1].numpy() + 1.0)
+
+
+def test_real_augmenter_keeps_marker_binary_and_targets_aligned():
+    from napari_training_assistant.train.augment import Augmenter, WorkerAugmenter
+
+    em = make_em_volume(SHAPE, seed=0)
+    layers = LayerSet(open_volume(em.image), {"segmentation": open_volume(em.segmentation)})
+    synapses = [Synapse(s["id"], tuple(s["start"]), tuple(s["end"])) for s in em.synapses]
+    regions = [Region(b, frozenset(["train"]), f"q{i}") for i, b in enumerate(em.region_boxes())]
+    cached, _ = cache_regions(layers, regions, synapses, (8, 32, 32), need_lines=True)
+    augment = WorkerAugmenter(Augmenter(spatial_dims="3d", rng=0), seed=0)
+    dataset = PointWindowDataset(cached, target_form="line_segments", centre_marker=True, augment=augment)
+    plain = PointWindowDataset(cached, target_form="line_segments", centre_marker=True)
+    changed = 0
+    for index in range(len(dataset)):
+        item, reference = dataset[index], plain[index]
+        marker = item["image"][1].numpy()
+        assert set(np.unique(marker)) <= {0.0, 1.0} and marker.sum() == reference["image"][1].numpy().sum()
+        target = item["target"].numpy()
+        assert target.dtype == np.uint8 and set(np.unique(target)) <= {0, 1}
+        # the same voxels of each channel, moved: counts are kept; pre and post never swap
+        np.testing.assert_array_equal(target.sum(axis=(1, 2, 3)), reference["target"].numpy().sum(axis=(1, 2, 3)))
+        changed += not np.array_equal(target, reference["target"].numpy())
+    assert changed > len(dataset) // 2

@@ -31,7 +31,7 @@ def em():
 def point_project(tmp_path_factory, em):
     """train_point_project(name, **training): a project with one tiny 1-epoch point-window checkpoint."""
     data = tmp_path_factory.mktemp("synapses")
-    write_synapse_dataset(data, volume=em)
+    write_synapse_dataset(data, volume=em, partners=False)  # whole-volume prediction: no centre marker
 
     def _train(name: str, **training) -> TrainingProject:
         spec = yaml.safe_load((data / "spec.yaml").read_text())

@@ -24,7 +24,7 @@ def write_spec(folder: Path, spec: dict | None = None, text: str | None = None, 
 
 
 def broken(tmp_path: Path, change) -> str:
-    spec = copy.deepcopy(spec_dict())
+    spec = copy.deepcopy(spec_dict(partners=False))
     change(spec)
     with pytest.raises(ProjectError) as info:
         load_spec(write_spec(tmp_path, spec))
@@ -38,13 +38,19 @@ def test_the_synthetic_spec_loads(tmp_path):
     spec, base = load_spec(paths["spec"])
     assert isinstance(spec, PointSpec) and base == paths["spec"].parent
     assert spec.project == "synapse-project" and spec.axis_order == "zyx"
-    assert spec.resolution == [40, 4, 4] and spec.window_size == [16, 64, 64]
+    assert spec.resolution == [40, 4, 4] and spec.window_size == [8, 48, 48]
     assert set(spec.layers) == {"img", "label0", "label1", "segmentation", "points"}
     assert spec.label_keys() == ["label0", "label1"]
-    assert spec.targets == "labels" and spec.line_point == "midpoint"
+    # the partner-assignment regime: marker, the segments of each synapse, loss on the window's centre
+    assert spec.targets == "line_segments" and spec.line_point == "midpoint"
     assert spec.model.depth == 3 and spec.model.base_channels == 16 and spec.model.output_channels == 2
-    assert spec.training.loss_crop_pad == [1, 4, 4] and spec.training.class_balance == "default"
-    assert spec.training.centre_marker is False and spec.training.memory_budget_gb == 8.0
+    assert spec.training.loss_crop_pad == [2, 12, 12] and spec.training.class_balance == "none"
+    assert spec.training.centre_marker is True and spec.training.augment is True
+    assert spec.training.epochs is None and spec.training.time_budget_minutes == 10
+    assert spec.training.memory_budget_gb == 8.0
+    labels, _ = load_spec(write_spec(tmp_path, {**spec_dict(partners=False), "project": "p"}))
+    assert labels.targets == "labels" and labels.window_size == [16, 64, 64] and labels.training.centre_marker is False
+    assert labels.training.epochs == 10 and labels.training.class_balance == "default"
     assert spec.regions.path == "regions.json" and spec.train_tags == ["train"] and spec.val_tags == ["val"]
 
 
@@ -58,7 +64,8 @@ def test_defaults_fill_a_minimal_spec(tmp_path):
         "window_size": [8, 32, 32],
     }
     spec, _ = load_spec(write_spec(tmp_path, minimal))
-    assert spec.training.epochs == 10 and spec.training.batch_size == 4 and spec.model.depth == 3
+    assert spec.training.epochs is None and spec.training.time_budget_minutes == 10  # epochs for the budget
+    assert spec.training.batch_size == 4 and spec.model.depth == 3 and spec.training.augment is True
     assert spec.label_keys() == ["label0", "label1"]
 
 
@@ -130,7 +137,7 @@ def test_an_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path):
 
 
 def test_anchors_without_aliases_load(tmp_path):
-    spec = copy.deepcopy(spec_dict())
+    spec = copy.deepcopy(spec_dict(partners=False))
     text = yaml.safe_dump(spec, sort_keys=False).replace("training:", "training: &settings", 1)
     loaded, _ = load_spec(write_spec(tmp_path, text=text))
     assert loaded.training.epochs == spec["training"]["epochs"]

@@ -37,7 +37,7 @@ def em():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, em) -> Path:
     folder = tmp_path_factory.mktemp("synapses")
-    write_synapse_dataset(folder, volume=em)
+    write_synapse_dataset(folder, volume=em, partners=False)  # the label0/label1 regime
     return folder
 
 
@@ -325,6 +325,18 @@ def test_line_segment_targets_train_one_epoch(data, tmp_path):
     assert report["dropped_reasons"] == {"point annotations (line targets need lines)": 24}
 
 
+def test_epochs_are_chosen_for_the_time_budget_when_unset(data, tmp_path):
+    from napari_training_assistant.train.autoconfig.point_epochs import POINT_EPOCHS
+
+    spec_path = small_spec(data, tmp_path / "proj", "auto", training={"epochs": None, "time_budget_minutes": 0.001})
+    result = train_points(spec_path)
+    assert result.status == "completed" and result.metrics["epochs_completed"] == POINT_EPOCHS[0]  # the least
+    (decision,) = [d for d in result.decisions if d["setting"] == "epochs"]
+    assert decision["value"] == POINT_EPOCHS[0] and "0.001 min" in decision["reason"] and "measured" in decision["reason"]
+    fixed = train_points(small_spec(data, tmp_path / "proj2", "fixed"))  # epochs: 1 in the spec
+    assert fixed.metrics["epochs_completed"] == 1 and not [d for d in fixed.decisions if d["setting"] == "epochs"]
+
+
 def test_centre_marker_adds_an_input_channel(data, tmp_path):
     spec_path = small_spec(data, tmp_path / "proj", "marker", training={"centre_marker": True})
     assert dry_run(spec_path)["architecture"]["input_channels"] == 2
@@ -339,13 +351,17 @@ def test_centre_marker_adds_an_input_channel(data, tmp_path):
 # ------------------------------------------------------------------------------------------ slow
 @pytest.mark.slow
 def test_full_synthetic_spec_beats_the_constant_predictor(tmp_path):
-    paths = write_synapse_dataset(tmp_path / "data")  # default shape, spec as written: 16x64x64, depth 3, 10 epochs
+    """The generated spec (partner regime) learns which side is pre and which post: a fixed number of epochs
+    (the same quality on a loaded machine) on a volume of 144 training synapses."""
+    paths = write_synapse_dataset(tmp_path / "data", shape=(32, 256, 256))
     spec = yaml.safe_load(paths["spec"].read_text())
-    assert spec["window_size"] == [16, 64, 64] and spec["training"]["epochs"] == 10
+    assert spec["window_size"] == [8, 48, 48] and spec["targets"] == "line_segments" and "epochs" not in spec["training"]
+    spec["training"]["epochs"] = 20
+    paths["spec"].write_text(yaml.safe_dump(spec, sort_keys=False))
     result = train_points(paths["spec"])
-    assert result.status == "completed" and result.metrics["epochs_completed"] == 10
+    assert result.status == "completed" and result.metrics["epochs_completed"] == 20
     for name, scores in result.metrics["per_channel"].items():
-        assert scores["dice"] >= scores["constant_predictor_dice"] + 0.15, (name, result.metrics["per_channel"])
+        assert scores["dice"] >= scores["constant_predictor_dice"] + 0.1, (name, result.metrics["per_channel"])
 
 
 @pytest.mark.slow

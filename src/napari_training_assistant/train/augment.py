@@ -215,3 +215,22 @@ def _to_unit(coords: np.ndarray, size: int) -> np.ndarray:
     if size <= 1:
         return np.zeros_like(coords)
     return coords * np.float32(2.0 / (size - 1)) - np.float32(1.0)
+
+
+class WorkerAugmenter:
+    """An `Augmenter` for datasets that draw from its own generator: reseeded once in each DataLoader
+    worker (from the worker's seed, new every epoch), so workers never repeat each other's draws."""
+
+    def __init__(self, augmenter: Augmenter, seed: int):
+        self.augmenter = augmenter
+        self.seed = int(seed)
+        self._worker_seed: int | None = None
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None):
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        if info is not None and info.seed != self._worker_seed:
+            self._worker_seed = info.seed
+            self.augmenter.rng = np.random.default_rng([self.seed, info.seed])
+        return self.augmenter(image, mask)

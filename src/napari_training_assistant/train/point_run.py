@@ -14,11 +14,20 @@ from ..model import describe
 from ..project import TrainingProject
 from ..project.errors import ProjectError
 from ..project.schemas import ArchitectureConfig
+from ..project.schemas.project_config import AutoConfigDecision
+from .augment import Augmenter, WorkerAugmenter
+from .autoconfig.device import cpu_cores
+from .autoconfig.point_epochs import (
+    EpochPlan,
+    estimated_seconds_per_sample,
+    measured_seconds_per_sample,
+    point_epochs,
+)
 from .events import CancelToken, Listener
 from .options import TrainOptions, resolve_device
 from .point_extras import point_window_module
 from .point_inputs import PointInputs, load_point_inputs
-from .point_spec import PointSpec
+from .point_spec import PointSpec, TrainingSpec
 from .prepared import PreparedRun
 from .starting import resolve_start
 
@@ -67,9 +76,10 @@ class PointData:
     def summary(self, run: PreparedRun) -> str:
         counts = self.point_counts()
         window = "x".join(map(str, self.spec.window_size))
+        auto = f" (auto: {self.spec.training.time_budget_minutes:g} min budget)" if run.decisions else ""
         return (
             f"{run.run_id}: point windows {window}, {counts['train']} train / {counts['val']} val points "
-            f"({counts['dropped']} dropped), batch {run.batch_size}, {run.epochs} epochs, "
+            f"({counts['dropped']} dropped), batch {run.batch_size}, {run.epochs} epochs{auto}, "
             f"3D U-Net depth {run.architecture['depth']} base {run.architecture['base_channels']}, "
             f"{run.accelerator} x{run.devices} ({run.precision}), cache {self.inputs.cache_bytes / 2**20:.0f} MiB"
         )
@@ -120,6 +130,35 @@ def architecture_for(spec: PointSpec) -> ArchitectureConfig:
     )
 
 
+def plan_epochs(spec: PointSpec, architecture: dict, inputs: PointInputs, accelerator: str, model) -> EpochPlan:
+    """Epochs from the number of points and the spec's time budget (`autoconfig.point_epochs`)."""
+    channels = architecture["input_channels"]
+    if accelerator == "cpu":
+        per_sample = measured_seconds_per_sample(model, spec.window_size, channels)
+        how = f"measured on {cpu_cores()} CPU cores"
+    else:
+        levels = architecture.get("anisotropic_levels") or []
+        per_sample = estimated_seconds_per_sample(
+            spec.window_size, architecture["depth"], architecture["base_channels"], levels, channels, architecture["output_channels"]
+        )
+        how = f"estimated from FLOPs on {accelerator}"
+    return point_epochs(
+        seconds_per_sample=per_sample,
+        how=how,
+        train_points=inputs.point_count("train"),
+        val_points=inputs.point_count("val"),
+        budget_minutes=spec.training.time_budget_minutes,
+    )
+
+
+def window_augmenter(training: TrainingSpec) -> WorkerAugmenter | None:
+    """Flips, in-plane rotations and intensity jitter: pre/post semantics survive (both sides move alike)."""
+    if not training.augment:
+        return None
+    augmenter = Augmenter(flips=True, rot90=True, intensity_jitter=True, spatial_dims="3d", rng=training.seed)
+    return WorkerAugmenter(augmenter, training.seed)
+
+
 def project_for_spec(spec: PointSpec, base: Path, architecture: ArchitectureConfig, create: bool = True) -> TrainingProject:
     folder = (base / spec.project).resolve() if not Path(spec.project).is_absolute() else Path(spec.project)
     if TrainingProject.is_project(folder):
@@ -154,10 +193,15 @@ def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: s
             centre_marker=training.centre_marker,
             loss_crop_pad=training.loss_crop_pad,
             min_nonzero_fraction=training.min_nonzero_fraction,
+            augment=window_augmenter(training) if split == "train" else None,
         )
         for split, regions in (("train", inputs.train_regions), ("val", inputs.val_regions))
     }
     epochs = options.epochs or training.epochs
+    epoch_plan = None
+    if epochs is None:
+        epoch_plan = plan_epochs(spec, arch_dict, inputs, accelerator, start.model)
+        epochs = epoch_plan.epochs
     module = point_window_module(
         start.model,
         arch_dict,
@@ -187,6 +231,7 @@ def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: s
         precision=precision if precision != "auto" else ("bf16-mixed" if accelerator == "cuda" else "32"),
         num_workers=training.num_workers,
         planned_devices=training.devices,
+        decisions=[AutoConfigDecision(setting="epochs", value=epochs, reason=epoch_plan.reason)] if epoch_plan else None,
         extra={"architecture_summary": describe(arch_dict)},
     )
 

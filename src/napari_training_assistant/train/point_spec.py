@@ -43,13 +43,15 @@ class ModelSpec(_Strict):
 class TrainingSpec(_Strict):
     lr: float = Field(5e-4, gt=0, lt=10)
     batch_size: int = Field(4, ge=1, le=4096)
-    epochs: int = Field(10, ge=1, le=100_000)
+    epochs: int | None = Field(None, ge=1, le=100_000, description="None: as many as fit in time_budget_minutes")
+    time_budget_minutes: float = Field(10.0, gt=0, le=100_000, description="training time the automatic epochs aim at")
     loss_crop_pad: list[int] = Field(default_factory=lambda: [0, 0, 0], description="border per axis excluded from the loss")
     class_balance: Literal["none", "default", "frequency"] = "default"
     balance_clip: float = Field(0.05, gt=0, lt=0.5)
     dice_weight: float = Field(0.0, ge=0, description="weight of a soft Dice term added to the BCE")
     min_nonzero_fraction: float = Field(0.0, ge=0, le=1)
     centre_marker: bool = Field(False, description="add an input channel marking the centre synapse")
+    augment: bool = Field(True, description="random flips (z, y, x), in-plane 90-degree rotations and intensity jitter of training windows")
     samples_per_epoch: int | None = Field(None, ge=1, description="default: every training point once")
     memory_budget_gb: float = Field(8.0, gt=0)
     num_workers: int = Field(0, ge=0)

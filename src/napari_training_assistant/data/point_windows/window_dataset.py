@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -36,8 +36,10 @@ class RegionWindows(Dataset):
         loss_crop_pad: Sequence[int] | None = None,
         min_nonzero_fraction: float = 0.0,
         line_point: str = "midpoint",
+        augment: Callable | None = None,
     ):
         self.cached = cached
+        self.augment = augment  # (image, mask) -> (image, mask): the same spatial transform for both
         self.target_form = target_form
         self.label_keys = tuple(label_keys)
         self.centre_marker = centre_marker
@@ -78,6 +80,8 @@ class RegionWindows(Dataset):
             image = np.concatenate([image, marker_ball(window.shape, centre)[None]])
         target = self._target(index, where)
         valid = self._valid(where)
+        if self.augment is not None:
+            image, target, valid = self._augmented(image, target, valid)
         nonzero = float(np.count_nonzero(raw)) / raw.size
         if nonzero < self.min_nonzero_fraction:  # masked, not skipped: DDP ranks stay in step
             valid = np.zeros_like(valid)
@@ -98,6 +102,16 @@ class RegionWindows(Dataset):
         ids = [segmentation[self._local(p)] for p in ends]
         window = segmentation[where]
         return np.stack([(window == i) & (i != 0) for i in ids]).astype(np.uint8)
+
+    def _augmented(self, image: np.ndarray, target: np.ndarray, valid: np.ndarray):
+        """Image intensity jitter on the image channel only; the centre marker, targets and loss mask
+        move with it. Pre stays pre: flips and in-plane rotations move both sides of a synapse alike."""
+        marker = image[1:]
+        moving = np.concatenate([marker, target.astype(np.float32), valid]).astype(np.float32)
+        image, moved = self.augment(image[:1], moving)
+        split = [len(marker), len(marker) + len(target)]
+        marker, target, valid = np.split(moved, split)
+        return np.concatenate([image, marker]), target.astype(np.uint8), np.ascontiguousarray(valid)
 
     def _crop_template(self, window: Sequence[int]) -> np.ndarray:
         """(C, *window) ones with the `loss_crop_pad` border of every axis set to 0."""
