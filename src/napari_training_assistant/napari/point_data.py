@@ -12,15 +12,24 @@ from typing import Any
 import numpy as np
 
 from ..data.annotations import Region, Synapse
+from ..data.point_regimes import partner_regime
 from ..project.run_options import TrainOptions
 
 DATA_FOLDER = "point_data"
 
 
-def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: int, options: TrainOptions, *, segmentation: bool = False) -> dict[str, Any]:
+def layer_spec(
+    project_root: Path, scale, window: list[int], depth: int, base: int, options: TrainOptions, *, segmentation: bool = False, lines: bool = False
+) -> dict[str, Any]:
     """The spec (as YAML data) of layers written into `project_root`/point_data; `segmentation`: the
-    volumes hold a `segmentation` (cells to assign synapses to, `nta assign-synapses`)."""
-    training: dict[str, Any] = {"epochs": options.epochs or 10, "lr": options.learning_rate or 5e-4, "batch_size": options.batch_size or 4}
+    volumes hold a `segmentation` (cells to assign synapses to, `nta assign-synapses`); with `lines` too
+    (every synapse a pre -> post line) the partner-assignment regime (`partner_regime`), else the
+    label0/label1 volumes are the targets. The Train tab's epochs, learning rate and batch size win."""
+    regime = partner_regime(window) if segmentation and lines else {"targets": "labels", "training": {"epochs": 10, "lr": 5e-4, "batch_size": 4}}
+    training: dict[str, Any] = dict(regime["training"])
+    for key, value in (("epochs", options.epochs), ("lr", options.learning_rate), ("batch_size", options.batch_size)):
+        if value:
+            training[key] = value
     if options.samples_per_epoch:
         training["samples_per_epoch"] = options.samples_per_epoch
     layers: dict[str, Any] = {"img": {"path": "img.zarr"}, "label0": {"path": "label0.zarr"}, "label1": {"path": "label1.zarr"}}
@@ -33,6 +42,7 @@ def layer_spec(project_root: Path, scale, window: list[int], depth: int, base: i
         "layers": {**layers, "points": {"path": "synapses.csv"}},
         "regions": {"path": "regions.json"},
         "window_size": [int(v) for v in window],
+        "targets": regime["targets"],
         "model": {"depth": depth, "base_channels": base, "output_channels": 2},
         "training": training,
     }

@@ -217,8 +217,9 @@ class PointsPanel(QWidget):
         regions = regions_from_napari_shapes(_voxels(regions_layer, image), regions_layer.shape_type, _features(regions_layer))
         folder = project.root / DATA_FOLDER
         spec = layer_spec(
-            project.root, image.scale, [b.value() for b in self.window], self.depth.value(), self.base.value(), options, segmentation="segmentation" in volumes
-        )
+            project.root, image.scale, [b.value() for b in self.window], self.depth.value(), self.base.value(), options,
+            segmentation="segmentation" in volumes, lines=all(s.end is not None for s in synapses),
+        )  # fmt: skip
         return str(folder), volumes, synapses, regions, spec
 
 
