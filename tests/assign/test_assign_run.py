@@ -122,7 +122,7 @@ def test_a_stopped_run_resumes_by_chunk_and_a_different_run_is_refused(dataset, 
 def test_bad_input_is_one_line(dataset, tmp_path, make_project, fast_options):
     from napari_training_assistant.train import train_project
 
-    no_segmentation = _copy_spec(dataset, tmp_path, **{"layers.segmentation": None})
+    no_segmentation = _copy_spec(dataset, tmp_path, **{"layers.segmentation": None, "targets": "labels"})
     with pytest.raises(DatasetError, match="names no segmentation layer"):
         assign_synapses(no_segmentation, **IN_PROCESS)
 
@@ -177,3 +177,16 @@ def test_more_chunks_than_tasks_in_flight_are_all_assigned(dataset, tmp_path):
     assert result.chunks > IN_FLIGHT_PER_WORKER + 1 and result.status == "completed"
     assert len(list((tmp_path / "out" / "parts").iterdir())) == result.chunks
     assert len(list(csv.DictReader((tmp_path / "out" / "assignments.csv").open()))) == result.synapses
+
+
+def test_project_option_applies_a_model_to_a_volume_whose_spec_names_another_project(dataset, tmp_path, capsys):
+    trained = dataset["spec"].parent / yaml.safe_load(dataset["spec"].read_text())["project"]
+    elsewhere = _copy_spec(dataset, tmp_path, project=str(tmp_path / "not-made-yet"))
+    code = main(["assign-synapses", str(elsewhere), "--project", str(trained), "--output", str(tmp_path / "out"), "--scheduler", "in-process", "--json"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and report["status"] == "completed" and (tmp_path / "out" / "assignments.csv").is_file()
+    assert not (tmp_path / "not-made-yet").exists()
+
+    code = main(["assign-synapses", str(dataset["spec"]), "--project", str(tmp_path), "--scheduler", "in-process"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(tmp_path) in err

@@ -68,3 +68,17 @@ def test_dense_points_read_one_region_and_sparse_points_their_windows():
     dense = window_starts(np.array([[10, 100 + i, 100] for i in range(20)], float), window)
     sparse = window_starts(np.array([[10, 100, 100], [10, 2000, 2000]], float), window)
     assert read_plan(dense, window) is not None and read_plan(sparse, window) is None
+
+
+def test_ground_truth_of_a_line_takes_the_segments_of_the_nearest_voxels():
+    from napari_training_assistant.assign.evaluate import ground_truth
+    from napari_training_assistant.data.annotations import Synapse
+    from napari_training_assistant.data.point_windows import LayerSet
+    from napari_training_assistant.data.volumes import open_volume
+
+    segments = np.zeros((6, 8, 8), np.uint32)
+    segments[3], segments[4] = 5, 9  # cell 5 in section 3, cells 9 and 2 in section 4
+    segments[4, :, 4:] = 2
+    layers = LayerSet(open_volume(np.zeros_like(segments, dtype=np.uint8)), {"segmentation": open_volume(segments)})
+    synapse = Synapse(1, (3.8, 2.0, 2.4), (4.2, 2.0, 5.6))  # both ends nearest to section 4
+    assert ground_truth(synapse, (4.0, 2.0, 4.0), layers, (1, 1, 1)) == (9, 2)

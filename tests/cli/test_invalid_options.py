@@ -84,6 +84,7 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
 }
 EXEMPT: dict[tuple[str, str], str] = {  # (command, option) -> why no value of it is invalid
     ("assign-synapses", "--checkpoint"): "any id may exist in the spec's project: checked after the spec is read (tests/assign)",
+    ("assign-synapses", "--project"): "any folder may be a project: one that is not is refused after the spec is read (tests/assign)",
     ("assign-synapses", "--output"): "any folder may be written: a folder of another run is refused (tests/assign)",
     ("assign-synapses", "--scheduler"): "an address is only refused when unreachable, after the spec is read (predict covers it)",
 }

@@ -64,6 +64,7 @@ def assign_synapses(
     spec_path: str | Path,
     *,
     checkpoint_id: str = "latest",
+    project: str | Path | None = None,
     output: str | Path | None = None,
     mode: str = "max",
     contact_radius: Sequence[int] | None = None,
@@ -78,7 +79,8 @@ def assign_synapses(
     listener: Listener | None = None,
     cancel: CancelToken | None = None,
 ) -> AssignResult:
-    """Assign partners to every synapse of the spec's points layer (see the module docstring)."""
+    """Assign partners to every synapse of the spec's points layer (see the module docstring). `project`: the
+    Training Project Folder holding the checkpoint, instead of the spec's (a model applied to another volume)."""
     started = time.perf_counter()
     if mode not in MODES:
         raise InputError(f"`mode` {mode!r} is not one of {', '.join(MODES)}")
@@ -87,7 +89,7 @@ def assign_synapses(
     segmentation = layers.labels.get("segmentation")
     if segmentation is None:
         raise DatasetError(f"{spec_path}: names no segmentation layer: add layers.segmentation (the cells to assign)")
-    project = TrainingProject.open(_project_folder(spec, base))
+    project = TrainingProject.open(Path(project).resolve() if project is not None else _project_folder(spec, base))
     checkpoint, info = _checkpoint(project, checkpoint_id, spec, mode)
     synapses = read_synapses(points_location, spec)
     if not synapses:

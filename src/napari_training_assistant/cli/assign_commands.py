@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("spec", type=Path, help="YAML point spec (nta train-points) naming img, points and segmentation")
     p.add_argument("--checkpoint", default="latest", help="checkpoint id of the spec's project (default: latest)")
+    p.add_argument("--project", type=Path, help="Training Project Folder holding the checkpoint (default: the spec's project)")
     p.add_argument("--output", type=Path, help="output folder (default: <project>/assignments/<checkpoint>_<mode>)")
     option(p, "--mode", "mode", "max: most summed probability; threshold; dilate_nearest: no-network baseline")
     option(p, "--contact-radius", "contact_radius", "candidate segments within this many voxels per axis (default: 40 nm, at least 1 voxel)")
@@ -47,7 +48,7 @@ def assign(args: argparse.Namespace) -> int:
     )
     with ProgressBar("synapse", quiet=args.json) as listener:
         result = assign_synapses(
-            args.spec, checkpoint_id=args.checkpoint, output=args.output, overwrite=args.overwrite, evaluate=args.evaluate,
+            args.spec, checkpoint_id=args.checkpoint, project=args.project, output=args.output, overwrite=args.overwrite, evaluate=args.evaluate,
             listener=listener, **options.model_dump(),
         )
     if args.json:
