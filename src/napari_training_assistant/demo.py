@@ -90,6 +90,7 @@ def run_demo(folder: Path, *, pairs: int = DEMO_PAIRS, epochs: int = DEMO_EPOCHS
         "benchmark_dice": bench.get("dice"),
         "benchmark_iou": bench.get("iou"),
         "benchmark_pairs": bench.get("n_images"),
+        "benchmark_object_accuracy_50": bench.get("instance_accuracy_50"),  # connected components at IoU 0.5
         "val_dice": result.metrics.get("dice"),
         "unseen_image_dice": round(unseen_dice, 4),
         "train_time_s": result.duration_s,

@@ -196,6 +196,9 @@ def test_benchmark_json_and_errors(make_project, capsys):
     row = run_json(capsys, "benchmark", project.root, "--json")
     assert {"checkpoint_id", "dice", "iou", "n_images", "dice_per_class", "delta_dice"} <= set(row)
     assert row["checkpoint_id"] == "unet_run_001" and row["n_images"] == 1 and 0.0 <= row["dice"] <= 1.0
+    # a binary model's objects: its connected components matched to the truth's, at IoU 0.5 and 0.5:0.95
+    assert 0.0 <= row["instance_accuracy_mean"] <= row["instance_accuracy_50"] <= row["instance_f1_50"] <= 1.0
+    assert set(row) >= {"instance_panoptic_quality_50", "instance_f1_mean", "instance_panoptic_quality_mean"}
     again = run_json(capsys, "benchmark", project.root, "--checkpoint", "unet_run_001", "--json")
     assert again == row and len(project.history.benchmarks()) == 1  # measured once per checkpoint
     assert main(["benchmark", str(project.root)]) == 0
@@ -255,3 +258,4 @@ def test_demo_trains_benchmarks_and_predicts(tmp_path):
     project = TrainingProject.open(summary["project"])
     assert project.checkpoints.latest_id == summary["checkpoint_id"]
     assert project.history.latest_benchmark()["dice"] == pytest.approx(summary["benchmark_dice"], abs=1e-3)
+    assert project.history.latest_benchmark()["instance_accuracy_50"] == summary["benchmark_object_accuracy_50"]

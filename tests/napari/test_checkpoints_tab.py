@@ -86,8 +86,9 @@ def test_history_table_details_and_plot_follow_training(tab, trained, fast_optio
     assert tab.plot_points["ids"] == ["unet_run_001", "unet_run_002"]
     assert tab.plot_points["both"] == tab.plot_points["baseline"] == [None, None]
     lines = tab.axes.get_lines()
-    assert [len(line.get_xdata()) for line in lines] == [2, 2]
+    assert [len(line.get_xdata()) for line in lines] == [2, 2, 2]  # Dice, IoU, objects
     assert lines[0].get_ydata()[1] == pytest.approx(trained.history.benchmarks()[-1]["dice"])
+    assert tab.plot_points["objects"][1] == pytest.approx(trained.history.benchmarks()[-1]["instance_accuracy_50"])
 
     assert tab.details.isReadOnly() and not tab.continue_button.isEnabled()
     assert tab.select("unet_run_002")
@@ -101,6 +102,7 @@ def test_history_table_details_and_plot_follow_training(tab, trained, fast_optio
         "2D U-Net",
         "Settings:",
         "Benchmark:",
+        "objects: accuracy ",
     ):
         assert expected in text
     assert tab.continue_button.isEnabled() and tab.predict_button.isEnabled()
@@ -122,7 +124,7 @@ def test_assignment_accuracy_in_table_plot_and_details(make_napari_viewer, qtbot
     assert points["dice"][0] is not None and points["dice"][1] is None
     assert points["both"] == [None, 0.912] and points["baseline"] == [None, 0.52]
     lines = {line.get_label(): line for line in tab.axes.get_lines()}
-    assert set(lines) == {"Dice", "IoU", "both-correct", "dilate_nearest baseline"}
+    assert set(lines) == {"Dice", "IoU", "objects (accuracy at IoU 0.5)", "both-correct", "dilate_nearest baseline"}
     both = lines["both-correct"]
     assert list(both.get_xdata()) == [1] and list(both.get_ydata()) == [0.912]
     assert lines["dilate_nearest baseline"].get_linestyle() == "--"

@@ -28,7 +28,7 @@ def _decode(row: dict[str, str]) -> dict[str, Any]:
         if value in ("", None):
             if key not in ASSIGNMENT_COLUMNS:  # a segmentation row reads as it always has
                 out[key] = None
-        elif key in ("dice", "iou", "delta_dice", "delta_iou") or key.endswith("_accuracy"):
+        elif key in ("dice", "iou", "delta_dice", "delta_iou") or key.endswith("_accuracy") or key.startswith("instance_"):
             out[key] = float(value)
         elif key in ("n_images", "n_synapses"):
             out[key] = int(value)

@@ -31,6 +31,13 @@ BENCHMARK_COLUMNS: tuple[str, ...] = (
     "delta_dice",
     "delta_iou",
     "benchmark_sha256",
+    # object matching at IoU 0.5 and averaged over 0.5:0.95 (binary models: connected components)
+    "instance_accuracy_50",
+    "instance_accuracy_mean",
+    "instance_f1_50",
+    "instance_f1_mean",
+    "instance_panoptic_quality_50",
+    "instance_panoptic_quality_mean",
 )
 ASSIGNMENT_COLUMNS: tuple[str, ...] = (
     "kind",

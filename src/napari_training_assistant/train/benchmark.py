@@ -13,6 +13,7 @@ from ..project import TrainingProject
 from ..project.clock import now
 from ..project.dataset import pairs_sha256
 from ..project.errors import ProjectError
+from .instance_metrics import connected_components, match_dataset, summary
 from .metrics import ScoreAccumulator
 
 
@@ -25,8 +26,16 @@ def target_tensor(mask: np.ndarray, output_mode: str) -> torch.Tensor:
     return torch.from_numpy((mask > 0).astype(np.float32))[None, None]
 
 
+def instances_of(mask: np.ndarray) -> np.ndarray:
+    """The objects of a binary project's mask: its ids when it holds several (an instance mask), else its
+    connected components (touching objects then count as one, in the truth as in a binary model's output)."""
+    ids = np.unique(mask)
+    return mask if np.count_nonzero(ids) > 1 else connected_components(mask)
+
+
 def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: list[str]) -> dict[str, Any]:
-    """Dataset-level Dice/IoU of the checkpoint's hard predictions over whole pairs (tiled)."""
+    """Dataset-level Dice/IoU of the checkpoint's hard predictions over whole pairs (tiled); for binary
+    models also object matching (`instance_metrics`) of the predicted connected components."""
     from ..predict import predict_image
 
     path = project.checkpoints.path_of(checkpoint_id)
@@ -34,13 +43,21 @@ def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: li
     mode = read_checkpoint_info(path).normalization
     architecture = model.architecture
     scores = ScoreAccumulator(architecture)
+    binary = architecture["output_mode"] == "binary"
+    objects: list[tuple[np.ndarray, np.ndarray]] = []
     records = {p.pair_id: p for p in project.dataset.pairs}
     for pair_id in pair_ids:
         image, mask = project.dataset.load(pair_id)
         image = with_channel_axis(image, 0 if records[pair_id].image_channels is not None else None)
         probabilities = predict_image(model, normalize(image, mode, channel_axis_first=True))
         scores.update(torch.from_numpy(probabilities)[None], target_tensor(mask, architecture["output_mode"]), from_logits=False)
-    return scores.compute()
+        if binary:
+            predicted = connected_components(probabilities[0] > float(architecture.get("threshold") or 0.5))
+            objects.append((instances_of(mask), predicted))
+    result = scores.compute()
+    if binary:
+        result["objects"] = summary(match_dataset(objects))
+    return result
 
 
 def benchmark_checkpoint(project: TrainingProject, checkpoint_id: str = "latest") -> dict[str, Any]:
@@ -75,6 +92,7 @@ def benchmark_checkpoint(project: TrainingProject, checkpoint_id: str = "latest"
         "delta_dice": _delta(dice, parent_row and parent_row["dice"]),
         "delta_iou": _delta(iou, parent_row and parent_row["iou"]),
         "benchmark_sha256": content,
+        **{f"instance_{name}": _float(value) for name, value in (scores.get("objects") or {}).items()},
     }
     project.history.append_benchmark(row)
     return row

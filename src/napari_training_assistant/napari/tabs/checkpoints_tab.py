@@ -29,6 +29,7 @@ ID_ROLE = Qt.ItemDataRole.UserRole
 SERIES = (  # plot_points key, legend label, line style
     ("dice", "Dice", {"marker": "o"}),
     ("iou", "IoU", {"marker": "s", "linestyle": "--"}),
+    ("objects", "objects (accuracy at IoU 0.5)", {"marker": "D", "linestyle": ":"}),
     ("both", "both-correct", {"marker": "^"}),
     ("baseline", "dilate_nearest baseline", {"marker": "x", "linestyle": "--", "color": "0.5"}),
 )
@@ -86,6 +87,12 @@ def details_text(
             f"  Dice {_score(benchmark.get('dice'))}, IoU {_score(benchmark.get('iou'))} on {benchmark.get('n_images')} "
             f"benchmark pair(s)" + (f" (Dice {delta:+.3f} vs parent)" if isinstance(delta, float) else "")
         )
+        if benchmark.get("instance_accuracy_50") is not None:
+            lines.append(
+                f"  objects: accuracy {_score(benchmark['instance_accuracy_50'])}, F1 {_score(benchmark.get('instance_f1_50'))}, "
+                f"PQ {_score(benchmark.get('instance_panoptic_quality_50'))} at IoU 0.5; "
+                f"accuracy {_score(benchmark.get('instance_accuracy_mean'))} over IoU 0.5:0.95"
+            )
     if partners:
         both, pre, post, baseline = (
             partners.get(f"{k}_accuracy") for k in ("both", "pre", "post", "baseline_both")
@@ -223,6 +230,7 @@ class CheckpointsTab(ProjectTab):
             "ids": ids,
             "dice": values(best, "dice"),
             "iou": values(best, "iou"),
+            "objects": values(best, "instance_accuracy_50"),
             "both": values(partners, "both_accuracy"),
             "baseline": values(partners, "baseline_both_accuracy"),
         }
