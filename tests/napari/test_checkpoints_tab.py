@@ -70,7 +70,7 @@ def test_history_table_details_and_plot_follow_training(tab, trained, fast_optio
 
     assert tab.isEnabled()
     assert tab.table.rowCount() == 1
-    assert _row(tab, 0)[:3] == ["unet_run_001 (latest)", "scratch", "completed"]
+    assert _row(tab, 0)[:3] == ["unet_run_001 (latest, best)", "scratch", "completed"]  # the only one benchmarked
     assert tab.plot_points["ids"] == ["unet_run_001"]
 
     trained.set_starting_weights("latest")
@@ -79,7 +79,9 @@ def test_history_table_details_and_plot_follow_training(tab, trained, fast_optio
 
     assert tab.table.rowCount() == 2
     first, second = _row(tab, 0), _row(tab, 1)
-    assert first[0] == "unet_run_001" and second[0] == "unet_run_002 (latest)"
+    best = trained.checkpoints.best_id
+    first_marks = " (best)" if best == "unet_run_001" else ""
+    assert first[0] == f"unet_run_001{first_marks}" and second[0] == ("unet_run_002 (latest)" if first_marks else "unet_run_002 (latest, best)")
     assert second[1] == "unet_run_001"  # lineage
     assert second[4] == "4 pairs" and second[7] == "pairs" and second[8] == "-"  # no partner accuracy
     assert second[5] != "-" and second[6] != "-"  # benchmark Dice / IoU

@@ -32,7 +32,7 @@ NAN, INF = float("nan"), float("inf")
         ({"samples_per_epoch": 0}, "samples_per_epoch: must be greater than or equal to 1 (found 0)"),
         ({"precision": "64"}, "precision: must be 'auto', '32', '16-mixed' or 'bf16-mixed' (found '64')"),
         ({"device": "gpu9"}, "device: use auto, cpu, cuda, cuda:N or mps (found 'gpu9')"),
-        ({"start": "yesterday"}, "start: use scratch, latest, checkpoint:ID or imported:ID (found 'yesterday')"),
+        ({"start": "yesterday"}, "start: use scratch, latest, best, checkpoint:ID or imported:ID (found 'yesterday')"),
         ({"epoch": 3}, "epoch: is not an option"),
     ],
 )

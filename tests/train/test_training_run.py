@@ -295,7 +295,7 @@ def test_an_unknown_checkpoint_is_a_clear_error(make_project, fast_options):
     train_project(project, fast_options())
     with pytest.raises(CheckpointError, match="no checkpoint 'unet_run_099'.*unet_run_001"):
         train_project(project, fast_options(start="checkpoint:unet_run_099"))
-    with pytest.raises(ProjectError, match="use scratch, latest, checkpoint:ID or imported:ID"):
+    with pytest.raises(ProjectError, match="use scratch, latest, best, checkpoint:ID or imported:ID"):
         train_project(project, fast_options(start="yesterday"))
     assert [r.run_id for r in project.history.runs] == ["run_001"]
 

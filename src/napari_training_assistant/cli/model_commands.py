@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("start", help="choose the starting weights of the next training run")
     p.add_argument("project", type=Path, help="Training Project Folder")
-    p.add_argument("choice", help="scratch, latest, checkpoint:ID or imported:ID")
+    p.add_argument("choice", help="scratch, latest, best (the checkpoint it is now), checkpoint:ID or imported:ID")
     p.set_defaults(handler=choose_start)
 
 

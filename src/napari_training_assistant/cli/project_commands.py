@@ -89,7 +89,7 @@ def status(args: argparse.Namespace) -> int:
     print(f"project      {info['project_name']}  ({info['project_path']})")
     print(f"state        {info['state']}")
     print(f"dataset      {info['dataset_count']} pairs (train {counts['train']}, val {counts['val']}, benchmark {counts['benchmark']})")
-    print(f"checkpoints  {info['checkpoint_count']} (latest: {info['latest_checkpoint'] or 'none'})")
+    print(f"checkpoints  {info['checkpoint_count']} (latest: {info['latest_checkpoint'] or 'none'}, best: {info['best_checkpoint'] or 'none'})")
     print(
         "benchmark    "
         + (f"{bench['checkpoint_id']}: Dice {fmt_metric(bench['dice'])}, IoU {fmt_metric(bench['iou'])}" if bench else "none yet")

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path, help="Training Project Folder")
     p.add_argument("--image", required=True, help="TIFF, PNG, NPY, Zarr, OME-Zarr, or a Neuroglancer precomputed folder or URL")
     p.add_argument("--image-dataset", help="array inside a Zarr group")
-    p.add_argument("--checkpoint", default="latest", help="checkpoint id (default: latest)")
+    p.add_argument("--checkpoint", default="latest", help="checkpoint id, latest or best (default: latest)")
     p.add_argument("--channel-axis", type=int, default=None, help="channel axis of the image (default: none)")
     predict_option(p, "--tile-size", "tile_size", "tile edge, one value per spatial axis or one for all (default: from the model)")
     predict_option(p, "--overlap", "overlap", "share of a tile overlapping its neighbour")
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("benchmark", help="evaluate a checkpoint on the frozen benchmark pairs")
     p.add_argument("project", type=Path, help="Training Project Folder")
-    p.add_argument("--checkpoint", default="latest", help="checkpoint id (default: latest)")
+    p.add_argument("--checkpoint", default="latest", help="checkpoint id, latest or best (default: latest)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=benchmark)
 
@@ -95,7 +95,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, start_default: str) -> None:
     train_option(p, "--epochs", "epochs", "passes over the training data (default: the project's setting)")
     train_option(p, "--batch-size", "batch_size", "patches per step (default: auto)")
     train_option(p, "--lr", "learning_rate", "learning rate (default: the project's setting)")
-    train_option(p, "--start", "start", f"scratch, latest, checkpoint:ID or imported:ID (default: {start_default})")
+    train_option(p, "--start", "start", f"scratch, latest, best, checkpoint:ID or imported:ID (default: {start_default})")
     train_option(p, "--device", "device", DEVICE_HELP)
     train_option(p, "--devices", "devices", "processes/GPUs per machine; >1 trains with DDP")
     train_option(p, "--num-nodes", "num_nodes", "machines (DDP across nodes, e.g. under SLURM/torchrun)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .clock import now
+from .dataset import pairs_sha256
 from .errors import CheckpointError
 from .schemas import CheckpointRecord, CheckpointRegistry
 from .storage import atomic_copy, write_model
@@ -51,12 +52,37 @@ class CheckpointStore:
     def latest_id(self) -> str | None:
         return self.registry.latest
 
+    @property
+    def best_id(self) -> str | None:
+        """The completed checkpoint with the highest benchmark Dice on the current benchmark pairs (same
+        pairs, same contents; the newer one on a tie), or None when none was measured on them. Unlike
+        `latest`, a worse later run never becomes `best`."""
+        benchmark = [p for p in self._dataset.pairs if p.split == "benchmark"]
+        if not benchmark:
+            return None
+        current = pairs_sha256(benchmark)
+        completed = {c.checkpoint_id for c in self.records if c.status == "completed"}
+        scored = [
+            (row["dice"], index, row["checkpoint_id"])
+            for index, row in enumerate(self._project.history.benchmarks())
+            if row.get("benchmark_sha256") == current and row.get("dice") is not None and row.get("checkpoint_id") in completed
+        ]
+        return max(scored)[2] if scored else None
+
     def get(self, checkpoint_id: str) -> CheckpointRecord:
         if checkpoint_id == "latest":
             latest = self.latest_id
             if latest is None:
                 raise CheckpointError(f"{self._project.root} has no completed checkpoint yet: train first (nta train)")
             checkpoint_id = latest
+        elif checkpoint_id == "best":
+            best = self.best_id
+            if best is None:
+                raise CheckpointError(
+                    f"{self._project.root} has no checkpoint benchmarked on its current benchmark pairs: "
+                    f"mark benchmark pairs and run `nta benchmark {self._project.root}`"
+                )
+            checkpoint_id = best
         record = self.registry.get(checkpoint_id)
         if record is None:
             known = ", ".join(c.checkpoint_id for c in self.records[-5:]) or "none"

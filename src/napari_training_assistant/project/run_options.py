@@ -20,12 +20,12 @@ from .devices import Device
 from .schemas.project_config import PatchEdge, Seed, TrainingSettings
 from .user_input import CheckedInputs, InputError, field_type
 
-_START = re.compile(r"scratch|latest|(checkpoint|imported):\S+")
+_START = re.compile(r"scratch|latest|best|(checkpoint|imported):\S+")
 
 
 def _start_syntax(value: str) -> str:
     if not _START.fullmatch(value.strip()):
-        raise ValueError("use scratch, latest, checkpoint:ID or imported:ID")
+        raise ValueError("use scratch, latest, best, checkpoint:ID or imported:ID")
     return value.strip()
 
 
@@ -48,7 +48,7 @@ class TrainOptions(CheckedInputs):
     patch_size: list[PatchEdge] | None = Field(None, min_length=1, max_length=3, description="one value per spatial axis, or one for all")
     batch_size: BatchSize = None
     learning_rate: LearningRate | None = None
-    start: Start | None = None  # scratch | latest | checkpoint:ID | imported:ID (default: the project's choice)
+    start: Start | None = None  # scratch | latest | best | checkpoint:ID | imported:ID (default: the project's choice)
     device: Device | None = None  # auto | cpu | cuda | cuda:N | mps
     devices: Devices | None = None  # processes / GPUs per node (DDP when > 1)
     num_nodes: NumNodes = 1

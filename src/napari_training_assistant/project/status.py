@@ -33,6 +33,7 @@ def project_status(project: TrainingProject) -> dict[str, Any]:
         "split_counts": counts,
         "removed_pairs": len(manifest.removed_pairs),
         "latest_checkpoint": registry.latest,
+        "best_checkpoint": project.checkpoints.best_id,
         "checkpoint_count": len(registry.checkpoints),
         "running_runs": [r["run_id"] for r in runs if r["status"] == "running"],
         "interrupted_runs": [r["run_id"] for r in runs if r["status"] == "interrupted"],

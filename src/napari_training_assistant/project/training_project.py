@@ -194,8 +194,11 @@ class TrainingProject:
         return self.read(self.layout.starting_weights, StartingWeightsConfig)
 
     def set_starting_weights(self, spec: str) -> StartingWeightsConfig:
-        """`scratch`, `latest`, `checkpoint:ID` or `imported:ID`; the target must exist."""
+        """`scratch`, `latest`, `best` (kept as the checkpoint it is now), `checkpoint:ID` or `imported:ID`;
+        the target must exist."""
         choice = parse_start(spec)
+        if choice.checkpoint_id == "best":
+            choice = StartingWeightsConfig(choice="checkpoint", checkpoint_id=self.checkpoints.get("best").checkpoint_id)
         if choice.checkpoint_id and self.checkpoints.registry.get(choice.checkpoint_id) is None:
             raise ProjectError(f"no checkpoint {choice.checkpoint_id!r} in this project: see `nta checkpoints {self.root}`")
         if choice.imported_model_id and self.imported_models.registry.get(choice.imported_model_id) is None:
@@ -227,11 +230,13 @@ def parse_start(spec: str) -> StartingWeightsConfig:
         return StartingWeightsConfig(choice=kind)
     if kind == "checkpoint" and target:
         return StartingWeightsConfig(choice="checkpoint", checkpoint_id=target)
+    if kind == "best" and not target:  # the checkpoint `best` names when the run starts
+        return StartingWeightsConfig(choice="checkpoint", checkpoint_id="best")
     if kind == "imported" and target:
         return StartingWeightsConfig(choice="imported", imported_model_id=target)
     from .user_input import InputError, echo
 
-    raise InputError(f"`start` {echo(spec)} not understood: use scratch, latest, checkpoint:ID or imported:ID")
+    raise InputError(f"`start` {echo(spec)} not understood: use scratch, latest, best, checkpoint:ID or imported:ID")
 
 
 def _initial_architecture(spatial_dims, output_mode, num_classes, overrides) -> ArchitectureConfig:

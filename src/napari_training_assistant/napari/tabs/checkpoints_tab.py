@@ -178,6 +178,7 @@ class CheckpointsTab(ProjectTab):
         benchmarks = project.history.benchmarks()
         best = benchmark_by_checkpoint(benchmarks)
         partners = benchmark_by_checkpoint(project.history.benchmarks(kind="assignment"))
+        best_id = project.checkpoints.best_id
         self._records = {r.checkpoint_id: r for r in registry.checkpoints}
         self._benchmarks, self._partners, self._latest = best, partners, registry.latest
         self.table.blockSignals(True)
@@ -186,11 +187,8 @@ class CheckpointsTab(ProjectTab):
             row = self.table.rowCount()
             self.table.insertRow(row)
             bench = best.get(record.checkpoint_id, {})
-            label = (
-                f"{record.checkpoint_id} (latest)"
-                if record.checkpoint_id == registry.latest
-                else record.checkpoint_id
-            )
+            marks = [name for name, which in (("latest", registry.latest), ("best", best_id)) if which == record.checkpoint_id]
+            label = f"{record.checkpoint_id} ({', '.join(marks)})" if marks else record.checkpoint_id
             values = (
                 label,
                 lineage(record),

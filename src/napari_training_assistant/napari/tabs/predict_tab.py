@@ -37,6 +37,7 @@ from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 
 LATEST = "latest"
+BEST = "best"  # the highest benchmark Dice on the current benchmark pairs
 LAYER_KEY = "predict_image"
 REFRESH_S = 0.5  # while blocks complete, the output layer is redrawn at most this often
 
@@ -188,6 +189,9 @@ class PredictTab(ProjectTab):
         self.checkpoint_combo.clear()
         if registry.latest:
             self.checkpoint_combo.addItem(f"latest ({registry.latest})", LATEST)
+        best = project.checkpoints.best_id
+        if best:
+            self.checkpoint_combo.addItem(f"best ({best})", BEST)
         for record in reversed(registry.checkpoints):
             if record.status == "completed":
                 self.checkpoint_combo.addItem(record.checkpoint_id, record.checkpoint_id)
