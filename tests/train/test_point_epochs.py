@@ -54,3 +54,27 @@ def test_estimate_grows_with_the_window():
     small = estimated_seconds_per_sample((8, 48, 48), 3, 16, [0, 1, 2], 2, 2)
     large = estimated_seconds_per_sample((16, 64, 64), 3, 16, [0, 1, 2], 2, 2)
     assert 0 < small < large
+
+
+def test_runs_of_several_processes_plan_the_same_epochs_on_every_rank():
+    """DDP ranks must agree: nothing is measured, the FLOP estimate is split over the processes."""
+    from types import SimpleNamespace
+
+    from napari_training_assistant.data.synthetic_em import spec_dict
+    from napari_training_assistant.train.point_run import architecture_for, plan_epochs
+    from napari_training_assistant.train.point_spec import PointSpec
+
+    spec = PointSpec.model_validate({**spec_dict(), "project": "p"})
+    architecture = architecture_for(spec).model_dump(mode="json")
+    inputs = SimpleNamespace(point_count=lambda split: 144 if split == "train" else 48)
+
+    class Unmeasurable(torch.nn.Module):
+        def forward(self, x):
+            raise AssertionError("a multi-process run must not measure")
+
+    one, two = (plan_epochs(spec, architecture, inputs, "cpu", Unmeasurable(), processes=n) for n in (2, 4))
+    again = plan_epochs(spec, architecture, inputs, "cpu", Unmeasurable(), processes=2)
+    assert one == again and "estimated from FLOPs" in one.reason and "2 process(es)" in one.reason
+    assert two.seconds_per_epoch == pytest.approx(one.seconds_per_epoch / 2)
+    single = plan_epochs(spec, architecture, inputs, "cpu", torch.nn.Conv3d(2, 2, 1), processes=1)
+    assert "measured" in single.reason

@@ -16,8 +16,10 @@ from ..project.errors import ProjectError
 from ..project.schemas import ArchitectureConfig
 from ..project.schemas.project_config import AutoConfigDecision
 from .augment import Augmenter, WorkerAugmenter
+from .autoconfig.constants import CPU_FLOPS_PER_CORE
 from .autoconfig.device import cpu_cores
 from .autoconfig.point_epochs import (
+    GPU_FLOPS,
     EpochPlan,
     estimated_seconds_per_sample,
     measured_seconds_per_sample,
@@ -130,18 +132,20 @@ def architecture_for(spec: PointSpec) -> ArchitectureConfig:
     )
 
 
-def plan_epochs(spec: PointSpec, architecture: dict, inputs: PointInputs, accelerator: str, model) -> EpochPlan:
-    """Epochs from the number of points and the spec's time budget (`autoconfig.point_epochs`)."""
+def plan_epochs(spec: PointSpec, architecture: dict, inputs: PointInputs, accelerator: str, model, processes: int = 1) -> EpochPlan:
+    """Epochs from the number of points and the spec's time budget (`autoconfig.point_epochs`); measured on
+    a single CPU process, estimated (the same on every DDP rank) otherwise."""
     channels = architecture["input_channels"]
-    if accelerator == "cpu":
+    if accelerator == "cpu" and processes == 1:
         per_sample = measured_seconds_per_sample(model, spec.window_size, channels)
         how = f"measured on {cpu_cores()} CPU cores"
     else:
+        rate = CPU_FLOPS_PER_CORE["3d"] * cpu_cores() if accelerator == "cpu" else GPU_FLOPS
         levels = architecture.get("anisotropic_levels") or []
         per_sample = estimated_seconds_per_sample(
-            spec.window_size, architecture["depth"], architecture["base_channels"], levels, channels, architecture["output_channels"]
-        )
-        how = f"estimated from FLOPs on {accelerator}"
+            spec.window_size, architecture["depth"], architecture["base_channels"], levels, channels, architecture["output_channels"], rate
+        ) / processes
+        how = f"estimated from FLOPs on {accelerator}, {processes} process(es)"
     return point_epochs(
         seconds_per_sample=per_sample,
         how=how,
@@ -200,7 +204,9 @@ def prepare_point_run(project: TrainingProject, options: TrainOptions, run_id: s
     epochs = options.epochs or training.epochs
     epoch_plan = None
     if epochs is None:
-        epoch_plan = plan_epochs(spec, arch_dict, inputs, accelerator, start.model)
+        devices = len(indices) if indices else (options.devices or training.devices)
+        processes = devices * max(options.num_nodes, training.num_nodes)
+        epoch_plan = plan_epochs(spec, arch_dict, inputs, accelerator, start.model, processes)
         epochs = epoch_plan.epochs
     module = point_window_module(
         start.model,

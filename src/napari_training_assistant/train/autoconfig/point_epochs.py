@@ -2,8 +2,10 @@
 
 One epoch trains every training window once (forward and backward) and validates every validation window
 (forward only, about a third of a training step). On the CPU the cost of a training sample is measured (a
-few forward/backward passes of a copy of the network on a batch of windows, seconds); elsewhere it is
-estimated from the U-Net's FLOPs at a conservative `GPU_FLOPS`. The run gets as many epochs as fit in
+few forward/backward passes of a copy of the network on a batch of windows, seconds); elsewhere, and for
+runs of several processes (DDP: every rank must plan the same number of epochs, so nothing is measured), it
+is estimated from the U-Net's FLOPs (`CPU_FLOPS_PER_CORE`, or a conservative `GPU_FLOPS`) and divided by the
+number of processes. The run gets as many epochs as fit in
 `POINT_BUDGET_FILL` of the budget (with `LOOP_OVERHEAD` for the rest of the loop), between `POINT_EPOCHS`
 (low, high).
 """
@@ -53,10 +55,16 @@ def measured_seconds_per_sample(model, window: Sequence[int], input_channels: in
 
 
 def estimated_seconds_per_sample(
-    window: Sequence[int], depth: int, base_channels: int, anisotropic_levels: Sequence[int], input_channels: int, output_channels: int
+    window: Sequence[int],
+    depth: int,
+    base_channels: int,
+    anisotropic_levels: Sequence[int],
+    input_channels: int,
+    output_channels: int,
+    flops_per_second: float = GPU_FLOPS,
 ) -> float:
     factors = pooling_factors("3d", depth, anisotropic_levels)
-    return 3 * forward_flops_per_sample(window, depth, base_channels, factors, input_channels, output_channels) / GPU_FLOPS
+    return 3 * forward_flops_per_sample(window, depth, base_channels, factors, input_channels, output_channels) / flops_per_second
 
 
 def point_epochs(*, seconds_per_sample: float, how: str, train_points: int, val_points: int, budget_minutes: float) -> EpochPlan:
