@@ -46,6 +46,7 @@ BASE: dict[str, list[str]] = {
 SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("init", "--class-names"): [(["only-one"], "1 class name(s) given")],
     ("add-pair", "--image"): [(["{root}/nowhere.tif"], None), (["{root}/bad.tif"], None)],
+    ("add-pair", "--from-prediction"): [(["prediction_999"], None)],
     ("add-pair", "--mask"): [(["{root}/nowhere.tif"], None), (["{root}/mask.tif", "{root}/mask.tif"], "--mask-mode multilabel")],
     ("add-pair", "--target-class"): [(["zebra"], None)],
     ("add-pair", "--label-map"): [(["1:one"], None), (["7"], None), (["1:1"], None), ([""], "--label-map is empty")],

@@ -65,6 +65,35 @@ def test_predict_adds_labels_layer_and_saves_into_project(setup, qtbot, fast_opt
     assert tab.last_task.pid != os.getpid() and tab.last_task.exit_code == 0  # predicted in a child process
 
 
+def test_a_corrected_prediction_is_accepted_as_a_training_pair(setup, qtbot):
+    project, viewer, session, tab = setup
+    assert not tab.accept_button.isEnabled()
+    assert tab.accept_correction() is None and "Predict an image first" in tab.message.text()
+    tab.predict_button.click()
+    _wait_done(qtbot, tab)
+    layer = viewer.layers["cells prediction (unet_run_001)"]
+    assert tab.accept_button.isEnabled()
+    corrected = np.array(layer.data)
+    corrected[:6, :6] = 1 - (corrected[:6, :6] > 0)  # the user repaints a corner
+    changed = int(((corrected > 0) != (np.asarray(layer.data) > 0)).sum())
+    layer.data = corrected
+    before = len(project.dataset.pairs)
+
+    tab.accept_button.click()
+
+    assert len(project.dataset.pairs) == before + 1, tab.message.text()
+    pair = project.dataset.pairs[-1]
+    assert pair.source == "corrected_prediction" and pair.mask_layer == layer.name and pair.image_layer == "cells"
+    assert pair.correction["prediction_id"] == "prediction_001" and pair.correction["checkpoint_id"] == "unet_run_001"
+    assert pair.correction["changed_pixels"] == changed and f"{changed} pixels" in tab.message.text()
+    image, mask = project.dataset.load(pair.pair_id)
+    np.testing.assert_array_equal(image, viewer.layers["cells"].data)
+    np.testing.assert_array_equal(mask > 0, corrected > 0)
+
+    viewer.layers.remove("cells")
+    assert tab.accept_correction() is None and "no longer in the viewer" in tab.message.text()
+
+
 def test_wrong_channel_count_is_a_red_message(setup, qtbot):
     project, viewer, session, tab = setup
     viewer.add_image(np.zeros((2, 40, 56), np.uint16), name="two channels")

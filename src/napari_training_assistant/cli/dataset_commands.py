@@ -19,7 +19,8 @@ from .validation import schema_option
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("add-pair", help="add an image/mask pair to the dataset")
     p.add_argument("project", type=Path, help="Training Project Folder")
-    p.add_argument("--image", required=True, type=Path, help="TIFF, PNG, NPY, Zarr or OME-Zarr")
+    p.add_argument("--image", type=Path, help="TIFF, PNG, NPY, Zarr or OME-Zarr (with --from-prediction: default the file it was predicted from)")
+    p.add_argument("--from-prediction", metavar="ID", help="the mask corrects this prediction (nta predict): recorded with its checkpoint and what changed")
     p.add_argument("--mask", required=True, type=Path, nargs="+", help="mask file (several for multilabel)")
     _preparation_options(p)
     p.add_argument("--slice", type=int, default=None, dest="slice_index", help="take this slice of a 3D image")
@@ -89,6 +90,10 @@ def require_zarr_for_dataset(path: Path, dataset: str | None, flag: str) -> None
 
 def add_pair(args: argparse.Namespace) -> int:
     project = TrainingProject.open(args.project)
+    if args.from_prediction is not None:
+        return _add_corrected(project, args)
+    if args.image is None:
+        raise UserError("--image is required (or --from-prediction ID to add a corrected prediction)")
     require_zarr_for_dataset(args.image, args.image_dataset, "--image-dataset")
     for mask in args.mask:
         require_zarr_for_dataset(mask, args.mask_dataset, "--mask-dataset")
@@ -109,6 +114,29 @@ def add_pair(args: argparse.Namespace) -> int:
         print(
             f"added {record.pair_id} ({record.split}): image {tuple(record.image_shape)}, "
             f"labels {record.source_labels} -> {record.saved_labels} [{record.label_transform}]"
+        )
+    return 0
+
+
+def _add_corrected(project: TrainingProject, args: argparse.Namespace) -> int:
+    from ..project.corrections import add_corrected_prediction
+    from ..project.image_io import read_array
+
+    if len(args.mask) != 1:
+        raise UserError("--from-prediction takes one --mask: the corrected labels")
+    image = read_array(args.image, dataset=args.image_dataset) if args.image is not None else None
+    record = add_corrected_prediction(
+        project, args.from_prediction, read_array(args.mask[0], dataset=args.mask_dataset), image=image,
+        allow_duplicate=args.allow_duplicate, **_preparation(args),
+    )  # fmt: skip
+    if args.json:
+        emit_json(record.model_dump(mode="json"))
+    else:
+        c = record.correction or {}
+        print(
+            f"added {record.pair_id} ({record.split}) from {c.get('prediction_id')} of {c.get('checkpoint_id')}: "
+            f"{c.get('changed_pixels')} pixels ({c.get('changed_fraction', 0):.2%}) and {c.get('objects_edited')} of "
+            f"{c.get('objects_predicted')} objects corrected"
         )
     return 0
 

@@ -105,6 +105,7 @@ class Dataset:
         prompts: list[dict[str, Any]] | None = None,
         source_files: dict[str, str] | None = None,
         allow_duplicate: bool = False,
+        correction: dict[str, Any] | None = None,
     ) -> PairRecord:
         """Prepare the mask, check shapes against each other and the architecture, save, record.
 
@@ -157,6 +158,7 @@ class Dataset:
                 label_transform=prepared.mask.label_transform,
                 source=source,
                 prompts=prompts or [],
+                correction=correction,
                 created_at=now(),
                 image_sha256=image_sha,
                 mask_sha256=mask_sha,

@@ -37,6 +37,7 @@ from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 
 LATEST = "latest"
+PREDICTION_KEY = "nta_prediction"  # metadata of a prediction layer: prediction id, image layer, channel axis
 BEST = "best"  # the highest benchmark Dice on the current benchmark pairs
 LAYER_KEY = "predict_image"
 REFRESH_S = 0.5  # while blocks complete, the output layer is redrawn at most this often
@@ -117,6 +118,13 @@ class PredictTab(ProjectTab):
         self.stop_button.setToolTip("Stop a block-wise prediction after the current block (finished blocks are kept)")
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self.stop)
+        self.accept_button = QPushButton("Accept as training pair")
+        self.accept_button.setToolTip(
+            "Add the image with its prediction layer, as you corrected it, to the dataset: recorded as a corrected "
+            "prediction with its checkpoint and how many pixels and objects you changed"
+        )
+        self.accept_button.setEnabled(False)
+        self.accept_button.clicked.connect(self.accept_correction)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -132,6 +140,7 @@ class PredictTab(ProjectTab):
         buttons, progress = QHBoxLayout(), QHBoxLayout()
         buttons.addWidget(self.predict_button, 1)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.accept_button)
         progress.addWidget(self.progress, 1)
         progress.addWidget(self.eta)
         self.layout().addLayout(buttons)
@@ -346,8 +355,45 @@ class PredictTab(ProjectTab):
         multilabel checkpoint)."""
         multilabel = record.parameters.get("output_mode") == "multilabel"
         added = self._add_layers(labels, f"{name} prediction ({record.checkpoint_id})", multilabel)
+        if not multilabel:  # one labels layer: the user may correct it and accept it as a training pair
+            added[0].metadata[PREDICTION_KEY] = {"prediction_id": record.prediction_id, "image_layer": name, "channel_axis": channel_axis}
+            self.accept_button.setEnabled(True)
         self._saved(record)
         return added
+
+    def _correction_layer(self):
+        """The selected prediction layer, else the newest one still in the viewer."""
+        active = self.viewer.layers.selection.active
+        if active is not None and PREDICTION_KEY in active.metadata:
+            return active
+        return next((layer for layer in reversed(self.viewer.layers) if PREDICTION_KEY in layer.metadata), None)
+
+    def accept_correction(self):
+        """Image + the (corrected) prediction layer -> a training pair (`add_corrected_prediction`)."""
+        from ...project.corrections import add_corrected_prediction
+
+        project = self.session.project
+        layer = self._correction_layer()
+        if layer is None:
+            self.show_message("Predict an image first: its prediction layer, corrected or not, is what is accepted.", error=True)
+            return None
+        info = layer.metadata[PREDICTION_KEY]
+        if info["image_layer"] not in self.viewer.layers:
+            self.show_message(f"the image layer {info['image_layer']!r} of {info['prediction_id']} is no longer in the viewer: add it back", error=True)
+            return None
+        mode = "multiclass" if project.architecture.output_mode == "multiclass" else "binary"
+        record = self.run_action(
+            add_corrected_prediction, project, info["prediction_id"], np.asarray(layer.data),
+            image=image_data(self.viewer.layers[info["image_layer"]]), channel_axis=info["channel_axis"],
+            mask_mode=mode, image_layer=info["image_layer"], mask_layer=layer.name,
+        )  # fmt: skip
+        if record is not None:
+            c = record.correction
+            self.show_message(
+                f"Added {record.pair_id} ({record.split}) from {c['prediction_id']}: {c['changed_pixels']} pixels and "
+                f"{c['objects_edited']} of {c['objects_predicted']} objects corrected."
+            )
+        return record
 
     def _add_layers(self, data: Any, title: str, multilabel: bool, **meta: Any) -> list:
         """Labels layers of `data` (an array or a list of levels) with the source layer's scale and translate."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .base import ProjectPath, RecordId, VersionedModel
 
 Split = Literal["train", "val", "benchmark"]
-PairSource = Literal["manual", "sam3_preview", "imported"]
+PairSource = Literal["manual", "sam3_preview", "imported", "corrected_prediction"]
 MaskModeName = Literal["binary", "target-class", "multiclass", "label-map", "multilabel"]
 
 
@@ -37,6 +37,9 @@ class PairRecord(BaseModel):
     label_transform: str
     source: PairSource = "manual"
     prompts: list[dict[str, Any]] = Field(default_factory=list, description="SAM3 prompts that made the mask")
+    correction: dict[str, Any] | None = Field(
+        None, description="corrected_prediction: the prediction and checkpoint it came from and what the user changed"
+    )
     created_at: datetime
     image_sha256: str
     mask_sha256: str
