@@ -40,6 +40,7 @@ BASE: dict[str, list[str]] = {
     "demo": [],
     "sam3-check": ["{root}/sam3"],
     "assign-synapses": ["{root}/spec.yaml"],
+    "suggest": ["{root}/proj", "--images", "{root}"],
 }
 # Values of free-text options, or those whose range depends on the project or the image:
 # (tokens, fragment the error line must hold; None: the flag or the value itself).
@@ -47,6 +48,9 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("init", "--class-names"): [(["only-one"], "1 class name(s) given")],
     ("add-pair", "--image"): [(["{root}/nowhere.tif"], None), (["{root}/bad.tif"], None)],
     ("add-pair", "--from-prediction"): [(["prediction_999"], None)],
+    ("suggest", "--images"): [(["{root}/nowhere"], None)],
+    ("suggest", "--top"): [(["0"], None), (["-1"], None), (["x"], None)],
+    ("suggest", "--checkpoint"): [(["unet_run_999"], None)],
     ("add-pair", "--mask"): [(["{root}/nowhere.tif"], None), (["{root}/mask.tif", "{root}/mask.tif"], "--mask-mode multilabel")],
     ("add-pair", "--target-class"): [(["zebra"], None)],
     ("add-pair", "--label-map"): [(["1:one"], None), (["7"], None), (["1:1"], None), ([""], "--label-map is empty")],

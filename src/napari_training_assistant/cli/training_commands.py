@@ -1,4 +1,4 @@
-"""`nta train`, `nta predict`, `nta benchmark`."""
+"""`nta train`, `nta predict`, `nta benchmark`, `nta suggest`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..project.devices import DEVICE_HELP
 from ..project.run_options import PredictOptions, TrainOptions, VolumeOptions
 from .dataset_commands import require_zarr_for_dataset
 from .errors import UserError
-from .output import JSON_HELP, ProgressBar, emit_json, fmt_metric
+from .output import JSON_HELP, ProgressBar, emit_json, fmt_metric, table
 from .validation import schema_option
 
 
@@ -73,6 +73,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="latest", help="checkpoint id, latest or best (default: latest)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=benchmark)
+
+    p = sub.add_parser("suggest", help="rank unlabeled images by the model's uncertainty: what to label next")
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("--images", required=True, type=Path, help="folder of unlabeled images")
+    p.add_argument("--checkpoint", default="latest", help="checkpoint id, latest or best (default: latest)")
+    p.add_argument("--top", type=int, default=10, help="how many to list (default: 10)")
+    p.add_argument("--no-tta", action="store_true", help="entropy only: skip the flipped predictions (3x faster)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(handler=suggest_images)
 
 
 def train_option(p: argparse.ArgumentParser, flag: str, field: str, help: str, **kwargs: Any) -> None:
@@ -240,6 +249,21 @@ def benchmark(args: argparse.Namespace) -> int:
         emit_json(row)
     else:
         print(f"{row['checkpoint_id']}: Dice {fmt_metric(row['dice'])}, IoU {fmt_metric(row['iou'])} on {row['n_images']} benchmark pairs")
+    return 0
+
+
+def suggest_images(args: argparse.Namespace) -> int:
+    from ..predict.suggest import image_files, suggest
+
+    if args.top < 1:
+        raise UserError(f"--top must be at least 1, got {args.top}")
+    project = TrainingProject.open(args.project)
+    ranked = suggest(project, image_files(args.images), checkpoint_id=args.checkpoint, tta=not args.no_tta)[: args.top]
+    if args.json:
+        emit_json({"checkpoint": project.checkpoints.get(args.checkpoint).checkpoint_id, "suggestions": [s.as_dict() for s in ranked]})
+    else:
+        rows = [(i + 1, Path(s.path).name, f"{s.score:.3f}", f"{s.entropy:.3f}", f"{s.disagreement:.3f}") for i, s in enumerate(ranked)]
+        print(table(rows, ("rank", "image", "score", "entropy", "flip disagreement")))
     return 0
 
 
