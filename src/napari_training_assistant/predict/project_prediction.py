@@ -23,6 +23,15 @@ from .volume_prediction import VolumeResult, prepare_volume
 from .volume_store import fingerprint_json, read_attributes
 
 
+def checkpoint_model(project: TrainingProject, checkpoint_id: str):
+    """(record, what the checkpoint says about itself, the network): a checkpoint that can predict images."""
+    record = project.checkpoints.get(checkpoint_id)
+    path = project.layout.absolute(record.path)
+    info = read_checkpoint_info(path)
+    info.require_applicable(record.checkpoint_id)
+    return record, info, load_model(path)
+
+
 def predict_array(
     project: TrainingProject,
     image: np.ndarray,
@@ -41,11 +50,7 @@ def predict_array(
     options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
     image = np.asarray(image)
     refuse_unusable_pixels(image, f"image {source}", "replace them (e.g. numpy.nan_to_num) or crop them away")
-    record = project.checkpoints.get(checkpoint_id)
-    path = project.layout.absolute(record.path)
-    info = read_checkpoint_info(path)
-    info.require_applicable(record.checkpoint_id)
-    model = load_model(path)
+    record, info, model = checkpoint_model(project, checkpoint_id)
     architecture = model.architecture
     tile_size = options.tile_for(info.spatial_dims, level_factors(validate_architecture(architecture))) or info.tile_size
     overlap, batch_size = options.overlap, options.batch_size

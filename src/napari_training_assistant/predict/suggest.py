@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model import load_model, read_checkpoint_info
 from ..preprocess import model_input, normalize
 from ..project import TrainingProject
 from ..project.errors import DatasetError
 from ..project.image_io import READABLE_SUFFIXES, read_array
+from .project_prediction import checkpoint_model
 from .tiling import predict_image
 
 
@@ -62,11 +62,7 @@ def image_files(folder: Path) -> list[Path]:
 
 def suggest(project: TrainingProject, images: list[Path], *, checkpoint_id: str = "latest", tta: bool = True) -> list[Suggestion]:
     """Score every image with the checkpoint; most uncertain first."""
-    record = project.checkpoints.get(checkpoint_id)  # no checkpoint: one line saying to train first
-    path = project.layout.absolute(record.path)
-    info = read_checkpoint_info(path)
-    info.require_applicable(record.checkpoint_id)
-    model = load_model(path)
+    record, info, model = checkpoint_model(project, checkpoint_id)  # no checkpoint: one line saying to train first
     mode = model.architecture["output_mode"]
     ranked = []
     for image_path in images:
