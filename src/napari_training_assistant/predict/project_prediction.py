@@ -18,6 +18,7 @@ from ..project.pixel_values import refuse_unusable_pixels
 from ..project.run_options import PredictOptions
 from ..project.schemas import PredictionRecord
 from ..project.user_input import InputError
+from .instances import InstanceSettings
 from .tiling import predict_image, probabilities_to_labels
 from .volume_prediction import VolumeResult, prepare_volume
 from .volume_store import fingerprint_json, read_attributes
@@ -44,9 +45,11 @@ def predict_array(
     batch_size: int | None = None,
     device: str | None = None,
     save_probabilities: bool = False,
+    instance: InstanceSettings | None = None,
 ) -> PredictionRecord:
     """Predict `image` with a checkpoint of any kind the project trains (pairs, point windows without a
-    centre marker), normalised as it was trained; tiles default to a point model's window size."""
+    centre marker), normalised as it was trained; tiles default to a point model's window size. An
+    instance model's objects come from a seeded watershed (`instance` settings, recorded)."""
     options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
     image = np.asarray(image)
     refuse_unusable_pixels(image, f"image {source}", "replace them (e.g. numpy.nan_to_num) or crop them away")
@@ -67,7 +70,8 @@ def predict_array(
         batch_size=batch_size,
         device=_torch_device(device),
     )
-    labels = probabilities_to_labels(probabilities, architecture)
+    instance = instance or InstanceSettings()
+    labels = probabilities_to_labels(probabilities, architecture, instance)
     duration = time.perf_counter() - started
     parameters: dict[str, Any] = {
         "tile_size": tile_size,
@@ -79,6 +83,8 @@ def predict_array(
         "threshold": architecture.get("threshold"),
         **info.prediction_parameters(),
     }
+    if architecture["output_mode"] == "instance":
+        parameters.update(instance.record(probabilities.ndim - 1), objects=int(labels.max()))
     return project.predictions.save(
         labels,
         source=source,

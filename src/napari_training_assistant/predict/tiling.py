@@ -290,12 +290,14 @@ def _activate(logits: torch.Tensor, *, softmax: bool) -> None:
         part.copy_(torch.softmax(part, dim=0))
 
 
-def probabilities_to_labels(prob: np.ndarray, architecture: Mapping[str, Any] | None = None) -> np.ndarray:
+def probabilities_to_labels(prob: np.ndarray, architecture: Mapping[str, Any] | None = None, instance: Any = None) -> np.ndarray:
     """Labels from `predict_image` probabilities (C, *spatial).
 
     binary: prob[0] > threshold, uint8 (*spatial); multiclass: argmax over channels, uint8
     (uint16 beyond 256 classes) (*spatial); multilabel: prob > threshold per channel, uint8
-    (C, *spatial). Without a descriptor: multiclass when C > 1, binary otherwise.
+    (C, *spatial); instance: uint32 object ids (*spatial) by `instances.instance_labels` with the
+    `instance` settings (`InstanceSettings`, defaults when None). Without a descriptor: multiclass
+    when C > 1, binary otherwise.
     """
     arch = dict(architecture or {})
     prob = np.asarray(prob)
@@ -308,4 +310,8 @@ def probabilities_to_labels(prob: np.ndarray, architecture: Mapping[str, Any] | 
         return np.argmax(prob, axis=0).astype(dtype)
     if mode == "multilabel":
         return (prob > threshold).astype(np.uint8)
-    raise ValueError(f"unknown output_mode {mode!r}; expected binary, multiclass or multilabel")
+    if mode == "instance":
+        from .instances import instance_labels
+
+        return instance_labels(prob, instance)
+    raise ValueError(f"unknown output_mode {mode!r}; expected binary, multiclass, multilabel or instance")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -10,6 +11,7 @@ import numpy as np
 
 from .clock import now
 from .errors import DatasetError, ProjectError
+from .masks import MaskWarning
 from .schemas import DatasetManifest, PairRecord, RemovedPair, Split
 from .splits import auto_split
 from .user_input import DatasetInputError, DuplicatePairError, NamesInputs
@@ -151,7 +153,7 @@ class Dataset:
                 image_dtype=str(prepared.image.dtype),
                 mask_dtype=str(prepared.mask.array.dtype),
                 slice_index=slice_index,
-                mask_mode=mask_mode,
+                mask_mode=prepared.mask_mode,
                 source_labels=prepared.mask.source_labels,
                 saved_labels=prepared.mask.saved_labels,
                 target_class_name=prepared.mask.target_class_name,
@@ -171,6 +173,9 @@ class Dataset:
             manifest.pairs.append(record)
             manifest.next_pair_number = number + 1
             self._save(manifest)
+        if prepared.mask.warning:
+            name = mask_layer or (source_files or {}).get("mask") or "the mask"
+            warnings.warn(f"{pair_id} ({name}): {prepared.mask.warning}", MaskWarning, stacklevel=2)
         return record
 
     def prepare(self, image: np.ndarray, mask: np.ndarray | Sequence[np.ndarray], *, split: Split | None = None, **options: Any) -> tuple[PreparedPair, str, str]:

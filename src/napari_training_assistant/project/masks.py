@@ -37,6 +37,11 @@ class PreparedMask:
     saved_labels: list[int]
     label_transform: str
     target_class_name: str | None = None
+    warning: str | None = None  # a problem worth telling the user that does not stop the pair (instance masks)
+
+
+class MaskWarning(UserWarning):
+    """A mask was saved as given but probably does not say what the user meant."""
 
 
 # --------------------------------------------------------------------------- label helpers
@@ -171,6 +176,8 @@ def prepare_mask(
     if mode == "binary":
         _check_num_classes(num_classes, False, mode)
         return _finish((arr > 0).astype(np.uint8), unique_labels(arr), "mask > 0 -> 1", target_class_name)
+    if mode == "instance":
+        return _prepare_instance(arr, target_class_name)
     if mode == "target-class":
         return _prepare_target_class(arr, num_classes, target_class_id, target_class_name)
     if mode == "multiclass":
@@ -251,6 +258,29 @@ def _prepare_label_map(arr: np.ndarray, num_classes: Any, label_map: Any, name: 
         noun = "label" if len(unmapped) == 1 else "labels"
         transform += f"; {len(unmapped)} unmapped {noun} -> 0: {_fmt_labels(unmapped)}"
     return _finish(out, [int(v) for v in values], transform, name)
+
+
+def _prepare_instance(arr: np.ndarray, name: str | None) -> PreparedMask:
+    """Object ids kept and renumbered 1..N in order of their old ids (uint16, uint32 beyond 65535 objects)."""
+    from scipy import ndimage
+    from skimage.segmentation import relabel_sequential
+
+    source = unique_labels(arr)
+    objects = sum(1 for v in source if v)
+    if objects > np.iinfo(np.uint32).max:
+        raise DatasetError(f"mask has {objects} objects, more than uint32 holds: split the image")
+    renumbered, _, _ = relabel_sequential(arr)
+    out = renumbered.astype(np.uint16 if objects <= np.iinfo(np.uint16).max else np.uint32)
+    warning = None
+    if objects:
+        _, pieces = ndimage.label(out > 0, structure=np.ones((3,) * out.ndim, dtype=bool))
+        if pieces >= 2 * objects:
+            warning = (
+                f"{pieces} separate objects share {objects} id(s): it looks like a semantic mask, and instance mode would "
+                "learn them as one object each; give every object its own id (e.g. skimage.measure.label or the napari "
+                "labels tools) or use a binary project"
+            )
+    return PreparedMask(out, source, unique_labels(out), f"instance ids kept, renumbered 1..{objects}", name, warning)
 
 
 def _prepare_multilabel(

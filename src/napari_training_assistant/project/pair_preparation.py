@@ -21,6 +21,7 @@ class PreparedPair:
     mask: PreparedMask
     spatial_dims: str
     image_channels: int | None
+    mask_mode: str = "binary"  # as applied: the default binary becomes instance in an instance project
 
 
 def prepare_pair(
@@ -61,20 +62,22 @@ def prepare_pair(
     refuse_unusable_pixels(image_arr, "image", "replace them (e.g. numpy.nan_to_num) or crop them away, then add the pair")
     if image_arr.dtype == bool:
         image_arr = image_arr.astype(np.uint8)
+    if architecture.output_mode == "instance" and mask_mode == "binary":
+        mask_mode = "instance"  # the default mask mode keeps object ids in an instance project
     class_id, class_name = _target_class(target_class, class_names, mask_mode)
     if label_map is not None and mask_mode != "label-map":
         raise DatasetInputError(f"a label map (`label_map`) is only used with mask mode label-map (`mask_mode`), not {mask_mode}")
     prepared = prepare_mask(
         mask_arr,
         mask_mode,  # type: ignore[arg-type]
-        num_classes=None if mask_mode in ("binary", "multilabel") else _num_classes(architecture),
+        num_classes=None if mask_mode in ("binary", "multilabel", "instance") else _num_classes(architecture),
         target_class_id=class_id,
         target_class_name=class_name,
         label_map=label_map,
         channel_axis=0 if mask_mode == "multilabel" else None,
     )
     _check_fits_output(prepared, architecture, mask_mode)
-    return PreparedPair(np.ascontiguousarray(image_arr), prepared, shapes.spatial_dims, channels)
+    return PreparedPair(np.ascontiguousarray(image_arr), prepared, shapes.spatial_dims, channels, mask_mode)
 
 
 def _num_classes(architecture: ArchitectureConfig) -> int:
@@ -99,6 +102,14 @@ def _target_class(target: str | int | None, class_names: Sequence[str], mask_mod
 
 def _check_fits_output(prepared: PreparedMask, architecture: ArchitectureConfig, mask_mode: str) -> None:
     mode = architecture.output_mode
+    if (mode == "instance") != (mask_mode == "instance"):
+        if mode == "instance":
+            raise DatasetInputError(
+                f"the project's output mode is instance: add label masks with one id per object (`mask_mode` instance), not {mask_mode}"
+            )
+        raise DatasetInputError(f"`mask_mode` instance needs an instance project, this one is {mode}: use `mask_mode` binary or multiclass")
+    if mode == "instance":
+        return
     if mode == "multilabel":
         if mask_mode != "multilabel":
             raise DatasetInputError("the project's output mode is multilabel: add masks with `mask_mode` multilabel")

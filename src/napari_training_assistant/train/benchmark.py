@@ -23,6 +23,8 @@ def target_tensor(mask: np.ndarray, output_mode: str) -> torch.Tensor:
         return torch.from_numpy(mask.astype(np.int64))[None]
     if output_mode == "multilabel":
         return torch.from_numpy(mask.astype(np.float32))[None]
+    if output_mode == "instance":  # object ids: scored as foreground
+        return torch.from_numpy((mask > 0).astype(np.float32))[None, None]
     return torch.from_numpy((mask > 0).astype(np.float32))[None, None]
 
 
@@ -34,28 +36,32 @@ def instances_of(mask: np.ndarray) -> np.ndarray:
 
 
 def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: list[str]) -> dict[str, Any]:
-    """Dataset-level Dice/IoU of the checkpoint's hard predictions over whole pairs (tiled); for binary
-    models also object matching (`instance_metrics`) of the predicted connected components."""
-    from ..predict import predict_image
+    """Dataset-level Dice/IoU of the checkpoint's hard predictions over whole pairs (tiled), and object
+    matching (`instance_metrics`) of the predicted objects: an instance model's watershed objects (default
+    `InstanceSettings`), a binary model's connected components."""
+    from ..predict import predict_image, probabilities_to_labels
 
     path = project.checkpoints.path_of(checkpoint_id)
     model = load_model(path)
     mode = read_checkpoint_info(path).normalization
     architecture = model.architecture
     scores = ScoreAccumulator(architecture)
-    binary = architecture["output_mode"] == "binary"
+    output_mode = architecture["output_mode"]
+    counts_objects = output_mode in ("binary", "instance")
     objects: list[tuple[np.ndarray, np.ndarray]] = []
     records = {p.pair_id: p for p in project.dataset.pairs}
     for pair_id in pair_ids:
         image, mask = project.dataset.load(pair_id)
         image = with_channel_axis(image, 0 if records[pair_id].image_channels is not None else None)
         probabilities = predict_image(model, normalize(image, mode, channel_axis_first=True))
-        scores.update(torch.from_numpy(probabilities)[None], target_tensor(mask, architecture["output_mode"]), from_logits=False)
-        if binary:
+        scores.update(torch.from_numpy(probabilities)[None], target_tensor(mask, output_mode), from_logits=False)
+        if output_mode == "instance":
+            objects.append((mask, probabilities_to_labels(probabilities, architecture)))
+        elif counts_objects:
             predicted = connected_components(probabilities[0] > float(architecture.get("threshold") or 0.5))
             objects.append((instances_of(mask), predicted))
     result = scores.compute()
-    if binary:
+    if counts_objects:
         result["objects"] = summary(match_dataset(objects))
     return result
 

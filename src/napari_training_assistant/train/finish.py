@@ -31,6 +31,8 @@ def final_metrics(run: PreparedRun, trainer: L.Trainer) -> dict[str, Any]:
         "epochs_completed": int(trainer.current_epoch),
         "steps": int(trainer.global_step),
     }
+    if scores.get("objects"):  # instance models: object matching on the validation tiles
+        metrics["objects"] = {k: _float(v) for k, v in scores["objects"].items()}
     names = run.module.channel_names
     if names:  # point windows: per output channel (pre, post)
         constant = scores.get("constant_dice_per_class") or [None] * len(names)

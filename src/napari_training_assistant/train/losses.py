@@ -222,7 +222,7 @@ def make_loss(
     config = _as_config(architecture)
     return SegmentationLoss(
         config.loss,
-        config.output_mode,
+        "multilabel" if config.output_mode == "instance" else config.output_mode,  # instance: foreground + boundary channels
         config.output_channels,
         class_weights=class_weights,
         pos_weight=pos_weight,

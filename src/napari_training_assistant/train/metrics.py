@@ -6,7 +6,8 @@ accepted too (binary / multilabel: bool or integer tensor; multiclass: integer l
 channel axis).
 
 Scored classes: binary [foreground]; multiclass classes 1..K-1 (background 0 is not scored);
-multilabel every channel. Per class, over all valid voxels (``valid`` > 0):
+multilabel every channel; instance the foreground channel (objects are scored by `instance_metrics`).
+Per class, over all valid voxels (``valid`` > 0):
 
     Dice = 2 TP / (2 TP + FP + FN)        IoU = TP / (TP + FP + FN)
 
@@ -56,9 +57,17 @@ def confusion_counts(
     """(TP, FP, FN) per scored class as int64 CPU tensors of length n_scored_classes."""
     config = _as_config(architecture)
     pred, tgt = _tensor(prediction).detach(), _tensor(target).detach()
+    if config.output_mode == "instance":  # pixels are scored on the foreground channel; objects by instance_metrics
+        pred, tgt = _foreground_channel(pred), _foreground_channel(tgt)
+        config = config.model_copy(update={"output_mode": "binary", "output_channels": 1})
     if config.output_mode == "multiclass":
         return _multiclass_counts(pred, tgt, valid, config, from_logits)
     return _sigmoid_counts(pred, tgt, valid, config, from_logits)
+
+
+def _foreground_channel(t: torch.Tensor) -> torch.Tensor:
+    """(N, 1, *sp): channel 0 (foreground) of an instance model's (N, 2, *sp) output or target."""
+    return t[:, :1]
 
 
 def _hard_sigmoid(pred: torch.Tensor, threshold: float, from_logits: bool) -> torch.Tensor:
@@ -206,7 +215,7 @@ class ScoreAccumulator:
         mode = self.architecture.output_mode
         self.n_classes = (
             1
-            if mode == "binary"
+            if mode in ("binary", "instance")
             else self.architecture.num_classes - 1
             if mode == "multiclass"
             else self.architecture.output_channels

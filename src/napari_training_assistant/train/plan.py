@@ -16,6 +16,7 @@ from ..project.errors import ProjectError
 from ..project.schemas import ArchitectureConfig, AutoConfigDecision, TrainingSettings
 from .augment import Augmenter
 from .autoconfig import fingerprint, image_intensity_stats, plan, planned_architecture
+from .instance_validation import InstanceValidation
 from .module import SegmentationModule
 from .options import TrainOptions, resolve_device
 from .prepared import PreparedRun
@@ -119,7 +120,7 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
         fixed |= set(ARCHITECTURE_SETTINGS)
     try:
         resolved, decisions = plan(
-            _fingerprint(train_pairs),
+            _fingerprint(train_pairs, objects=architecture.output_mode == "instance"),
             architecture,
             settings,
             accelerator,
@@ -145,7 +146,12 @@ def prepare_run(project: TrainingProject, options: TrainOptions, run_id: str) ->
     )
     val_dataset = ValidationTiles(val_pairs, resolved["patch_size"], output_mode=new_arch.output_mode)
     module = SegmentationModule(
-        start.model, arch_dict, learning_rate=settings.learning_rate, weight_decay=settings.weight_decay, epochs=settings.epochs
+        start.model,
+        arch_dict,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        epochs=settings.epochs,
+        extras=InstanceValidation() if new_arch.output_mode == "instance" else None,
     )
     data = PairData(
         settings=settings,
@@ -244,19 +250,22 @@ def _fixed_values(
     return values
 
 
-def _fingerprint(pairs: list[PairArrays]):
+def _fingerprint(pairs: list[PairArrays], *, objects: bool = False):
     shapes = [pair.spatial_shape for pair in pairs]
     stats = [image_intensity_stats(pair.image, percentiles=(), max_samples=2**16) for pair in pairs]
-    frequencies = _class_frequencies(pairs)
+    frequencies = _class_frequencies(pairs, objects=objects)
     channels = pairs[0].channels
     return fingerprint(shapes, None, channels, stats, frequencies)
 
 
-def _class_frequencies(pairs: list[PairArrays]) -> list[float]:
+def _class_frequencies(pairs: list[PairArrays], *, objects: bool = False) -> list[float]:
+    """Fraction of voxels per label value (object ids count as foreground when `objects`)."""
     counts: dict[int, int] = {}
     total = 0
     for pair in pairs:
         mask = np.asarray(pair.mask)
+        if objects:
+            mask = (mask > 0).astype(np.uint8)
         values, n = np.unique(mask, return_counts=True)
         for v, c in zip(values.tolist(), n.tolist(), strict=True):
             counts[v] = counts.get(v, 0) + c

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ..project import TrainingProject
 
 OutputMode = Literal["binary", "multiclass", "multilabel"]
-OUTPUT_MODES: tuple[str, ...] = ("binary", "multiclass", "multilabel")
+OUTPUT_MODES: tuple[str, ...] = ("binary", "multiclass", "multilabel", "instance")
 
 MEMMAP_ABOVE_BYTES = 1 << 30  # images larger than this as float32 are memory-mapped when possible
 MAX_FOREGROUND_POINTS = 1_000_000  # foreground voxels kept per pair for oversampling (evenly strided)
@@ -260,6 +260,10 @@ def _to_sample(
         target = torch.from_numpy(labels.astype(np.int64))
     elif output_mode == "multilabel":
         target = torch.from_numpy((mask > 0).astype(np.float32))
+    elif output_mode == "instance":
+        from ..predict.instances import targets_from_instances
+
+        target = torch.from_numpy(targets_from_instances(mask[0] if mask.ndim == nd + 1 else mask))
     else:
         labels = mask[0] if mask.ndim == nd + 1 else mask
         target = torch.from_numpy((labels > 0).astype(np.float32)[None])
@@ -474,6 +478,9 @@ class ValidationTiles(Dataset):
         image, mask, _ = _pad(pair.image_patch(slices), pair.mask_patch(slices), self.patch_size)
         valid = np.zeros(self.patch_size, dtype=np.uint8)
         valid[tuple(slice(lo, hi) for _, lo, hi in combo)] = 1
-        sample = _to_sample(image, mask, valid, pair.pair_id, self.output_mode, len(self.patch_size))
+        nd = len(self.patch_size)
+        sample = _to_sample(image, mask, valid, pair.pair_id, self.output_mode, nd)
+        if self.output_mode == "instance":  # the objects themselves, for object matching in validation
+            sample["instances"] = torch.from_numpy((mask[0] if mask.ndim == nd + 1 else mask).astype(np.int64))
         sample["origin"] = torch.tensor([start for start, _, _ in combo], dtype=torch.int64)
         return sample

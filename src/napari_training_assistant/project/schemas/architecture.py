@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from .base import VersionedModel, drop_unknown_keys
 
 SpatialDims = Literal["2d", "3d"]
-OutputMode = Literal["binary", "multiclass", "multilabel"]
+OutputMode = Literal["binary", "multiclass", "multilabel", "instance"]
 
 # Fields whose values must agree between a checkpoint and the architecture it is loaded into.
 COMPATIBILITY_FIELDS: tuple[str, ...] = (
@@ -26,6 +26,8 @@ COMPATIBILITY_FIELDS: tuple[str, ...] = (
     "output_channels",
     "anisotropic_levels",
 )
+
+INSTANCE_CHANNELS = 2  # instance output: foreground, boundary
 
 PRESETS: dict[str, dict[str, int]] = {
     # a preset names the starting depth and width; `custom` means the user changed them
@@ -88,6 +90,10 @@ class ArchitectureConfig(VersionedModel):
             )
             _expect(self.activation == "softmax", "multiclass output needs activation 'softmax'")
             _expect(self.loss in ("ce_dice", "ce", "dice"), "multiclass output needs loss ce_dice, ce or dice")
+        elif self.output_mode == "instance":
+            _expect(self.output_channels == 2, "instance output needs output_channels 2 (foreground, boundary)")
+            _expect(self.activation == "sigmoid", "instance output needs activation 'sigmoid'")
+            _expect(self.loss in ("bce_dice", "bce", "dice"), "instance output needs loss bce_dice, bce or dice")
         else:
             _expect(self.activation == "sigmoid", "multilabel output needs activation 'sigmoid'")
             _expect(self.loss in ("bce_dice", "bce", "dice"), "multilabel output needs loss bce_dice, bce or dice")
@@ -111,6 +117,8 @@ def default_architecture(
         derived: dict[str, Any] = {"output_channels": 1, "activation": "sigmoid", "loss": "bce_dice"}
     elif output_mode == "multiclass":
         derived = {"output_channels": num_classes, "activation": "softmax", "loss": "ce_dice"}
+    elif output_mode == "instance":  # foreground and object-boundary channels, split by a seeded watershed
+        derived = {"output_channels": INSTANCE_CHANNELS, "activation": "sigmoid", "loss": "bce_dice"}
     else:
         derived = {"output_channels": 2 if output_channels is None else output_channels, "activation": "sigmoid", "loss": "bce_dice"}
     if output_channels is not None and output_mode != "multilabel" and output_channels != derived["output_channels"]:

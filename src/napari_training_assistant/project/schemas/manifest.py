@@ -11,7 +11,7 @@ from .base import ProjectPath, RecordId, VersionedModel
 
 Split = Literal["train", "val", "benchmark"]
 PairSource = Literal["manual", "sam3_preview", "imported", "corrected_prediction"]
-MaskModeName = Literal["binary", "target-class", "multiclass", "label-map", "multilabel"]
+MaskModeName = Literal["binary", "target-class", "multiclass", "label-map", "multilabel", "instance"]
 
 
 class PairRecord(BaseModel):
