@@ -50,6 +50,7 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("add-pair", "--from-prediction"): [(["prediction_999"], None)],
     ("suggest", "--images"): [(["{root}/nowhere"], None)],
     ("suggest", "--top"): [(["0"], None), (["-1"], None), (["x"], None)],
+    ("suggest", "--tile"): [(["0"], None), (["-1"], None), (["x"], None)],
     ("suggest", "--checkpoint"): [(["unet_run_999"], None)],
     ("add-pair", "--mask"): [(["{root}/nowhere.tif"], None), (["{root}/mask.tif", "{root}/mask.tif"], "--mask-mode multilabel")],
     ("add-pair", "--target-class"): [(["zebra"], None)],

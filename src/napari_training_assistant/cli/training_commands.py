@@ -80,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="latest", help="checkpoint id, latest or best (default: latest)")
     p.add_argument("--top", type=int, default=10, help="how many to list (default: 10)")
     p.add_argument("--no-tta", action="store_true", help="entropy only: skip the flipped predictions (3x faster)")
+    p.add_argument("--tile", type=int, help="rank tiles of this many pixels (y, x) of images larger than that")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=suggest_images)
 
@@ -257,14 +258,20 @@ def suggest_images(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
+    if args.tile is not None and args.tile < 16:
+        raise UserError(f"--tile {args.tile}: give a tile size of at least 16 pixels")
     project = TrainingProject.open(args.project)
-    ranked = suggest(project, image_files(args.images), checkpoint_id=args.checkpoint, tta=not args.no_tta)[: args.top]
+    ranked = suggest(project, image_files(args.images), checkpoint_id=args.checkpoint, tta=not args.no_tta, tile=args.tile)[: args.top]
     if args.json:
         emit_json({"checkpoint": project.checkpoints.get(args.checkpoint).checkpoint_id, "suggestions": [s.as_dict() for s in ranked]})
     else:
-        rows = [(i + 1, Path(s.path).name, f"{s.score:.3f}", f"{s.entropy:.3f}", f"{s.disagreement:.3f}") for i, s in enumerate(ranked)]
+        rows = [(i + 1, Path(s.path).name + _region_text(s.region), f"{s.score:.3f}", f"{s.entropy:.3f}", f"{s.disagreement:.3f}") for i, s in enumerate(ranked)]
         print(table(rows, ("rank", "image", "score", "entropy", "flip disagreement")))
     return 0
+
+
+def _region_text(region: list[list[int]] | None) -> str:
+    return "" if not region else " [" + ", ".join(f"{a}:{b}" for a, b in region) + "]"
 
 
 def _blockwise(args: argparse.Namespace) -> bool:

@@ -1,8 +1,8 @@
 """A corrected prediction as a training pair: what the user changed is the model's error on that image.
 
 `add_corrected_prediction` reads a TIFF prediction of the project, compares the user's corrected labels with
-it (pixels whose label changed; objects, as connected foreground components, that were added, removed or
-edited) and adds image + corrected labels through the same mask preparation as every pair, with
+it (pixels whose label changed; objects, instance ids or connected foreground components, that were added,
+removed or edited) and adds image + corrected labels through the same mask preparation as every pair, with
 `source: corrected_prediction` and that comparison as the pair's `correction` record.
 """
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ProjectError
+from .suggestions import suggestion_for
 
 if TYPE_CHECKING:
     from .schemas import PairRecord
@@ -21,13 +22,11 @@ if TYPE_CHECKING:
 
 
 def correction_summary(predicted: np.ndarray, corrected: np.ndarray) -> dict[str, Any]:
-    """How much `corrected` differs from `predicted` (label images of one shape)."""
-    from scipy import ndimage
-
+    """How much `corrected` differs from `predicted` (label images of one shape); objects are instance ids
+    when a label image holds several, else connected foreground components."""
     changed = predicted != corrected
-    structure = np.ones((3,) * predicted.ndim, bool)
-    before, n_before = ndimage.label(predicted > 0, structure=structure)
-    after, n_after = ndimage.label(corrected > 0, structure=structure)
+    before, n_before = _objects(predicted)
+    after, n_after = _objects(corrected)
     touched_before = np.unique(before[changed & (before > 0)])
     touched_after = np.unique(after[changed & (after > 0)])
     untouched_before = n_before - len(touched_before)
@@ -39,6 +38,17 @@ def correction_summary(predicted: np.ndarray, corrected: np.ndarray) -> dict[str
         "objects_edited": int(max(len(touched_before), len(touched_after))),  # added, removed or reshaped
         "objects_kept": int(untouched_before),
     }
+
+
+def _objects(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """(object ids, count): the ids of an instance label image, else connected foreground components."""
+    from scipy import ndimage
+
+    ids = np.unique(labels)
+    if np.count_nonzero(ids) > 1:
+        return labels, int(np.count_nonzero(ids))
+    found, count = ndimage.label(labels > 0, structure=np.ones((3,) * labels.ndim, bool))
+    return found, int(count)
 
 
 def add_corrected_prediction(
@@ -66,4 +76,5 @@ def add_corrected_prediction(
             raise ProjectError(f"{prediction_id} was predicted from {record.source!r}, not a readable file: give the image (--image)")
         image = read_array(source)
     correction = {"prediction_id": prediction_id, "checkpoint_id": record.checkpoint_id, **correction_summary(predicted, mask)}
+    preparation.setdefault("suggestion", suggestion_for(project, record.source))
     return project.dataset.add(image, mask, source="corrected_prediction", correction=correction, **preparation)

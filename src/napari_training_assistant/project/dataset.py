@@ -108,10 +108,12 @@ class Dataset:
         source_files: dict[str, str] | None = None,
         allow_duplicate: bool = False,
         correction: dict[str, Any] | None = None,
+        suggestion: dict[str, Any] | None = None,
     ) -> PairRecord:
         """Prepare the mask, check shapes against each other and the architecture, save, record.
 
-        The same image and mask (by content) twice are refused unless `allow_duplicate`."""
+        The same image and mask (by content) twice are refused unless `allow_duplicate`. `suggestion`: how `nta
+        suggest` ranked the image (looked up from `source_files["image"]` when not given)."""
         from .image_io import write_tiff
 
         prepared, image_sha, mask_sha = self.prepare(
@@ -126,6 +128,10 @@ class Dataset:
             label_map=label_map,
         )
         config = self._project.config
+        if suggestion is None:
+            from .suggestions import suggestion_for
+
+            suggestion = suggestion_for(self._project, (source_files or {}).get("image"))
         with self._project.locked():
             manifest = self._project.manifest
             twin = _holding(manifest, image_sha, mask_sha)
@@ -161,6 +167,7 @@ class Dataset:
                 source=source,
                 prompts=prompts or [],
                 correction=correction,
+                suggestion=suggestion,
                 created_at=now(),
                 image_sha256=image_sha,
                 mask_sha256=mask_sha,

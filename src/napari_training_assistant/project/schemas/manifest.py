@@ -40,6 +40,9 @@ class PairRecord(BaseModel):
     correction: dict[str, Any] | None = Field(
         None, description="corrected_prediction: the prediction and checkpoint it came from and what the user changed"
     )
+    suggestion: dict[str, Any] | None = Field(
+        None, description="`nta suggest` had ranked this image (rank, scores, checkpoint) before it was added"
+    )
     created_at: datetime
     image_sha256: str
     mask_sha256: str
