@@ -94,6 +94,23 @@ def test_save_persists_architecture(setup):
     assert "Saved architecture" in tab.message.text()
 
 
+def test_instance_output_mode_is_offered_and_saved(setup):
+    session, tab = setup
+    modes = [tab.output_mode.itemText(i) for i in range(tab.output_mode.count())]
+    assert modes == ["binary", "multiclass", "multilabel", "instance"]
+    assert "instance: separate objects" in tab.output_mode.toolTip()
+    tab.output_channels.setValue(5)  # not used by instance: its two channels are derived
+
+    tab.output_mode.setCurrentText("instance")
+    assert not tab.num_classes.isEnabled() and not tab.output_channels.isEnabled() and not tab.threshold.isEnabled()
+    saved = tab.save_architecture()
+
+    assert saved is not None and not _is_error(tab.message), tab.message.text()
+    data = _saved(session)
+    assert (data["output_mode"], data["output_channels"], data["activation"], data["loss"]) == ("instance", 2, "sigmoid", "bce_dice")
+    assert session.project.architecture.output_mode == "instance"
+
+
 def test_compatibility_verdict_against_latest_checkpoint(setup):
     session, tab = setup
     assert "No checkpoint" in tab.verdict.text()

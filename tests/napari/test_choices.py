@@ -45,7 +45,9 @@ def tab(make_napari_viewer, qtbot):
 def test_train_tab(tab):
     train = tab(TrainTab)
     assert keys(train.mode) == get_args(TrainingSettings.model_fields["training_mode"].annotation)
-    assert texts(train.start_choice) == get_args(StartingWeightsConfig.model_fields["choice"].annotation)
+    schema = list(get_args(StartingWeightsConfig.model_fields["choice"].annotation))
+    schema.insert(schema.index("latest") + 1, "best")  # `best`: a start TrainOptions takes, resolved when the run starts
+    assert texts(train.start_choice) == tuple(schema)
     assert texts(train.device) == DEVICE_NAMES == ("auto", "cpu", "cuda", "mps")
 
 

@@ -271,3 +271,46 @@ def test_disabled_without_project(make_napari_viewer, qtbot):
     tab = DatasetTab(make_napari_viewer(), ProjectSession())
     qtbot.addWidget(tab)
     assert not tab.isEnabled() and "Open or create" in tab.message.text()
+
+
+def _semantic(shape=(32, 32)):
+    """Four separate blobs that all share id 1: a semantic mask, not one id per object."""
+    mask = np.zeros(shape, np.uint8)
+    for y, x in ((2, 2), (2, 20), (20, 2), (20, 20)):
+        mask[y : y + 6, x : x + 6] = 1
+    return mask
+
+
+def test_a_semantic_mask_in_an_instance_project_is_added_with_its_warning_shown(setup, qtbot, tmp_path):
+    from napari_training_assistant.project.image_io import write_tiff
+
+    viewer, session, tab = setup(output_mode="instance")
+    viewer.add_image(_image((32, 32)), name="raw")
+    viewer.add_labels(_semantic(), name="blobs")
+    shown = []
+    from napari.utils.notifications import notification_manager
+
+    notification_manager.notification_ready.connect(lambda n: shown.append(n.message))
+
+    record = tab.add_pair()
+
+    assert record is not None and record.mask_mode == "instance"
+    assert [p.pair_id for p in session.project.dataset.pairs] == [record.pair_id]  # added all the same
+    text = tab.message.text()
+    assert text.startswith(f"Added {record.pair_id}") and "Warning:" in text and "semantic mask" in text and "\n" not in text
+    assert not _is_error(tab) and "e0a030" in tab.message.styleSheet()
+    assert any("semantic mask" in message for message in shown)
+
+    viewer.layers["blobs"].data = _mask((32, 32))  # one id per object: no warning
+    viewer.layers["raw"].data = _image((32, 32), seed=5)
+    record = tab.add_pair()
+    assert record is not None and "Warning" not in tab.message.text() and "e0a030" not in tab.message.styleSheet()
+
+    folder = tmp_path / "incoming"  # folder import: the warning of its pairs too
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    write_tiff(folder / "images" / "a.tif", _image((32, 32), seed=7))
+    write_tiff(folder / "masks" / "a.tif", _semantic())
+    tab.import_folder(folder)
+    qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
+    assert "Imported 1 pair(s)" in tab.message.text() and "semantic mask" in tab.message.text()

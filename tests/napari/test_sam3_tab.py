@@ -125,6 +125,33 @@ def test_a_2d_preview_on_a_stack_works_on_the_current_slice_and_accepts_as_a_sli
     assert project.dataset.load(record.pair_id)[1][12:20, 14:24].all()
 
 
+def test_in_an_instance_project_each_accepted_object_keeps_its_own_id(make_tab, qtbot, tiny_sam3_folder, make_project):
+    from napari_training_assistant.napari.session import ProjectSession
+
+    project = make_project(output_mode="instance", splits=())
+    session = ProjectSession()
+    session.open(project.root)
+    tab = make_tab(session)
+    assert [tab.mask_mode.itemText(i) for i in range(tab.mask_mode.count())] == ["instance"]
+    ready(tab, tiny_sam3_folder)
+    layer = set_mode(tab, "2d_box")
+    layer.add_rectangles(np.array([[8, 10], [32, 36]]))
+    layer.add_rectangles(np.array([[8, 36], [32, 60]]))
+    preview(tab, qtbot)
+    labels = tab.viewer.layers["SAM3 preview labels"]
+    touching = np.zeros_like(labels.data)  # two touching objects, as SAM3 labels them (the k-th box: id k)
+    touching[10:30, 12:34] = 1
+    touching[10:30, 34:58] = 2
+    labels.data = touching
+
+    [record] = tab.accept()
+
+    assert record.mask_mode == "instance" and record.source == "sam3_preview", tab.message.text()
+    mask = project.dataset.load(record.pair_id)[1]
+    assert set(np.unique(mask[10:30, 12:34])) == {1} and set(np.unique(mask[10:30, 34:58])) == {2}
+    assert set(np.unique(mask)) == {0, 1, 2}
+
+
 def test_refusals_are_one_red_line(make_tab, qtbot, tiny_sam3_folder, tmp_path):
     tab = make_tab()
     assert not tab.preview_button.isEnabled()

@@ -191,6 +191,48 @@ def test_stop_cancels_the_run_and_keeps_the_latest_checkpoint(make_tab, session,
     assert tab.start_button.isEnabled() and not session.busy
 
 
+# ---------------------------------------------------------------------------- the starting point
+def test_the_start_continues_from_latest_once_there_is_a_checkpoint(make_tab, session, make_project, fast_options, qtbot):
+    from napari_training_assistant.train import train_project
+
+    project = make_project()
+    tab = make_tab()
+    session.open(project.root)
+    items = [tab.start_choice.itemText(i) for i in range(tab.start_choice.count())]
+    assert items == ["scratch", "latest", "best", "checkpoint", "imported"]
+    assert tab.start_choice.currentText() == "scratch"  # no checkpoint yet
+    assert "scratch" in tab.start_info.text() and not tab.start_id.isVisibleTo(tab)
+
+    train_project(project, fast_options(run_benchmark=False))
+    session.updated()  # as after a run from the tab
+    assert tab.start_choice.currentText() == "latest" and tab.options().start == "latest"
+    assert "unet_run_001" in tab.start_info.text() and "latest" in tab.start_info.text()
+    assert "ff6b6b" not in tab.start_info.styleSheet()
+
+    tab.start_choice.setCurrentText("best")  # nothing benchmarked: said at once, and refused
+    assert "benchmark" in tab.start_info.text() and "ff6b6b" in tab.start_info.styleSheet()
+    assert not tab.start() and is_error(tab) and "benchmark" in tab.message.text() and tab.worker is None
+
+    session.open(project.root)  # not picked by the user: latest again on reopen
+    assert tab.start_choice.currentText() == "latest"
+
+    # the run from the tab continues unet_run_001, recorded as its parent
+    small_run(tab)
+    assert tab.start()
+    assert "continues from the latest checkpoint unet_run_001" in tab.monitor.log.toPlainText()
+    wait_done(qtbot, tab)
+    assert tab.last_result.status == "completed", tab.message.text()
+    assert project.checkpoints.get(tab.last_result.checkpoint_id).parent_id == "unet_run_001"
+    assert "unet_run_002" in tab.start_info.text()
+
+    # a choice the user makes is kept, scratch included
+    tab.start_choice.setCurrentText("scratch")
+    tab.start_choice.activated.emit(tab.start_choice.currentIndex())
+    session.remember(train_tab=tab._settings())
+    session.open(project.root)
+    assert tab.start_choice.currentText() == "scratch" and tab.options().start == "scratch"
+
+
 # ------------------------------------------------------------------------- the run's child process
 def test_training_runs_in_a_child_process_and_the_gui_never_freezes(make_tab, session, make_project, qtbot):
     """A 10 ms timer in the GUI thread pans the camera from Start until the run's end has been handled

@@ -96,6 +96,17 @@ def predict_into_project(project_root: str, image, *, listener, cancel, **option
     return predict_array(TrainingProject.open(project_root), np.asarray(image), **options)
 
 
+def suggest_in_project(project_root: str, folder: str, *, listener, cancel, checkpoint_id: str = "latest", tile: int | None = None) -> list[dict[str, Any]]:
+    """`nta suggest PROJECT --images FOLDER`: the folder's images ranked most uncertain first (the ranking is
+    recorded in the project); each a dict with `rank`, `path`, `score`, `entropy`, `disagreement` and `region`."""
+    from ..predict.suggest import image_files, suggest
+    from ..project import TrainingProject
+
+    project = TrainingProject.open(project_root)
+    ranked = suggest(project, image_files(Path(folder)), checkpoint_id=checkpoint_id, tile=tile)
+    return [{"rank": rank, "region": None, **s.as_dict()} for rank, s in enumerate(ranked, start=1)]
+
+
 class VolumeSummary(SimpleNamespace):
     """A block-wise prediction's outcome: `record` (None unless completed), `status` (completed |
     cancelled), `output` (its folder), `blocks` (in all) and `seconds`."""

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
 from ...project.compatibility import describe_differences
 from ...project.errors import ProjectError
 from ...project.schemas.architecture import (
+    INSTANCE_CHANNELS,
     PRESETS,
     ArchitectureConfig,
     architecture_differences,
@@ -84,7 +85,11 @@ class AdvancedTab(ProjectTab):
         self.normalization = _combo(_choices("normalization"), "Normalization layer in each conv block")
         self.upsampling = _combo(_choices("upsampling"), "transpose for 2D and 3D, bilinear for 2D, trilinear for 3D")
         self.input_channels = _spin(1, 64, "Channels of the input images (1 for grayscale, 3 for RGB)")
-        self.output_mode = _combo(_choices("output_mode"), "binary: one foreground; multiclass: exclusive classes; multilabel: overlapping channels")
+        self.output_mode = _combo(
+            _choices("output_mode"),
+            "binary: one foreground; multiclass: exclusive classes; multilabel: overlapping channels; "
+            "instance: separate objects (foreground + boundary, split by a seeded watershed; masks keep one id per object)",
+        )
         self.num_classes = _spin(2, 256, "Classes including background (multiclass)")
         self.output_channels = _spin(1, 256, "Output channels (set for multilabel; derived otherwise)")
         self.anisotropic = QLineEdit()
@@ -199,7 +204,7 @@ class AdvancedTab(ProjectTab):
         mode = self.output_mode.currentText()
         self.num_classes.setEnabled(mode == "multiclass")
         self.output_channels.setEnabled(mode == "multilabel")
-        self.threshold.setEnabled(mode != "multiclass")
+        self.threshold.setEnabled(mode in ("binary", "multilabel"))  # instance: the watershed's own thresholds
 
     def _load(self, architecture: dict[str, Any]) -> None:
         arch = ArchitectureConfig.model_validate(architecture)
@@ -240,7 +245,7 @@ class AdvancedTab(ProjectTab):
             "threshold": round(self.threshold.value(), 4),
             "anisotropic_levels": parse_levels(self.anisotropic.text()),
         }
-        data["output_channels"] = {"binary": 1, "multiclass": classes}.get(mode, self.output_channels.value())
+        data["output_channels"] = {"binary": 1, "multiclass": classes, "instance": INSTANCE_CHANNELS}.get(mode, self.output_channels.value())
         if mode != self._loaded.get("output_mode"):
             derived = default_architecture(output_mode=mode, num_classes=classes)
             data["activation"], data["loss"] = derived.activation, derived.loss

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from ...project.dataset import SPLITS
 from ...project.errors import DatasetError, ProjectError
 from ...project.folder_import import find_folder_pairs
 from ...project.label_maps import parse_label_map
-from ...project.masks import MASK_MODES
+from ...project.masks import MASK_MODES, MaskWarning
 from ..layer_choice import image_data
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
@@ -48,6 +51,15 @@ AXIS_CHOICES: tuple[tuple[str, int | None], ...] = (
 )
 IMAGE_ROLE, MASK_ROLE = "dataset.image", "dataset.mask"
 COLUMNS = ("pair", "split", "shape", "source", "used by")
+WARNING_STYLE = "color: #e0a030;"  # a pair added with a warning (amber: not an error, worth reading)
+
+
+def with_mask_warnings(function: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """(function(), the texts of the `MaskWarning`s it emitted): e.g. an instance mask that looks semantic."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MaskWarning)
+        result = function()
+    return result, [str(w.message) for w in caught if issubclass(w.category, MaskWarning)]
 
 
 def _axis_combo(tooltip: str) -> QComboBox:
@@ -91,7 +103,8 @@ class DatasetTab(ProjectTab):
         self.mask_mode.addItems(MASK_MODES)
         self.mask_mode.setToolTip(
             "binary: nonzero -> 1; target-class: nonzero -> the chosen class; multiclass: labels kept; "
-            "label-map: source:target pairs; multilabel: one binary channel per class"
+            "label-map: source:target pairs; multilabel: one binary channel per class; "
+            "instance: one id per object, kept (binary becomes instance in an instance project)"
         )
         self.target_class = QComboBox()
         self.label_map = QLineEdit()
@@ -326,7 +339,8 @@ class DatasetTab(ProjectTab):
             return None
         if self.slice_check.isChecked() and self.slice_check.isEnabled():
             options["slice_index"] = self.slice_spin.value()
-        record = self.run_action(
+        add = partial(
+            self.run_action,
             project.dataset.add,
             image_data(image),
             image_data(mask),
@@ -335,6 +349,7 @@ class DatasetTab(ProjectTab):
             mask_layer=mask.name,
             source="manual",
         )
+        record, mask_warnings = with_mask_warnings(add)
         if record is None:
             if self.shape_hint.text():  # the project's message names slice_index: point at the control
                 self.show_message(f"{self.message.text()} (tick 'one slice' above)", error=True)
@@ -345,7 +360,19 @@ class DatasetTab(ProjectTab):
             f"Added {record.pair_id} ({record.split}{where}): labels {record.source_labels} -> "
             f"{record.saved_labels} [{record.label_transform}]"
         )
+        self._warn(mask_warnings)
         return record
+
+    def _warn(self, texts: list[str]) -> None:
+        """Add mask warnings to the status line (amber: the pairs were added) and as a napari notification."""
+        if not texts:
+            return
+        more = f" (and {len(texts) - 1} more)" if len(texts) > 1 else ""
+        self.show_message(f"{self.message.text()} Warning: {texts[0]}{more}")
+        self.message.setStyleSheet(WARNING_STYLE)
+        from napari.utils.notifications import show_warning
+
+        show_warning(texts[0] + more)
 
     def selected_pair_ids(self) -> list[str]:
         rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
@@ -421,7 +448,8 @@ class DatasetTab(ProjectTab):
         except ProjectError as exc:
             self.show_message(str(exc), error=True)
             return None
-        worker = task_worker(lambda: project.dataset.add_folder(folder, skip_unmatched=True, **options))
+        # warnings are caught in the worker thread: nothing else warns meanwhile that matters (catch_warnings is process-wide)
+        worker = task_worker(lambda: with_mask_warnings(lambda: project.dataset.add_folder(folder, skip_unmatched=True, **options)))
         worker.returned.connect(self._folder_imported)
         self._import_worker = worker
         self.import_button.setEnabled(False)
@@ -435,6 +463,7 @@ class DatasetTab(ProjectTab):
         if isinstance(result, TaskFailed):
             self.show_message(f"Folder import failed, nothing was added: {result.message}", error=True)
             return
+        result, mask_warnings = result
         self.session.updated()
         added = [record.pair_id for record in result.added]
         text = f"Imported {len(added)} pair(s)" + (f" ({added[0]}..{added[-1]})" if added else "")
@@ -445,6 +474,8 @@ class DatasetTab(ProjectTab):
             names = [name.partition("/")[2] for name in result.unmatched]
             text += f"; {len(names)} file(s) without a partner skipped ({', '.join(names[:3])})"
         self.show_message(text + ".", error=not added)
+        if added:
+            self._warn(mask_warnings)
 
     # ------------------------------------------------------------------ project
     def _project_changed(self, project) -> None:

@@ -6,7 +6,12 @@ thread and shown as a Labels layer. A layer of any size (dask- or zarr-backed, m
 `IN_MEMORY_VOXELS` values) is predicted block-wise into OME-Zarr (`predict_volume_into_project`): its
 output is shown at once as a lazily read (dask, uncached) multiscale Labels layer, refreshed as blocks
 complete (at most every `REFRESH_S`), with blocks done and ETA in the progress bar; Stop keeps the
-finished blocks. The GUI thread only sets widgets and redraws."""
+finished blocks. The GUI thread only sets widgets and redraws.
+
+An instance checkpoint's prediction is a Labels layer of object ids; the message says how many objects and
+the watershed settings. "Suggest next images" ranks a folder of unlabeled images by the checkpoint's
+uncertainty (`nta suggest`, in a child process); a suggested image opens as an Image layer and is
+predicted, so that its corrected prediction, accepted as a training pair, records its rank."""
 
 from __future__ import annotations
 
@@ -17,19 +22,28 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
 )
 
 from ...progress import EventKind, ProgressEvent
+from ...project.errors import ProjectError
 from ...project.run_options import IN_MEMORY_VOXELS
-from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
+from ..child_process import one_line
+from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project, suggest_in_project
 from ..layer_choice import image_data, image_layers, refill_image_combo
 from ..plot_widget import duration
 from ..prediction_layers import add_labels, has_channel_axis, labels_layers, ome_zarr_levels
@@ -41,6 +55,25 @@ PREDICTION_KEY = "nta_prediction"  # metadata of a prediction layer: prediction 
 BEST = "best"  # the highest benchmark Dice on the current benchmark pairs
 LAYER_KEY = "predict_image"
 REFRESH_S = 0.5  # while blocks complete, the output layer is redrawn at most this often
+SOURCE_KEY = "nta_source_file"  # metadata of an image layer opened from a suggestion: the file it was read from
+
+
+def instance_details(parameters: dict[str, Any]) -> str:
+    """'12 objects (seeded watershed: ...)' for an instance prediction's parameters, else ''."""
+    if parameters.get("output_mode") != "instance":
+        return ""
+    settings = (
+        ("foreground >", "instance_foreground_threshold"),
+        ("boundary <", "instance_boundary_threshold"),
+        ("min size", "instance_min_size"),
+        ("min seed size", "instance_min_seed_size"),
+    )
+    told = ", ".join(f"{label} {parameters[key]}" for label, key in settings if key in parameters)
+    return f"{parameters.get('objects', '?')} objects (seeded watershed: {told})"
+
+
+def region_text(region: list[list[int]] | None) -> str:
+    return " [" + ", ".join(f"{a}:{b}" for a, b in region) + "]" if region else ""
 
 
 def spatial_transform(layer, channel_axis: int | None, ndim: int) -> dict[str, Any]:
@@ -145,6 +178,7 @@ class PredictTab(ProjectTab):
         progress.addWidget(self.eta)
         self.layout().addLayout(buttons)
         self.layout().addLayout(progress)
+        self.layout().addWidget(self._suggest_group())
         self._worker = None
         self._running = False
         self.task: ChildTask | None = None
@@ -167,6 +201,45 @@ class PredictTab(ProjectTab):
         self.destroyed.connect(disconnect)
         self.session.checkpoint_selected.connect(self._checkpoint_selected)
         self._fill_images()
+
+    def _suggest_group(self) -> QGroupBox:
+        group = QGroupBox("What to label next")
+        layout = QVBoxLayout(group)
+        self.suggest_folder = QLineEdit()
+        self.suggest_folder.setPlaceholderText("folder of unlabeled images")
+        self.suggest_folder.setToolTip("The images to rank (TIFF, PNG, NPY, Zarr; not recursive)")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_suggest_folder)
+        self.suggest_button = QPushButton("Suggest next images")
+        self.suggest_button.setToolTip(
+            "Rank the folder's images by how unsure the checkpoint above is about them (entropy + flip disagreement), "
+            "most uncertain first, as nta suggest does; the ranking is recorded, and a suggested image whose prediction "
+            "you correct and accept records its rank"
+        )
+        self.suggest_button.clicked.connect(self.suggest)
+        self.suggestions = QTableWidget(0, 3)
+        self.suggestions.setHorizontalHeaderLabels(["#", "image", "score"])
+        self.suggestions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.suggestions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.suggestions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.suggestions.verticalHeader().setVisible(False)
+        self.suggestions.horizontalHeader().setStretchLastSection(False)
+        self.suggestions.horizontalHeader().setSectionResizeMode(1, self.suggestions.horizontalHeader().ResizeMode.Stretch)
+        self.suggestions.setMaximumHeight(180)
+        self.suggestions.cellDoubleClicked.connect(lambda row, _column: self.open_suggestion(row))
+        self.open_button = QPushButton("Open and predict")
+        self.open_button.setToolTip("Open the chosen image as an Image layer and predict it: correct the prediction, then Accept as training pair")
+        self.open_button.setEnabled(False)
+        self.open_button.clicked.connect(lambda: self.open_suggestion(self.suggestions.currentRow()))
+        self.ranked: list[dict[str, Any]] = []
+        folder = QHBoxLayout()
+        folder.addWidget(self.suggest_folder, 1)
+        folder.addWidget(browse)
+        layout.addLayout(folder)
+        layout.addWidget(self.suggest_button)
+        layout.addWidget(self.suggestions)
+        layout.addWidget(self.open_button)
+        return group
 
     # ----------------------------------------------------------------- combos
     def _layers_changed(self, event=None) -> None:
@@ -222,8 +295,11 @@ class PredictTab(ProjectTab):
     def _update_button(self) -> None:
         ready = self.image_combo.count() > 0 and self.checkpoint_combo.count() > 0 and not self._running
         self.predict_button.setEnabled(ready)
+        self.suggest_button.setEnabled(not self._running)
+        self.open_button.setEnabled(bool(self.ranked) and not self._running)
         if not self._running:
             self.predict_button.setText("Predict")
+            self.suggest_button.setText("Suggest next images")
 
     # ----------------------------------------------------------------- predicting
     def predict(self) -> None:
@@ -251,6 +327,7 @@ class PredictTab(ProjectTab):
             "device": default_device(),
         }
         self._context = {"layer": layer, "name": name, "channel_axis": channel_axis}
+        source = layer.metadata.get(SOURCE_KEY) or f"napari layer {name}"  # a suggested image: its file (its rank is found)
         blocks = predicts_in_blocks(layer)
         if blocks:
             self.task = ChildTask(
@@ -265,7 +342,7 @@ class PredictTab(ProjectTab):
             )
             then = None
         else:
-            self.task = ChildTask(predict_into_project, str(project.root), image_data(layer), label="prediction", source=f"napari layer {name}", **options)
+            self.task = ChildTask(predict_into_project, str(project.root), image_data(layer), label="prediction", source=source, **options)
             then = partial(_read_back, project)
         self._set_running(True, stoppable=blocks)
         how = " block by block" if blocks else ""
@@ -283,12 +360,12 @@ class PredictTab(ProjectTab):
             self.stop_button.setEnabled(False)
             self.eta.setText("stopping after the current block…")
 
-    def _set_running(self, running: bool, stoppable: bool = False) -> None:
+    def _set_running(self, running: bool, stoppable: bool = False, suggesting: bool = False) -> None:
         self._running = running
         self.stop_button.setEnabled(running and stoppable)
         if running:
             self.live_layers, self._blocks_done = [], 0
-            self.predict_button.setText("Predicting…")
+            (self.suggest_button if suggesting else self.predict_button).setText("Ranking…" if suggesting else "Predicting…")
             self.progress.setRange(0, 0)  # busy until the first event tells the total
             self.eta.setText("preparing…")
         else:
@@ -355,10 +432,10 @@ class PredictTab(ProjectTab):
         multilabel checkpoint)."""
         multilabel = record.parameters.get("output_mode") == "multilabel"
         added = self._add_layers(labels, f"{name} prediction ({record.checkpoint_id})", multilabel)
-        if not multilabel:  # one labels layer: the user may correct it and accept it as a training pair
+        if not multilabel:  # one labels layer (instance: object ids): the user may correct it and accept it as a training pair
             added[0].metadata[PREDICTION_KEY] = {"prediction_id": record.prediction_id, "image_layer": name, "channel_axis": channel_axis}
             self.accept_button.setEnabled(True)
-        self._saved(record)
+        self._saved(record, instance_details(record.parameters))
         return added
 
     def _correction_layer(self):
@@ -381,7 +458,8 @@ class PredictTab(ProjectTab):
         if info["image_layer"] not in self.viewer.layers:
             self.show_message(f"the image layer {info['image_layer']!r} of {info['prediction_id']} is no longer in the viewer: add it back", error=True)
             return None
-        mode = "multiclass" if project.architecture.output_mode == "multiclass" else "binary"
+        output_mode = project.architecture.output_mode
+        mode = output_mode if output_mode in ("multiclass", "instance") else "binary"  # instance: object ids kept
         record = self.run_action(
             add_corrected_prediction, project, info["prediction_id"], np.asarray(layer.data),
             image=image_data(self.viewer.layers[info["image_layer"]]), channel_axis=info["channel_axis"],
@@ -389,11 +467,105 @@ class PredictTab(ProjectTab):
         )  # fmt: skip
         if record is not None:
             c = record.correction
+            ranked = f"; it was suggested #{record.suggestion['rank']} of {record.suggestion['of']}" if record.suggestion else ""
             self.show_message(
                 f"Added {record.pair_id} ({record.split}) from {c['prediction_id']}: {c['changed_pixels']} pixels and "
-                f"{c['objects_edited']} of {c['objects_predicted']} objects corrected."
+                f"{c['objects_edited']} of {c['objects_predicted']} objects corrected{ranked}."
             )
         return record
+
+    # ----------------------------------------------------------------- what to label next
+    def _browse_suggest_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of unlabeled images", self.suggest_folder.text())
+        if folder:
+            self.suggest_folder.setText(folder)
+
+    def suggest(self) -> bool:
+        """Rank the folder's images with the chosen checkpoint in a child process (`nta suggest`); False
+        (with a red line) when refused."""
+        project = self.session.project
+        if project is None or self._running:
+            return False
+        folder = self.suggest_folder.text().strip()
+        if not folder or not Path(folder).is_dir():
+            self.show_message(f"{folder or 'No folder'}: choose a folder of unlabeled images to rank.", error=True)
+            return False
+        checkpoint = self.checkpoint_combo.currentData()
+        if checkpoint is None:  # the project's own words: no checkpoint yet, train first
+            try:
+                checkpoint = project.checkpoints.get(LATEST).checkpoint_id
+            except ProjectError as exc:
+                self.show_message(one_line(exc), error=True)
+                return False
+        self.task = ChildTask(suggest_in_project, str(project.root), folder, label="suggestion", checkpoint_id=checkpoint)
+        self._set_running(True, suggesting=True)
+        self.show_message(f"Ranking the images of {Path(folder).name} by the uncertainty of {self.checkpoint_combo.currentText() or checkpoint}…")
+        self.last_task = self.task
+        self._worker = child_worker(self.task)
+        self._worker.returned.connect(self._suggested)
+        self._worker.start()
+        return True
+
+    def _suggested(self, result) -> None:
+        self._set_running(False)
+        if isinstance(result, TaskFailed):
+            self.show_message(f"Suggestion failed: {result.message}", error=True)
+            return
+        self.show_suggestions(result)
+        self.show_message(
+            f"{len(result)} image(s) ranked, the most uncertain first (recorded): double-click one to open and predict it, "
+            "correct the prediction, then Accept as training pair."
+        )
+        self.session.updated()
+
+    def show_suggestions(self, ranked: list[dict[str, Any]]) -> None:
+        """Fill the table: rank, image name [region], score (entropy and flip disagreement in the tooltip)."""
+        self.ranked = list(ranked)
+        self.suggestions.setRowCount(0)
+        for entry in self.ranked:
+            row = self.suggestions.rowCount()
+            self.suggestions.insertRow(row)
+            cells = (str(entry["rank"]), Path(entry["path"]).name + region_text(entry.get("region")), f"{entry['score']:.3f}")
+            tip = f"{entry['path']}: entropy {entry['entropy']:.3f} + flip disagreement {entry['disagreement']:.3f}"
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(tip)
+                self.suggestions.setItem(row, column, item)
+        self.suggestions.resizeColumnToContents(0)
+        self.suggestions.resizeColumnToContents(2)
+        if self.ranked:
+            self.suggestions.selectRow(0)
+        self._update_button()
+
+    def open_suggestion(self, row: int):
+        """Open the suggested image (its tile, for a tiled ranking) as an Image layer and predict it; returns the layer."""
+        from ...project.image_io import read_array
+
+        if not 0 <= row < len(self.ranked):
+            self.show_message("Choose a suggested image in the list first.", error=True)
+            return None
+        entry = self.ranked[row]
+        path, region = entry["path"], entry.get("region")
+        name = Path(path).stem
+        if name in self.viewer.layers and self.viewer.layers[name].metadata.get(SOURCE_KEY) == path and not region:
+            layer = self.viewer.layers[name]
+        else:
+            try:
+                data = read_array(path)
+            except (ProjectError, OSError, ValueError) as exc:
+                self.show_message(one_line(exc), error=True)
+                return None
+            if region and np.ndim(data) == len(region):  # the suggested tile (channels: the whole image)
+                data = data[tuple(slice(a, b) for a, b in region)]
+                name += region_text(region)
+            layer = self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: path})
+        self.viewer.layers.selection.active = layer
+        self.image_combo.setCurrentText(layer.name)
+        if self.checkpoint_combo.count() and not self._running:
+            self.predict()
+        else:
+            self.show_message(f"Opened {layer.name} (suggested #{entry['rank']}).")
+        return layer
 
     def _add_layers(self, data: Any, title: str, multilabel: bool, **meta: Any) -> list:
         """Labels layers of `data` (an array or a list of levels) with the source layer's scale and translate."""
@@ -402,7 +574,7 @@ class PredictTab(ProjectTab):
         context = self._context
         return add_labels(self.viewer, layers, **spatial_transform(context["layer"], context["channel_axis"], np.ndim(level0)))
 
-    def _saved(self, record, what: str = "") -> None:
+    def _saved(self, record, what: str = "") -> None:  # what: blocks done, or an instance prediction's objects
         duration_s = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""
         count = f" ({what})" if what else ""
         self.show_message(f"Saved {record.path} ({record.prediction_id}) from {record.checkpoint_id}{duration_s}{count}.")

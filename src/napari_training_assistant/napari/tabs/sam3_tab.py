@@ -109,7 +109,10 @@ class Sam3Tab(ProjectTab):
             self.form_combo.addItem(FORM_LABELS[key], key)
         self.form_combo.setToolTip("How an accepted preview enters the dataset (a 2D preview on a stack is always a slice pair)")
         self.mask_mode = QComboBox()
-        self.mask_mode.setToolTip("binary: every object is foreground; target-class: every object becomes the chosen class")
+        self.mask_mode.setToolTip(
+            "binary: every object is foreground; target-class: every object becomes the chosen class; "
+            "instance (instance projects): every object keeps its own id"
+        )
         self.target_class = QComboBox()
         self.accept_button = QPushButton("Accept preview to Dataset")
         self.accept_button.clicked.connect(self.accept)
@@ -286,9 +289,11 @@ class Sam3Tab(ProjectTab):
 
     def _fill_mask_modes(self) -> None:
         project = self.session.project
-        multiclass = project is not None and project.architecture.output_mode == "multiclass"
+        output_mode = project.architecture.output_mode if project is not None else "binary"
+        multiclass = output_mode == "multiclass"
         self.mask_mode.clear()
-        self.mask_mode.addItems(["target-class"] if multiclass else ["binary"])
+        # instance: each SAM3 object keeps its own id (touching objects stay apart); binary merges them into foreground
+        self.mask_mode.addItems({"multiclass": ["target-class"], "instance": ["instance"]}.get(output_mode, ["binary"]))
         self.target_class.clear()
         if project is not None:
             self.target_class.addItems(project.config.class_names[1:])

@@ -46,6 +46,46 @@ from .base import ProjectTab
 from .train_points_panel import PointsPanel, number, row, spin
 
 MODE_LABELS = {"pairs": "Pair training", "point_windows": "Point-windowed"}  # shown text of each training mode
+START_KEY = "train.start_choice"  # the starting point the user picked in this tab (else: latest once there is a checkpoint)
+
+
+def start_choices() -> list[str]:
+    """The schema's starting-weight choices, with `best` (what TrainOptions.start also takes: the checkpoint
+    `best` names when the run starts) after `latest`."""
+    choices = list(field_choices(StartingWeightsConfig, "choice"))
+    choices.insert(choices.index("latest") + 1, "best")
+    return choices
+
+
+def default_start(project) -> str:
+    """The starting point the tab offers: the user's own pick, else the project's non-default choice, else
+    continuing from the latest checkpoint once there is one (scratch before)."""
+    saved = project.config.ui.train_tab
+    if saved.get(START_KEY):
+        return saved[START_KEY]
+    older = saved.get("train.start", "scratch")  # written on every run before START_KEY: scratch was no choice
+    configured = project.starting_weights.describe()
+    for spec in (older, configured):
+        if spec != "scratch":
+            return spec
+    return "latest" if project.checkpoints.latest_id else "scratch"
+
+
+def describe_start(project, spec: str | None) -> tuple[str, bool]:
+    """(what a run with `spec` starts from, in words; whether that is impossible now)."""
+    if spec is None:
+        return "choose the checkpoint or imported model to start from", True
+    kind, _, target = spec.partition(":")
+    if kind == "scratch":
+        return "Starts from new random weights (scratch).", False
+    if kind == "imported":
+        return f"Starts from the imported weights {target}.", False
+    try:
+        record = project.checkpoints.get(target if kind == "checkpoint" else kind)
+    except ProjectError as exc:
+        return str(exc).splitlines()[0], True
+    which = {"latest": "the latest checkpoint ", "best": "the best benchmarked checkpoint "}.get(kind, "checkpoint ")
+    return f"Continues from {which}{record.checkpoint_id} (recorded as the run's parent).", False
 
 
 class TrainTab(ProjectTab):
@@ -104,9 +144,21 @@ class TrainTab(ProjectTab):
         group = QGroupBox("Parameters")
         form = QFormLayout(group)
         self.start_choice, self.start_id = QComboBox(), QComboBox()
-        self.start_choice.addItems(field_choices(StartingWeightsConfig, "choice"))
+        self.start_choice.addItems(start_choices())
+        self.start_choice.setToolTip(
+            "scratch: new weights; latest: continue training the latest checkpoint (default once there is one); "
+            "best: the checkpoint with the highest benchmark Dice; checkpoint / imported: the one chosen on the right"
+        )
         self.start_choice.currentIndexChanged.connect(self._fill_start_ids)
+        self.start_choice.activated.connect(self._start_picked)  # the user's own choice (not set by the tab)
+        self.start_id.activated.connect(self._start_picked)
+        self.start_id.currentIndexChanged.connect(self._show_start)
+        self.start_info = QLabel("")
+        self.start_info.setWordWrap(True)
+        self.start_info.setObjectName("start_info")
+        self.start_chosen: str | None = None  # set when the user picks a starting point; remembered in the project
         form.addRow("Starting point", row(self.start_choice, self.start_id))
+        form.addRow("", self.start_info)
         self.epochs = spin(QSpinBox(), 1, 100_000, 20)
         self.batch = spin(QSpinBox(), 0, 4096, 0, "auto")
         self.patch = QLineEdit()
@@ -139,6 +191,8 @@ class TrainTab(ProjectTab):
             f"Dataset: {counts['train']} train, {counts['val']} val pairs (validation on the train pairs when there is none); "
             f"{counts['benchmark']} benchmark pairs are never trained on."
         )
+        if not self.running and self.start_chosen is None and self._start_spec() != default_start(project):
+            self._set_start(default_start(project))  # e.g. the first checkpoint now exists: continue from it
         self._fill_start_ids()
         self.decisions.setRowCount(0)
         for decision in project.config.auto_configuration_decisions:
@@ -156,7 +210,31 @@ class TrainTab(ProjectTab):
         elif project is not None and choice == "imported":
             self.start_id.addItems([m.model_id for m in project.imported_models.registry.models])
         self.start_id.setEnabled(choice in ("checkpoint", "imported"))
+        self.start_id.setVisible(choice in ("checkpoint", "imported"))
         self.start_id.setCurrentIndex(max(self.start_id.findText(current), 0 if self.start_id.count() else -1))
+        self._show_start()
+
+    def _start_picked(self, *_: Any) -> None:
+        self.start_chosen = self._start_spec() or self.start_choice.currentText()
+
+    def _set_start(self, spec: str) -> None:
+        kind, _, target = spec.partition(":")
+        self.start_choice.setCurrentIndex(max(self.start_choice.findText(kind), 0))
+        self._fill_start_ids()
+        if target:
+            self.start_id.setCurrentIndex(max(self.start_id.findText(target), 0))
+
+    def _show_start(self, *_: Any) -> None:
+        """Say what the run will start from (red when it cannot, e.g. best before any benchmark)."""
+        project = self.session.project
+        if project is None or not hasattr(self, "start_info"):
+            return
+        if self.point_mode and self.points.uses_spec():  # the run trains the spec's project, not this one
+            text, impossible = f"Starting point {self._start_spec()} in the spec file's project.", False
+        else:
+            text, impossible = describe_start(project, self._start_spec())
+        self.start_info.setText(text)
+        self.start_info.setStyleSheet("color: #ff6b6b;" if impossible else "")
 
     def _restore(self, project) -> None:
         config = project.config
@@ -172,11 +250,8 @@ class TrainTab(ProjectTab):
         from ..preferences import default_device
 
         self.device.setCurrentText(saved.get("train.device", default_device()))
-        kind, _, target = saved.get("train.start", project.starting_weights.describe()).partition(":")
-        self.start_choice.setCurrentIndex(max(self.start_choice.findText(kind), 0))
-        self._fill_start_ids()
-        if target:
-            self.start_id.setCurrentIndex(max(self.start_id.findText(target), 0))
+        self.start_chosen = saved.get(START_KEY) or None
+        self._set_start(default_start(project))
         self.points.restore(saved)
 
     def _settings(self) -> dict[str, str]:
@@ -188,8 +263,9 @@ class TrainTab(ProjectTab):
             "train.samples": str(self.samples.value()),
             "train.patch": self.patch.text().strip(),
             "train.device": self.device.currentText().strip(),
-            "train.start": self._start_spec() or self.start_choice.currentText(),
         }
+        if self.start_chosen is not None:
+            values[START_KEY] = self.start_chosen
         return values | self.points.settings()
 
     # ---- start / stop
@@ -208,6 +284,7 @@ class TrainTab(ProjectTab):
             widget.setEnabled(not from_spec)
             widget.setToolTip("from the spec file" if from_spec else "")
         self.form.setRowVisible(self.patch, not self.point_mode)
+        self._show_start()
 
     def _start_spec(self) -> str | None:
         choice = self.start_choice.currentText()
@@ -266,12 +343,15 @@ class TrainTab(ProjectTab):
         """((child task function, its arguments...), a line for the log); ProjectError when refused."""
         if self._start_spec() is None:
             raise ProjectError(f"choose the {self.start_choice.currentText()} to start from, or another starting point")
+        text, impossible = describe_start(project, self._start_spec())
+        if impossible and not (self.point_mode and self.points.uses_spec()):
+            raise ProjectError(text)
         options = self.options()
         if self.point_mode:
             return self.points.prepare(project, options)
         if project.dataset.split_counts()["train"] == 0:
             raise ProjectError("no training pairs: add image/mask pairs in the Dataset tab (benchmark pairs are never trained on)")
-        return (train_pairs, str(project.root), options), f"pair training of {project.name}"
+        return (train_pairs, str(project.root), options), f"pair training of {project.name}; {text[0].lower()}{text[1:]}"
 
     def stop(self) -> None:
         if self.task is not None and not self.task.stopping:

@@ -1,0 +1,139 @@
+"""Predict tab in an instance project: object ids shown and accepted as they are, a corrected layer of the
+wrong shape refused in one line, and the predict -> correct -> accept loop from "Suggest next images"
+(ranking in a child process, the suggested image opened and predicted, its rank recorded on the pair)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qt
+
+
+@pytest.fixture
+def make_tab(make_napari_viewer, qtbot, make_project, fast_options):
+    """make_tab(trained=True): (project, viewer, tab) of an instance project (with a 1-epoch checkpoint)."""
+    from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+    from napari_training_assistant.napari.session import ProjectSession
+    from napari_training_assistant.napari.tabs.predict_tab import PredictTab
+    from napari_training_assistant.train import train_project
+
+    def _make(trained: bool = True):
+        project = make_project(output_mode="instance")
+        if trained:
+            train_project(project, fast_options(run_benchmark=False))
+        viewer = make_napari_viewer()
+        image, _ = make_nuclei((40, 56), n_nuclei=3, radius_range=(4.0, 7.0), seed=9)
+        viewer.add_image(image, name="cells")
+        session = ProjectSession()
+        tab = PredictTab(viewer, session)
+        qtbot.addWidget(tab)
+        session.open(project.root)
+        return project, viewer, tab
+
+    return _make
+
+
+def wait_idle(qtbot, tab) -> None:
+    qtbot.waitUntil(lambda: not tab._running, timeout=120_000)
+
+
+def is_error(tab) -> bool:
+    return "ff6b6b" in tab.message.styleSheet()
+
+
+def predict(qtbot, tab, viewer):
+    tab.predict_button.click()
+    wait_idle(qtbot, tab)
+    assert not is_error(tab), tab.message.text()
+    return viewer.layers["cells prediction (unet_run_001)"]
+
+
+def test_an_instance_prediction_keeps_its_ids_and_its_correction_is_accepted_with_them(make_tab, qtbot):
+    project, viewer, tab = make_tab()
+    layer = predict(qtbot, tab, viewer)
+    record = project.predictions.registry.predictions[-1]
+    assert record.parameters["output_mode"] == "instance"
+    assert layer.data.dtype == np.uint32  # object ids, not 0/1
+    objects = record.parameters["objects"]
+    assert int(layer.data.max()) == objects
+    text = tab.message.text()
+    assert f"{objects} objects (seeded watershed: foreground > 0.5, boundary < 0.5, min size 12" in text
+
+    corrected = np.zeros_like(layer.data)  # the user paints two touching nuclei with their own ids
+    corrected[5:15, 5:15] = 7
+    corrected[5:15, 15:25] = 9
+    layer.data = corrected
+    before = len(project.dataset.pairs)
+    tab.accept_button.click()
+
+    assert len(project.dataset.pairs) == before + 1, tab.message.text()
+    pair = project.dataset.pairs[-1]
+    assert pair.mask_mode == "instance" and pair.source == "corrected_prediction"
+    assert pair.correction["objects_corrected"] == 2
+    _, mask = project.dataset.load(pair.pair_id)
+    assert set(np.unique(mask[5:15, 5:15])) == {1} and set(np.unique(mask[5:15, 15:25])) == {2}  # kept apart
+
+
+def test_a_correction_of_another_shape_is_one_red_line_and_adds_nothing(make_tab, qtbot):
+    project, viewer, tab = make_tab()
+    layer = predict(qtbot, tab, viewer)
+    before = len(project.dataset.pairs)
+    layer.data = np.ones((20, 30), np.uint32)
+    assert tab.accept_correction() is None
+    text = tab.message.text()
+    assert is_error(tab) and "shape (20, 30)" in text and "(40, 56)" in text and "\n" not in text
+    assert len(project.dataset.pairs) == before
+
+
+def test_suggest_without_a_checkpoint_says_to_train_first(make_tab, tmp_path):
+    project, viewer, tab = make_tab(trained=False)
+    np.save(tmp_path / "a.npy", np.zeros((32, 32), np.uint16))
+    tab.suggest_folder.setText(str(tmp_path))
+    assert not tab.suggest()
+    assert is_error(tab) and "train first" in tab.message.text() and "\n" not in tab.message.text()
+    assert tab.task is None and tab.suggestions.rowCount() == 0
+    tab.suggest_folder.setText(str(tmp_path / "missing"))
+    assert not tab.suggest() and "choose a folder" in tab.message.text()
+
+
+def test_suggest_open_predict_correct_accept_records_the_rank(make_tab, qtbot, tmp_path):
+    from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+    from napari_training_assistant.project.suggestions import read_suggestions
+
+    project, viewer, tab = make_tab()
+    folder = tmp_path / "unlabeled"
+    folder.mkdir()
+    for seed, noise in ((1, 0.02), (2, 0.3), (3, 0.1)):
+        np.save(folder / f"img_{seed}.npy", make_nuclei((40, 40), n_nuclei=3, radius_range=(4.0, 7.0), noise=noise, seed=seed)[0])
+    tab.suggest_folder.setText(str(folder))
+
+    tab.suggest_button.click()
+    assert tab.suggest_button.text() == "Ranking…" and not tab.predict_button.isEnabled()
+    wait_idle(qtbot, tab)
+    assert not is_error(tab), tab.message.text()
+    assert tab.last_task.pid != os.getpid() and tab.last_task.exit_code == 0  # ranked in a child process
+    rows = [[tab.suggestions.item(r, c).text() for c in range(3)] for r in range(tab.suggestions.rowCount())]
+    assert [r[0] for r in rows] == ["1", "2", "3"] and sorted(r[1] for r in rows) == ["img_1.npy", "img_2.npy", "img_3.npy"]
+    scores = [float(r[2]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert len(read_suggestions(project)) == 3  # the ranking is recorded
+
+    top = tab.ranked[0]["path"]
+    tab.suggestions.cellDoubleClicked.emit(0, 1)  # opens the image and predicts it
+    name = rows[0][1].removesuffix(".npy")
+    assert name in viewer.layers and tab.image_combo.currentText() == name
+    wait_idle(qtbot, tab)
+    record = project.predictions.registry.predictions[-1]
+    assert record.source == top, tab.message.text()
+    labels = viewer.layers[f"{name} prediction (unet_run_001)"]
+    corrected = np.array(labels.data)
+    corrected[2:10, 2:10] = corrected.max() + 1
+    labels.data = corrected
+
+    pair = tab.accept_correction()
+    assert pair is not None, tab.message.text()
+    assert pair.suggestion["rank"] == 1 and pair.suggestion["of"] == 3
+    assert "suggested #1 of 3" in tab.message.text()
