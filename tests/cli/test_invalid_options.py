@@ -84,6 +84,11 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("predict", "--mask-dataset"): [(["x"], "give --mask too")],
     ("predict", "--scale"): [(["7"], "choose scale")],
     ("predict", "--scheduler"): [(["tcp://127.0.0.1:9"], None)],
+    # instance post-processing: the range cases come from the schema (0, NaN, >= 1, ...); a valid value on
+    # the base project's binary checkpoint is refused too
+    ("predict", "--min-size"): [(["-3"], None), (["5"], "--min-size apply to instance models; checkpoint unet_run_001 is a binary model")],
+    ("predict", "--foreground-threshold"): [(["-0.2"], None), (["0.3"], "apply to instance models")],
+    ("predict", "--boundary-threshold"): [(["1"], None), (["0.3"], "--boundary-threshold apply to instance models")],
     ("benchmark", "--checkpoint"): [(["unet_run_999"], None)],
     ("demo", "--dir"): [(["{root}/proj"], "not a demo project")],
     ("sam3-check", "--device"): [(["bogus"], None)],

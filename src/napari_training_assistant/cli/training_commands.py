@@ -5,15 +5,28 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Ge, Gt, Lt
 
 from ..project import TrainingProject
 from ..project.devices import DEVICE_HELP
 from ..project.run_options import PredictOptions, TrainOptions, VolumeOptions
+from ..project.user_input import CheckedInputs
 from .dataset_commands import require_zarr_for_dataset
 from .errors import UserError
 from .output import JSON_HELP, ProgressBar, emit_json, fmt_metric, table
 from .validation import schema_option
+
+Probability = Annotated[float, Gt(0), Lt(1)]
+
+
+class InstanceOptions(CheckedInputs):
+    """`nta predict` post-processing of an instance model (`predict.instances.InstanceSettings`); None: its default."""
+
+    min_size: Annotated[int, Ge(1)] | None = None
+    foreground_threshold: Probability | None = None
+    boundary_threshold: Probability | None = None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict_option(p, "--batch-size", "batch_size", "tiles per forward pass (default: by tile size)")
     predict_option(p, "--device", "device", f"{DEVICE_HELP} (default: auto)")
     p.add_argument("--save-probabilities", action="store_true", help="in-memory path: also save the probabilities (float32 TIFF)")
+    objects = p.add_argument_group("instance models (seeded watershed of the foreground and boundary channels)")
+    instance_option(objects, "--min-size", "min_size", "objects smaller than this many voxels are removed (default: 12 in 2D, 40 in 3D)")
+    instance_option(objects, "--foreground-threshold", "foreground_threshold", "foreground probability above which a voxel is inside an object (default: 0.5)")
+    instance_option(objects, "--boundary-threshold", "boundary_threshold", "boundary probability below which a foreground voxel seeds an object (default: 0.5)")
     blocks = p.add_argument_group("block-wise prediction (OME-Zarr output, Dask)")
     blocks.add_argument("--output", type=Path, help="output .zarr folder inside the project (default: predictions/prediction_NNN.zarr)")
     volume_option(blocks, "--block-shape", "block_shape", "output voxels per block, per axis or one for all (default: ~4096^2 in 2D, 384^3 in 3D)")
@@ -95,6 +112,28 @@ def predict_option(p: argparse.ArgumentParser, flag: str, field: str, help: str)
 
 def volume_option(p: Any, flag: str, field: str, help: str) -> None:
     schema_option(p, flag, schema=(VolumeOptions, field), dest=field, help=help)
+
+
+def instance_option(p: Any, flag: str, field: str, help: str) -> None:
+    schema_option(p, flag, schema=(InstanceOptions, field), dest=field, help=help)
+
+
+INSTANCE_OPTIONS = {"min_size": "--min-size", "foreground_threshold": "--foreground-threshold", "boundary_threshold": "--boundary-threshold"}
+
+
+def _instance_settings(project: TrainingProject, args: argparse.Namespace):
+    """The `InstanceSettings` the instance options ask (None when none is given); refused for other models."""
+    given = {name: getattr(args, name) for name in INSTANCE_OPTIONS if getattr(args, name) is not None}
+    if not given:
+        return None
+    record = project.checkpoints.get(args.checkpoint)
+    mode = record.architecture.get("output_mode", "binary")
+    if mode != "instance":
+        flags = " and ".join(INSTANCE_OPTIONS[name] for name in given)
+        raise UserError(f"{flags} apply to instance models; checkpoint {record.checkpoint_id} is a {mode} model")
+    from ..predict.instances import InstanceSettings
+
+    return InstanceSettings(**given)
 
 
 RUN_OPTIONS = ("epochs", "batch_size", "learning_rate", "start", "device", "devices", "num_nodes", "precision", "resume")
@@ -218,8 +257,9 @@ def predict(args: argparse.Namespace) -> int:
     project = TrainingProject.open(args.project)
     if args.mask_dataset is not None and args.mask is None:
         raise UserError("--mask-dataset names an array of the --mask store: give --mask too")
+    instance = _instance_settings(project, args)
     if _blockwise(args):
-        return _predict_blocks(project, args)
+        return _predict_blocks(project, args, instance)
     require_zarr_for_dataset(Path(args.image), args.image_dataset, "--image-dataset")
     record = predict_file(
         project,
@@ -232,12 +272,15 @@ def predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         save_probabilities=args.save_probabilities,
+        instance=instance,
     )
     path = str(project.layout.absolute(record.path).resolve())
     if args.json:
         emit_json({"prediction_path": path, **record.model_dump(mode="json")})
     else:
-        print(f"{record.prediction_id}: {path} (checkpoint {record.checkpoint_id}, {record.duration_s:.1f} s)")
+        objects = record.parameters.get("objects")
+        found = f", {objects} objects" if objects is not None else ""
+        print(f"{record.prediction_id}: {path} (checkpoint {record.checkpoint_id}{found}, {record.duration_s:.1f} s)")
     return 0
 
 
@@ -284,7 +327,7 @@ def _blockwise(args: argparse.Namespace) -> bool:
     return asked or needs_blocks(args.image, args.image_dataset)
 
 
-def _predict_blocks(project: TrainingProject, args: argparse.Namespace) -> int:
+def _predict_blocks(project: TrainingProject, args: argparse.Namespace, instance: Any = None) -> int:
     from ..predict.project_prediction import predict_volume_into_project
 
     options = VolumeOptions(
@@ -317,6 +360,7 @@ def _predict_blocks(project: TrainingProject, args: argparse.Namespace) -> int:
             workers=options.workers,
             overwrite=options.overwrite,
             listener=listener,
+            instance=instance,
         )
     output = str(result.output.resolve())
     summary = {
@@ -327,6 +371,7 @@ def _predict_blocks(project: TrainingProject, args: argparse.Namespace) -> int:
         "blocks_predicted": result.blocks_predicted,
         "blocks_skipped": result.blocks_skipped,
         "seconds": result.seconds,
+        "objects": result.parameters.get("objects"),
         "record": record.model_dump(mode="json") if record else None,
     }
     if args.json:
@@ -337,7 +382,9 @@ def _predict_blocks(project: TrainingProject, args: argparse.Namespace) -> int:
         print(
             f"{name}: {output} ({', '.join(n for n in ('labels', 'probabilities') if result.parameters.get(n))}; "
             f"{result.blocks} blocks: {result.blocks_predicted} predicted, {result.blocks_before} from an earlier run, "
-            f"{result.blocks_skipped} skipped by the mask; {result.seconds:.1f} s"
+            f"{result.blocks_skipped} skipped by the mask; "
+            + (f"{result.parameters['objects']} objects stitched across blocks; " if result.parameters.get("objects") is not None else "")
+            + f"{result.seconds:.1f} s"
             + (f", {rate:,.0f} voxels/s" if rate else "")
             + ")"
         )

@@ -1,4 +1,5 @@
-"""What a Dask worker runs: one block of a block-wise prediction (read, normalise, tile, blend, write).
+"""What a Dask worker runs: one block of a block-wise prediction (read, normalise, tile, blend, write),
+and for instance models the two stitching tasks of a block (`block_merges`, `relabel_block`).
 
 A `BlockJob` is sent to every worker once (scattered); each task then names only a block index. The
 model is loaded once per worker process and kept (`_MODELS`), with its inference copy on the worker's
@@ -7,6 +8,7 @@ device: with several GPUs, worker N of the local cluster uses GPU N.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ import numpy as np
 from ..data.geometry import Box
 from ..preprocess import NormalizationStats, apply_stats
 from .block_plan import BlockPlan
+from .instance_stitching import face_pairs, instance_block
 from .volume_inputs import VolumeInput
 from .volume_store import OutputLayout, VolumeStore
 
@@ -42,6 +45,17 @@ class BlockJob:
     device: str | None  # None / "auto": the worker's GPU when there is one, else cpu
     threads: int | None  # torch threads per worker (CPU)
     token: str  # when the output was created: a store replaced with overwrite is opened again
+    instance: Any = None  # InstanceSettings of an instance model writing labels (stitched, see instance_stitching)
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """The output store of a prediction, for the stitching tasks."""
+
+    output: str
+    plan: BlockPlan
+    layout: OutputLayout
+    token: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,9 @@ def run_block(job: BlockJob, index: int) -> BlockResult:
         tuple(s.stop + o for s, o in zip(work.read, job.roi_start, strict=True)),
     )
     image = apply_stats(job.volume.read(read), job.stats, channel_axis_first=True)
+    instance = job.instance is not None and job.layout.labels
+    # an instance block blends its whole read box: the watershed sees the halo context on every side
+    blended = tuple(slice(0, s.stop - s.start) for s in work.read) if instance else work.region
     probabilities = blend_tiles(
         net,
         image,
@@ -71,12 +88,37 @@ def run_block(job: BlockJob, index: int) -> BlockResult:
         job.plan.tile,
         batch=min(job.batch, len(work.tiles)),
         softmax=uses_softmax(job.architecture),
-        region=work.region,
+        region=blended,
         device=device,
     )
-    labels = probabilities_to_labels(probabilities, job.architecture) if job.layout.labels else None
-    _store(job).write_block(index, probabilities, labels)
+    faces = None
+    if instance:  # block-local ids 1..n and the face slabs, stitched when every block is done
+        faces = instance_block(probabilities, work, job.plan, job.layout.slabs, job.instance)
+        probabilities, labels = probabilities[(slice(None), *work.region)], faces.labels
+    else:
+        labels = probabilities_to_labels(probabilities, job.architecture) if job.layout.labels else None
+    _store(job).write_block(index, probabilities, labels, faces)
     return BlockResult(index, time.perf_counter() - started, len(work.tiles), int(np.prod(work.shape)))
+
+
+def block_merges(ref: OutputRef, index: int) -> np.ndarray:
+    """(k, 4) rows (block, local id, next block, local id) of the pieces to merge at block `index`'s high faces."""
+    store = _store(ref)
+    rows = []
+    for axis, width in enumerate(ref.layout.slabs):
+        position = ref.plan.position(index)
+        if not width or position[axis] == ref.plan.grid[axis] - 1:
+            continue
+        pairs = face_pairs(*store.face_slabs(index, axis))
+        following = index + math.prod(ref.plan.grid[axis + 1 :])
+        rows.append(np.column_stack([np.full(len(pairs), index), pairs[:, 0], np.full(len(pairs), following), pairs[:, 1]]))
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 4), np.int64)
+
+
+def relabel_block(ref: OutputRef, index: int, lookup: np.ndarray) -> int:
+    """Write block `index` with its final ids (`lookup[local id]`); returns the index."""
+    _store(ref).relabel_block(index, lookup)
+    return index
 
 
 def _model(job: BlockJob):
@@ -123,7 +165,7 @@ def _worker_device(requested: str | None):
     return torch.device("cuda", number % torch.cuda.device_count())
 
 
-def _store(job: BlockJob) -> VolumeStore:
+def _store(job: BlockJob | OutputRef) -> VolumeStore:
     with _LOCK:
         key = (job.output, job.token)
         if key not in _STORES:

@@ -4,6 +4,10 @@ The volume is never held whole: each block (see `block_plan`) is a Dask task tha
 their halo, runs the same tiling and blending as `predict_image` and writes its part of the output
 (`volume_store`). The result equals whole-image prediction (no seams). A run that stops (killed,
 cancelled, a block that failed twice) keeps its finished blocks; the same call again finishes the rest.
+
+Instance models: each block runs the seeded watershed with its halo context and writes block-local ids;
+when every block is done, the objects are stitched across block faces and every block is rewritten with
+final ids 1..N (`instance_stitching`, two more Dask passes); only then is the output complete.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .._version import __version__
 from ..cancel import CancelToken
@@ -29,12 +35,16 @@ from ..project.errors import DatasetError
 from ..project.run_options import PredictOptions
 from ..project.user_input import InputError
 from .block_plan import BlockPlan
-from .block_worker import BlockJob, BlockResult, run_block
+from .block_worker import BlockJob, BlockResult, OutputRef, block_merges, relabel_block, run_block
 from .dask_cluster import Cluster, dask_cluster
+from .instance_stitching import MERGE_FRACTION, block_lookup, final_ids, missing_context, slab_widths
+from .instances import InstanceSettings
 from .tiling import DEFAULT_TILE, default_batch_size, tile_stride
 from .volume_inputs import BlockMask, VolumeInput, open_input, open_mask, parse_roi, region_stats
 from .volume_store import (
+    PREDICTED,
     PROBABILITY_DTYPES,
+    RELABELLED,
     SKIPPED,
     OutputLayout,
     VolumeStore,
@@ -106,8 +116,11 @@ def prepare_volume(
     channel_axis: int | None = None,
     source_axes: str | None = None,
     checkpoint_name: str | None = None,
+    instance: InstanceSettings | None = None,
 ) -> PreparedVolume:
-    """Open and check everything `predict_volume` needs (one-line errors, nothing written yet)."""
+    """Open and check everything `predict_volume` needs (one-line errors, nothing written yet).
+
+    instance: post-processing of an instance model (`InstanceSettings`; defaults when None)."""
     name = checkpoint_name or Path(checkpoint).name
     info = read_checkpoint_info(checkpoint)
     info.require_applicable(name)
@@ -117,6 +130,11 @@ def prepare_volume(
         raise InputError(f"`probabilities` {probabilities!r} is not one of {', '.join(PROBABILITY_DTYPES)}")
     architecture = dict(info.architecture)
     config = validate_architecture(architecture)
+    if instance is not None and config.output_mode != "instance":
+        raise InputError(
+            f"`min_size`, `foreground_threshold` and `boundary_threshold` apply to instance models; {name} is a {config.output_mode} model"
+        )
+    instance = (instance or InstanceSettings()) if config.output_mode == "instance" and labels else None
     spatial_axes = _spatial_axes(info)
     volume = open_input(
         source,
@@ -133,7 +151,12 @@ def prepare_volume(
     tile = options.tile_for(info.spatial_dims, level_factors(config)) or info.tile_size or [DEFAULT_TILE[len(spatial_axes)]] * len(spatial_axes)
     tile = [min(t, s) for t, s in zip(tile, region.shape, strict=True)]
     plan = BlockPlan.build(region.shape, tile, _strides(tile, options.overlap, halo), _block_shape(block_shape, pooling, len(spatial_axes)))
-    layout = _layout(architecture, labels, probabilities, spatial_axes)
+    if instance is not None and missing_context(plan):
+        raise InputError(
+            f"instance models need a `halo` of at least 1 voxel on every axis cut into blocks to stitch objects across blocks; got {list(plan.halo)}"
+        )
+    layout = _layout(architecture, labels, probabilities, spatial_axes, slab_widths(plan) if instance is not None else ())
+    stitching = _stitching_record(instance, layout, len(spatial_axes))
     checkpoint_sha = file_sha256(Path(checkpoint))
     fingerprint = {
         "source": volume.description,
@@ -145,6 +168,7 @@ def prepare_volume(
         "labels": layout.labels,
         "probabilities": layout.probabilities,
         "normalization": info.normalization,
+        **({"instance": stitching} if stitching else {}),
     }
     block_mask = open_mask(mask, volume, spatial_axes, mask_dataset) if mask is not None else None
     parameters = {
@@ -169,6 +193,7 @@ def prepare_volume(
         "mask": None if mask is None else str(mask) if isinstance(mask, str | Path) else "<array>",
         "version": __version__,
         **info.prediction_parameters(),
+        **stitching,
     }
     return PreparedVolume(
         checkpoint=Path(checkpoint).resolve(),
@@ -182,6 +207,7 @@ def prepare_volume(
         mask=block_mask,
         device=device,
         parameters=parameters,
+        instance=instance,
     )
 
 
@@ -200,6 +226,7 @@ class PreparedVolume:
     mask: BlockMask | None
     device: str | None
     parameters: dict[str, Any]
+    instance: InstanceSettings | None = None  # an instance model writing labels: stitched across blocks
 
     def run(
         self,
@@ -235,10 +262,17 @@ class PreparedVolume:
             pending = [int(i) for i in (states == 0).nonzero()[0]]
             parameters = {**self.parameters, "normalization_stats": stats.to_dict()}
             status, predicted, elapsed = "completed", 0, 0.0
+            token = str(attributes.get("created", ""))
             if pending and cluster is not None:
-                job = self._job(Path(target), stats, str(attributes.get("created", "")), cluster.threads, parameters["batch_size"])
+                job = self._job(Path(target), stats, token, cluster.threads, parameters["batch_size"])
                 status, predicted, elapsed = _run_blocks(job, pending, self.plan, cluster, emit, cancel, before)
                 parameters.update(workers=cluster.workers, cluster=cluster.description)
+            if self.instance is not None and status == "completed":
+                if cluster is not None:
+                    ref = OutputRef(str(Path(target).resolve()), self.plan, self.layout, token)
+                    status = stitch_instances(ref, store, cluster, emit, cancel)
+                objects = store.read_attributes().get("objects")
+                parameters["objects"] = objects
         states = store.block_states()
         done = int((states > 0).sum())
         if status == "completed":
@@ -292,7 +326,42 @@ class PreparedVolume:
             device=self.device,
             threads=threads,
             token=token,
+            instance=self.instance,
         )
+
+
+def stitch_instances(ref: OutputRef, store: VolumeStore, cluster: Cluster, emit: Listener, cancel: CancelToken | None) -> str:
+    """Stitch the instance labels of a store whose blocks are all predicted (or skipped): pair the pieces at
+    every block face, union them, and rewrite every block not yet relabelled with final ids 1..N, as Dask
+    tasks. The number of objects goes into the store's attributes; returns completed or cancelled."""
+    plan = ref.plan
+    states = store.block_states()
+    emit(ProgressEvent(EventKind.MESSAGE, step=plan.count, steps=plan.count, message=f"stitching objects across {plan.count} blocks"))
+    blocks = [i for i in range(plan.count) if states[i] != SKIPPED]
+    status, results = _map_blocks(cluster, block_merges, ref, blocks, "faces", ref.token, plan, cancel)
+    if status != "completed":
+        return status
+    merges = np.concatenate([np.zeros((0, 4), np.int64), *results])
+    try:
+        ids, offsets = final_ids(store.block_objects(), merges)
+    except ValueError as exc:
+        raise DatasetError(f"{exc}: predict a smaller --roi") from exc
+    objects = int(ids.max()) if ids.size else 0
+    todo = [i for i in range(plan.count) if states[i] == PREDICTED]
+    lookups = [block_lookup(ids, offsets, i) for i in todo]
+    message = f"{objects} objects ({len(merges)} pieces joined across block faces); writing final ids into {len(todo)} blocks"
+    emit(ProgressEvent(EventKind.MESSAGE, step=plan.count, steps=plan.count, message=message))
+    status, _ = _map_blocks(cluster, relabel_block, ref, todo, "relabel", ref.token, plan, cancel, lookups)
+    if status == "completed":
+        store.update_attributes(objects=objects, pieces_joined=len(merges))
+    return status
+
+
+def _stitching_record(instance: InstanceSettings | None, layout: OutputLayout, dims: int) -> dict[str, Any]:
+    """The recorded post-processing of an instance prediction ({} for other models)."""
+    if instance is None:
+        return {}
+    return {**instance.record(dims), "instance_stitch_slab": list(layout.slabs), "instance_merge_fraction": MERGE_FRACTION}
 
 
 def _spatial_axes(info: CheckpointInfo) -> str:
@@ -327,16 +396,22 @@ def _block_shape(block: int | Sequence[int] | None, pooling: Sequence[int], dims
     return values
 
 
-def _layout(architecture: dict[str, Any], labels: bool, probabilities: str | None, spatial_axes: str) -> OutputLayout:
+def _layout(
+    architecture: dict[str, Any], labels: bool, probabilities: str | None, spatial_axes: str, slabs: Sequence[int] = ()
+) -> OutputLayout:
+    """What the output holds. Instance labels are uint32: block-local ids first, final ids 1..N once stitched
+    (`instance_stitching.final_ids` refuses more than 2^32 - 1 objects)."""
     channels = int(architecture.get("output_channels") or 1)
     mode = architecture.get("output_mode") or ("multiclass" if channels > 1 else "binary")
+    dtype = "uint32" if mode == "instance" else "uint16" if mode == "multiclass" and channels > 256 else "uint8"
     return OutputLayout(
         labels=labels,
         labels_channels=channels if mode == "multilabel" else 0,
-        labels_dtype="uint16" if mode == "multiclass" and channels > 256 else "uint8",
+        labels_dtype=dtype,
         probabilities=probabilities,
         channels=channels,
         spatial_axes=spatial_axes,
+        slabs=tuple(slabs),
     )
 
 
@@ -349,7 +424,7 @@ def _skip_empty_blocks(store: VolumeStore, plan: BlockPlan, states, mask: BlockM
 
 
 def _voxels(plan: BlockPlan, indices: Sequence[int], states) -> int:
-    return sum(math.prod(s.stop - s.start for s in plan.out_slices(i)) for i in indices if states[i] == 1)
+    return sum(math.prod(s.stop - s.start for s in plan.out_slices(i)) for i in indices if states[i] in (PREDICTED, RELABELLED))
 
 
 def _gpus(device: str | None) -> int:
@@ -373,42 +448,69 @@ def _run_blocks(
     before: int,
 ) -> tuple[str, int, float]:
     """(status, blocks predicted, seconds): every pending block as one Dask task."""
-    from distributed import as_completed
-
     dashboard = f"; dashboard {cluster.dashboard}" if cluster.dashboard else ""
     message = f"{len(pending)} of {plan.count} blocks to predict on {cluster.description}{dashboard}"
     emit(ProgressEvent(EventKind.STARTED, step=before, steps=plan.count, message=message, metrics={"output": job.output, "dashboard": cluster.dashboard}))
-    client = cluster.client
-    [shared] = client.scatter([job], broadcast=True)
-    keys = [f"nta-block-{i}-{job.token}" for i in pending]
-    futures = client.map(run_block, [shared] * len(pending), pending, key=keys, retries=1, pure=False)
     started = time.perf_counter()
-    done = 0
+
+    def progress(result: BlockResult, done: int) -> None:
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else None
+        eta = (len(pending) - done) / rate if rate else None
+        emit(
+            ProgressEvent(
+                EventKind.STEP,
+                step=before + done,
+                steps=plan.count,
+                eta_s=eta,
+                metrics={"blocks_per_s": rate, "block": result.index, "block_s": result.seconds},
+            )
+        )
+
+    status, results = _map_blocks(cluster, run_block, job, pending, "block", job.token, plan, cancel, on_result=progress, finished=before)
+    return status, len(results), time.perf_counter() - started
+
+
+def _map_blocks(
+    cluster: Cluster,
+    function: Any,
+    shared: Any,
+    indices: list[int],
+    name: str,
+    token: str,
+    plan: BlockPlan,
+    cancel: CancelToken | None,
+    extra: list[Any] | None = None,
+    *,
+    on_result: Any = None,
+    finished: int = 0,
+) -> tuple[str, list[Any]]:
+    """(status, results in completion order): `function(shared, index[, extra])` for every index, one Dask task
+    each (`shared` sent to every worker once); cancelled between tasks; a task failing twice stops it all."""
+    from distributed import as_completed
+
+    if not indices:
+        return "completed", []
+    client = cluster.client
+    [scattered] = client.scatter([shared], broadcast=True)
+    keys = [f"nta-{name}-{i}-{token}" for i in indices]
+    columns = [[scattered] * len(indices), indices, *([extra] if extra is not None else [])]
+    futures = client.map(function, *columns, key=keys, retries=1, pure=False)
+    results: list[Any] = []
     try:
         for future in as_completed(futures):
             if cancel is not None and cancel.cancelled:
                 client.cancel(futures)
-                return "cancelled", done, time.perf_counter() - started
+                return "cancelled", results
             if future.status != "finished":
-                _fail(future, plan, before + done)
-            result: BlockResult = future.result()
-            done += 1
-            elapsed = time.perf_counter() - started
-            rate = done / elapsed if elapsed > 0 else None
-            eta = (len(pending) - done) / rate if rate else None
-            emit(
-                ProgressEvent(
-                    EventKind.STEP,
-                    step=before + done,
-                    steps=plan.count,
-                    eta_s=eta,
-                    metrics={"blocks_per_s": rate, "block": result.index, "block_s": result.seconds},
-                )
-            )
+                _fail(future, plan, finished + len(results))
+            results.append(future.result())
+            if on_result is not None:
+                on_result(results[-1], len(results))
     except BaseException:
         client.cancel(futures)
         raise
-    return "completed", done, time.perf_counter() - started
+    return "completed", results
 
 
 def _fail(future, plan: BlockPlan, finished: int) -> None:
