@@ -72,7 +72,7 @@ def test_an_instance_prediction_keeps_its_ids_and_its_correction_is_accepted_wit
     assert len(project.dataset.pairs) == before + 1, tab.message.text()
     pair = project.dataset.pairs[-1]
     assert pair.mask_mode == "instance" and pair.source == "corrected_prediction"
-    assert pair.correction["objects_corrected"] == 2
+    assert pair.correction["objects_corrected"] == 2 and "predicted, 2 now)" in tab.message.text()
     _, mask = project.dataset.load(pair.pair_id)
     assert set(np.unique(mask[5:15, 5:15])) == {1} and set(np.unique(mask[5:15, 15:25])) == {2}  # kept apart
 

@@ -98,3 +98,79 @@ def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3
 
         pixels = np.asarray(Image.open(path).convert("L"))
         assert pixels.shape[0] > 200 and pixels.std() > 5  # a real picture, not a blank window
+
+
+def test_screenshot_of_a_corrected_prediction(make_napari_viewer, qtbot, tmp_path, images):
+    """The predict -> correct -> retrain loop of an instance project: a folder of unlabeled images ranked by
+    "Suggest next images", the most uncertain one opened and predicted (object ids), the nuclei the model
+    missed or merged painted in with their own ids, and the correction accepted as a training pair."""
+    import inspect
+
+    from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+    from napari_training_assistant.napari.widget import TrainingAssistantWidget
+    from napari_training_assistant.project import TrainingProject
+    from napari_training_assistant.train import TrainOptions, train_project
+
+    touching = {"touching": 0.5} if "touching" in inspect.signature(make_nuclei).parameters else {}
+
+    def nuclei(seed: int):
+        return make_nuclei((128, 128), n_nuclei=12, radius_range=(6.0, 10.0), seed=seed, **touching)
+
+    project = TrainingProject.create(
+        tmp_path / "nuclei-instances", "nuclei", class_names=["background", "nucleus"], output_mode="instance", architecture={"preset": "tiny_unet"}
+    )
+    for seed in range(6):
+        project.dataset.add(*nuclei(seed), split="train" if seed < 5 else "val")
+    options = TrainOptions(epochs=15, samples_per_epoch=48, batch_size=8, learning_rate=0.005, device="cpu", run_benchmark=False)
+    assert train_project(project, options).status == "completed"
+    unlabeled, truth = tmp_path / "unlabeled", {}
+    unlabeled.mkdir()
+    for seed in range(100, 104):
+        image, truth[f"nuclei_{seed}"] = nuclei(seed)
+        np.save(unlabeled / f"nuclei_{seed}.npy", image)
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1500, 950)
+    widget = TrainingAssistantWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Training Assistant", area="right")
+    assert widget.status_bar.open_project(project.root)
+    predict = widget.page("Predict")
+    widget.tabs.setCurrentWidget(predict)
+    predict.suggest_folder.setText(str(unlabeled))
+    assert predict.suggest()
+    qtbot.waitUntil(lambda: not predict._running, timeout=LONG)
+    assert predict.suggestions.rowCount() == 4, predict.message.text()
+    layer = predict.open_suggestion(0)
+    qtbot.waitUntil(lambda: not predict._running, timeout=LONG)
+    labels = viewer.layers[f"{layer.name} prediction (unet_run_001)"]
+    assert labels.data.max() > 1, predict.message.text()  # object ids
+
+    # the correction: predicted objects that merge nuclei (or hold none) are erased, then every true nucleus
+    # that no predicted object covers by half is painted in with its own new id
+    corrected, truth_ids = np.array(labels.data), truth[layer.name]
+    sizes = np.bincount(truth_ids.ravel())
+    for object_id in np.unique(corrected)[1:]:
+        mine = corrected == object_id
+        shares = np.bincount(truth_ids[mine].ravel(), minlength=len(sizes)) / np.maximum(sizes, 1)
+        if (shares[1:] >= 0.3).sum() != 1:
+            corrected[mine] = 0
+    for object_id in range(1, len(sizes)):
+        inside = truth_ids == object_id
+        hits = np.bincount(corrected[inside].ravel())
+        if not hits[1:].any() or hits[1:].max() < 0.5 * inside.sum():
+            corrected[inside] = corrected.max() + 1
+    labels.data = corrected
+    labels.opacity = 0.55  # filled: touching nuclei in different colours
+    labels.mode = "paint"
+    labels.selected_label = int(corrected.max()) + 1
+    viewer.layers.selection.active = labels
+    pair = predict.accept_correction()
+    assert pair is not None and pair.suggestion["rank"] == 1, predict.message.text()
+    viewer.reset_view()
+    qtbot.wait(300)
+
+    path = _save(viewer.window._qt_window, images, "corrected_prediction")
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(path).convert("L"))
+    assert pixels.shape[0] > 200 and pixels.std() > 5

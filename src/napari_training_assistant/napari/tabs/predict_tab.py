@@ -470,7 +470,7 @@ class PredictTab(ProjectTab):
             ranked = f"; it was suggested #{record.suggestion['rank']} of {record.suggestion['of']}" if record.suggestion else ""
             self.show_message(
                 f"Added {record.pair_id} ({record.split}) from {c['prediction_id']}: {c['changed_pixels']} pixels and "
-                f"{c['objects_edited']} of {c['objects_predicted']} objects corrected{ranked}."
+                f"{c['objects_edited']} objects corrected ({c['objects_predicted']} predicted, {c['objects_corrected']} now){ranked}."
             )
         return record
 
