@@ -137,3 +137,23 @@ def test_suggest_open_predict_correct_accept_records_the_rank(make_tab, qtbot, t
     assert pair is not None, tab.message.text()
     assert pair.suggestion["rank"] == 1 and pair.suggestion["of"] == 3
     assert "suggested #1 of 3" in tab.message.text()
+
+
+def test_a_block_wise_instance_prediction_says_its_objects(make_tab, qtbot):
+    import dask.array as da
+
+    from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+
+    project, viewer, tab = make_tab()
+    image, _ = make_nuclei((64, 160), n_nuclei=6, radius_range=(4.0, 7.0), seed=4)
+    viewer.add_image(da.from_array(image, chunks=64), name="big")
+    tab.image_combo.setCurrentText("big")
+    tab.tile_size.setValue(32)
+    tab.block_size.setValue(64)
+    tab.predict_button.click()
+    wait_idle(qtbot, tab)
+
+    assert not is_error(tab), tab.message.text()
+    record = project.predictions.registry.predictions[-1]
+    assert ".zarr" in record.path and "instance_min_size" in record.parameters
+    assert "blocks; " in tab.message.text() and f"{record.parameters['objects']} objects (seeded watershed:" in tab.message.text()

@@ -60,7 +60,7 @@ SOURCE_KEY = "nta_source_file"  # metadata of an image layer opened from a sugge
 
 def instance_details(parameters: dict[str, Any]) -> str:
     """'12 objects (seeded watershed: ...)' for an instance prediction's parameters, else ''."""
-    if parameters.get("output_mode") != "instance":
+    if parameters.get("output_mode") != "instance" and "instance_min_size" not in parameters:
         return ""
     settings = (
         ("foreground >", "instance_foreground_threshold"),
@@ -425,7 +425,8 @@ class PredictTab(ProjectTab):
             where = self.session.project.layout.relative(Path(result.output))
             self.show_message(f"Stopped: {self._blocks_done} of {result.blocks} blocks kept in {where} (not recorded).")
         else:
-            self._saved(result.record, f"{result.blocks} blocks")
+            details = instance_details(result.record.parameters)
+            self._saved(result.record, f"{result.blocks} blocks" + (f"; {details}" if details else ""))
 
     def add_prediction_layer(self, record, labels: np.ndarray, *, layer, name: str, channel_axis: int | None) -> list:
         """Show a saved prediction as a Labels layer over its image (one layer per output channel for a
