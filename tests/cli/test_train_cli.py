@@ -242,20 +242,26 @@ def test_ddp_on_two_cpu_processes_registers_one_checkpoint(make_project):
 def test_demo_trains_benchmarks_and_predicts(tmp_path):
     result = subprocess.run(
         [*NTA, "demo", "--dir", str(tmp_path / "demo"), "--json"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
     table = "\n".join(lines[:-1])
-    for key in ("benchmark_dice", "unseen_image_dice", "prediction_path", "curves_png", "checkpoint_id"):
+    for key in ("benchmark_dice", "unseen_image_dice", "unseen_image_object_accuracy_50", "change_object_accuracy_50", "prediction_path", "curves_png"):
         assert key in table
-    from napari_training_assistant.demo import DEMO_EPOCHS
+    from napari_training_assistant.demo import DEMO_EPOCHS, RETRAIN_EPOCHS
 
-    assert f"epoch {DEMO_EPOCHS}/{DEMO_EPOCHS}" in table
+    assert f"epoch {DEMO_EPOCHS}/{DEMO_EPOCHS}" in table and f"epoch {RETRAIN_EPOCHS}/{RETRAIN_EPOCHS}" in table
     assert summary["benchmark_dice"] >= 0.85, summary
+    assert summary["unseen_image_object_accuracy_50"] >= 0.75, summary  # touching nuclei, instance model
     assert Path(summary["prediction_path"]).is_file() and Path(summary["curves_png"]).is_file()
     project = TrainingProject.open(summary["project"])
-    assert project.checkpoints.latest_id == summary["checkpoint_id"]
-    assert project.history.latest_benchmark()["dice"] == pytest.approx(summary["benchmark_dice"], abs=1e-3)
-    assert project.history.latest_benchmark()["instance_accuracy_50"] == summary["benchmark_object_accuracy_50"]
+    assert project.checkpoints.latest_id == summary["retrained_checkpoint_id"] != summary["checkpoint_id"]
+    assert project.checkpoints.get(summary["retrained_checkpoint_id"]).parent_id == summary["checkpoint_id"]
+    corrected = [p for p in project.dataset.pairs if p.source == "corrected_prediction"]
+    assert len(corrected) == 1 and corrected[0].correction["checkpoint_id"] == summary["checkpoint_id"]
+    rows = {row["checkpoint_id"]: row for row in project.history.benchmarks()}
+    assert rows[summary["checkpoint_id"]]["instance_accuracy_50"] == summary["benchmark_object_accuracy_50"]
+    after = rows[summary["retrained_checkpoint_id"]]["instance_accuracy_50"]
+    assert summary["change_object_accuracy_50"] == pytest.approx(after - summary["benchmark_object_accuracy_50"], abs=1e-3)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from .._version import __version__
 from ..project.errors import ProjectError
+from ..project.masks import MaskWarning
 from . import (
     assign_commands,
     dataset_commands,
@@ -50,11 +52,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(command: str, usual):
+    """A `warnings.showwarning` that tells what the user should know about saved data (a mask that looks
+    semantic) in one stderr line, and shows other warnings as Python usually does."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, MaskWarning):
+            print(f"nta {command}: warning: {message}", file=sys.stderr)
+        else:
+            usual(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # option values are checked against the schemas here (exit 2)
     try:
-        code = int(args.handler(args) or EXIT_OK)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", MaskWarning)
+            warnings.showwarning = _warning_line(args.command, warnings.showwarning)
+            code = int(args.handler(args) or EXIT_OK)
         sys.stdout.flush()  # a closed pipe shows here, inside the error contract, not at interpreter exit
         return code
     except (ProjectError, UserError, ValidationError) as exc:

@@ -276,8 +276,8 @@ def _prepare_instance(arr: np.ndarray, name: str | None) -> PreparedMask:
         _, pieces = ndimage.label(out > 0, structure=np.ones((3,) * out.ndim, dtype=bool))
         if pieces >= 2 * objects:
             warning = (
-                f"{pieces} separate objects share {objects} id(s): it looks like a semantic mask, and instance mode would "
-                "learn them as one object each; give every object its own id (e.g. skimage.measure.label or the napari "
+                f"{pieces} separate objects share {objects} id(s): it looks like a semantic mask, and instance mode takes each id for one object; "
+                "give every object its own id (e.g. skimage.measure.label or the napari "
                 "labels tools) or use a binary project"
             )
     return PreparedMask(out, source, unique_labels(out), f"instance ids kept, renumbered 1..{objects}", name, warning)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .clock import now
 from .storage import atomic_write_bytes
 
-if TYPE_CHECKING:
-    from .training_project import TrainingProject
+TrainingProject = Any  # a TrainingProject (not imported: the project's dataset imports this module)
 
 SUGGESTIONS_FILE = "suggestions.json"
 

@@ -1,0 +1,78 @@
+"""Instance accuracy on generated touching nuclei: an instance model (foreground + boundary, seeded watershed)
+against the connected components of a binary model, each trained on the same pairs for the same epochs and
+scored on freshly generated images (other seeds than training).
+
+    python benchmarks/bench_instances.py [--epochs 12] [--pairs 10] [--test-seeds 5000 5001 ...] [--keep DIR]
+
+Prints one JSON object: per mode the training time, validation and benchmark figures, and object matching
+(accuracy, F1, PQ at IoU 0.5 and mean 0.5:0.95) over the unseen images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_training_assistant.data.synthetic_nuclei import make_nuclei
+from napari_training_assistant.demo import TOUCHING_NUCLEI
+from napari_training_assistant.predict.project_prediction import predict_array
+from napari_training_assistant.project import TrainingProject
+from napari_training_assistant.project.image_io import read_tiff
+from napari_training_assistant.train import TrainOptions, train_project
+from napari_training_assistant.train.instance_metrics import connected_components, match_dataset, summary
+
+
+def _train(root: Path, mode: str, pairs: int, epochs: int, seed: int, lr: float | None) -> tuple[TrainingProject, dict]:
+    project = TrainingProject.create(root / mode, f"bench-{mode}", class_names=["background", "nucleus"], output_mode=mode)
+    for i in range(pairs):
+        image, labels = make_nuclei(seed=seed + i, **TOUCHING_NUCLEI)
+        project.dataset.add(image, labels, source="imported")
+    started = time.perf_counter()
+    result = train_project(project, TrainOptions(epochs=epochs, learning_rate=lr))
+    return project, {"train_s": round(time.perf_counter() - started, 1), "val": result.metrics, "benchmark": result.benchmark}
+
+
+def _objects(project: TrainingProject, mode: str, seeds: list[int]) -> dict:
+    found = []
+    for seed in seeds:
+        image, truth = make_nuclei(seed=seed, **TOUCHING_NUCLEI)
+        record = predict_array(project, image, source=f"seed {seed}")
+        labels = read_tiff(project.layout.absolute(record.path))
+        found.append((truth, labels if mode == "instance" else connected_components(labels)))
+    scores = summary(match_dataset(found))
+    return {k: round(v, 4) for k, v in scores.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--train-seed", type=int, default=100)
+    parser.add_argument("--test-seeds", type=int, nargs="+", default=list(range(5000, 5008)))
+    parser.add_argument("--lr", type=float, help="learning rate (default: the project's)")
+    parser.add_argument("--modes", nargs="+", default=["instance", "binary"])
+    parser.add_argument("--keep", type=Path, help="keep the projects in this folder")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-instances-"))
+    out: dict = {"pairs": args.pairs, "epochs": args.epochs, "test_seeds": args.test_seeds, "generator": TOUCHING_NUCLEI}
+    truth_objects = [int(make_nuclei(seed=s, **TOUCHING_NUCLEI)[1].max()) for s in args.test_seeds]
+    out["unseen_objects"] = int(np.sum(truth_objects))
+    try:
+        for mode in args.modes:
+            project, trained = _train(root, mode, args.pairs, args.epochs, args.train_seed, args.lr)
+            trained["unseen"] = _objects(project, mode, args.test_seeds)
+            out[mode] = trained
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
