@@ -2,7 +2,8 @@
 against the connected components of a binary model, each trained on the same pairs for the same epochs and
 scored on freshly generated images (other seeds than training).
 
-    python benchmarks/bench_instances.py [--epochs 12] [--pairs 10] [--test-seeds 5000 5001 ...] [--keep DIR]
+    python benchmarks/bench_instances.py [--epochs 25] [--lr 0.003] [--pairs 10] [--test-seeds 7000 7001 ...]
+                                         [--variant] [--modes instance binary] [--keep DIR]
 
 Prints one JSON object: per mode the training time, validation and benchmark figures, and object matching
 (accuracy, F1, PQ at IoU 0.5 and mean 0.5:0.95) over the unseen images.
@@ -20,12 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from napari_training_assistant.data.synthetic_nuclei import make_nuclei
-from napari_training_assistant.demo import TOUCHING_NUCLEI
+from napari_training_assistant.demo import DEMO_EPOCHS, DEMO_LR, TOUCHING_NUCLEI
 from napari_training_assistant.predict.project_prediction import predict_array
 from napari_training_assistant.project import TrainingProject
 from napari_training_assistant.project.image_io import read_tiff
 from napari_training_assistant.train import TrainOptions, train_project
 from napari_training_assistant.train.instance_metrics import connected_components, match_dataset, summary
+
+# a generator setting never trained on: denser, more of the nuclei touching, a wider range of sizes
+VARIANT = {"n_nuclei": 36, "radius_range": (5.0, 15.0), "touching": 0.7, "brightness_range": (0.25, 1.0)}
 
 
 def _train(root: Path, mode: str, pairs: int, epochs: int, seed: int, lr: float | None) -> tuple[TrainingProject, dict]:
@@ -38,10 +42,10 @@ def _train(root: Path, mode: str, pairs: int, epochs: int, seed: int, lr: float 
     return project, {"train_s": round(time.perf_counter() - started, 1), "val": result.metrics, "benchmark": result.benchmark}
 
 
-def _objects(project: TrainingProject, mode: str, seeds: list[int]) -> dict:
+def _objects(project: TrainingProject, mode: str, seeds: list[int], generator: dict) -> dict:
     found = []
     for seed in seeds:
-        image, truth = make_nuclei(seed=seed, **TOUCHING_NUCLEI)
+        image, truth = make_nuclei(seed=seed, **generator)
         record = predict_array(project, image, source=f"seed {seed}")
         labels = read_tiff(project.layout.absolute(record.path))
         found.append((truth, labels if mode == "instance" else connected_components(labels)))
@@ -51,22 +55,27 @@ def _objects(project: TrainingProject, mode: str, seeds: list[int]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--train-seed", type=int, default=100)
-    parser.add_argument("--test-seeds", type=int, nargs="+", default=list(range(5000, 5008)))
-    parser.add_argument("--lr", type=float, help="learning rate (default: the project's)")
+    parser.add_argument("--test-seeds", type=int, nargs="+", default=list(range(7000, 7008)))
+    parser.add_argument("--lr", type=float, default=DEMO_LR, help="learning rate (default: the demo's)")
+    parser.add_argument("--variant", action="store_true", help="also score images of another generator setting (denser, more touching, wider sizes)")
     parser.add_argument("--modes", nargs="+", default=["instance", "binary"])
     parser.add_argument("--keep", type=Path, help="keep the projects in this folder")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-instances-"))
     out: dict = {"pairs": args.pairs, "epochs": args.epochs, "test_seeds": args.test_seeds, "generator": TOUCHING_NUCLEI}
-    truth_objects = [int(make_nuclei(seed=s, **TOUCHING_NUCLEI)[1].max()) for s in args.test_seeds]
-    out["unseen_objects"] = int(np.sum(truth_objects))
+    out["unseen_objects"] = int(np.sum([make_nuclei(seed=s, **TOUCHING_NUCLEI)[1].max() for s in args.test_seeds]))
+    if args.variant:
+        out["variant"] = VARIANT
+        out["variant_objects"] = int(np.sum([make_nuclei(seed=s, **VARIANT)[1].max() for s in args.test_seeds]))
     try:
         for mode in args.modes:
             project, trained = _train(root, mode, args.pairs, args.epochs, args.train_seed, args.lr)
-            trained["unseen"] = _objects(project, mode, args.test_seeds)
+            trained["unseen"] = _objects(project, mode, args.test_seeds, TOUCHING_NUCLEI)
+            if args.variant:
+                trained["unseen_variant"] = _objects(project, mode, args.test_seeds, VARIANT)
             out[mode] = trained
     finally:
         if args.keep is None:

@@ -73,13 +73,30 @@ def _object_accuracy(prediction: np.ndarray, truth: np.ndarray) -> float:
     return round(match(truth, prediction)[0].accuracy, 4)  # IoU 0.5
 
 
+def correct_like_a_user(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """What a user's edit of `predicted` would give, with `truth` standing in for their eye: objects that match a
+    true one (IoU > 0.5) are kept as predicted, with their ids; the others (merged, split, spurious) are erased
+    and every true object left unmatched is painted in with a new id."""
+    from .train.instance_metrics import iou_matrix
+
+    iou = iou_matrix(truth, predicted)
+    true_ids, pred_ids = np.unique(truth[truth > 0]), np.unique(predicted[predicted > 0])
+    good = iou > 0.5  # above 0.5 an object has at most one partner
+    corrected = np.where(np.isin(predicted, pred_ids[~good.any(axis=0)]), 0, predicted).astype(np.uint32)
+    next_id = int(predicted.max()) + 1
+    for true_id in true_ids[~good.any(axis=1)]:
+        corrected[truth == true_id] = next_id
+        next_id += 1
+    return corrected
+
+
 def _write_marker(project: TrainingProject) -> None:
     (project.root / DEMO_MARKER).write_text(json.dumps({"dataset_sha256": project.dataset.content_sha256()}) + "\n", encoding="utf-8")
 
 
 def run_demo(folder: Path, *, pairs: int = DEMO_PAIRS, epochs: int = DEMO_EPOCHS, echo=print) -> dict[str, Any]:
     """The loop on generated touching nuclei: create an instance project, train, benchmark, predict an unseen
-    image, correct it (from its ground truth, standing in for the user), retrain from latest, show the change."""
+    image, correct its wrong objects (ground truth standing in for the user's eye), retrain from latest, show the change."""
     from .predict.project_prediction import predict_array
     from .project.corrections import add_corrected_prediction
     from .project.image_io import read_tiff
@@ -104,10 +121,13 @@ def run_demo(folder: Path, *, pairs: int = DEMO_PAIRS, epochs: int = DEMO_EPOCHS
     prediction_path = project.layout.absolute(prediction.path).resolve()
     predicted = read_tiff(prediction_path)
     echo(f"predicted an unseen image: {int(predicted.max())} objects ({int(truth.max())} true)")
-    corrected = add_corrected_prediction(project, prediction.prediction_id, truth, image=image, split="train")
+    corrected = add_corrected_prediction(project, prediction.prediction_id, correct_like_a_user(predicted, truth), image=image)
     _write_marker(project)
     fix = corrected.correction or {}
-    echo(f"corrected it (ground truth standing in for you): {fix.get('objects_edited')} objects edited, {fix.get('changed_pixels')} pixels; added as {corrected.pair_id}")
+    echo(
+        f"corrected it (ground truth standing in for you): {fix.get('objects_edited')} of {fix.get('objects_predicted')} objects "
+        f"edited, {fix.get('changed_pixels')} pixels; added as {corrected.pair_id} ({corrected.split})"
+    )
     again = train_project(project, TrainOptions(epochs=RETRAIN_EPOCHS, learning_rate=RETRAIN_LR, start="latest"), listener=_epoch_printer(echo))
     after = again.benchmark or {}
     elapsed = time.perf_counter() - start

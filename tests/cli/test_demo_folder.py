@@ -66,3 +66,17 @@ def test_empty_or_missing_folders_are_fine_and_files_are_refused(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ProjectError, match="not a demo project"):
         _replace_old_demo(tmp_path / "file.txt")
+
+
+def test_the_demo_corrects_only_the_wrong_objects_keeping_the_predicted_ids():
+    from napari_training_assistant.demo import correct_like_a_user
+
+    truth = np.zeros((20, 20), np.uint16)
+    truth[2:8, 2:8], truth[2:8, 8:14], truth[15:18, 15:18] = 1, 2, 3
+    predicted = np.zeros((20, 20), np.uint32)
+    predicted[2:8, 2:14] = 5  # two touching nuclei merged (IoU 0.5 with each: not a match)
+    predicted[15:18, 15:18] = 9  # right
+    predicted[0:2, 18:20] = 4  # spurious
+    corrected = correct_like_a_user(predicted, truth)
+    assert (corrected[15:18, 15:18] == 9).all() and (corrected[0:2, 18:20] == 0).all()
+    assert len({int(corrected[5, 5]), int(corrected[5, 10])} - {0, 9}) == 2  # split into two new ids

@@ -54,7 +54,8 @@ def _objects(labels: np.ndarray) -> tuple[np.ndarray, int]:
 def add_corrected_prediction(
     project: TrainingProject, prediction_id: str, mask: np.ndarray, *, image: np.ndarray | None = None, **preparation: Any
 ) -> PairRecord:
-    """Add the prediction's image (`image`, else the file it was predicted from) with the corrected `mask`."""
+    """Add the prediction's image (`image`, else the file it was predicted from) with the corrected `mask`, to
+    the train split unless `split` is given (an image picked for its errors would bias the frozen benchmark)."""
     from .image_io import read_array, read_tiff
 
     record = next((p for p in project.predictions.registry.predictions if p.prediction_id == prediction_id), None)
@@ -77,4 +78,5 @@ def add_corrected_prediction(
         image = read_array(source)
     correction = {"prediction_id": prediction_id, "checkpoint_id": record.checkpoint_id, **correction_summary(predicted, mask)}
     preparation.setdefault("suggestion", suggestion_for(project, record.source))
+    preparation.setdefault("split", "train")  # the model's errors are for training; a picked image would bias the benchmark
     return project.dataset.add(image, mask, source="corrected_prediction", correction=correction, **preparation)
