@@ -85,6 +85,25 @@ def make_project(tmp_path):
 
 
 @pytest.fixture
+def unlabeled_images(tmp_path):
+    """unlabeled_images(project, count): a folder of `count` TIFFs, the project's first image at random brightness."""
+
+    def _write(project, count: int):
+        import numpy as np
+        import tifffile
+
+        folder = tmp_path / "unlabeled"
+        folder.mkdir()
+        image, _ = project.dataset.load(project.dataset.pairs[0].pair_id)
+        rng = np.random.default_rng(0)
+        for index in range(count):
+            tifffile.imwrite(folder / f"img_{index}.tif", (image * rng.uniform(0.5, 1.5)).astype(image.dtype))
+        return folder
+
+    return _write
+
+
+@pytest.fixture
 def fast_options():
     """fast_options(**overrides): TrainOptions for a seconds-long CPU run (1 epoch, 2 steps of 2)."""
 

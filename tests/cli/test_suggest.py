@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import tifffile
 
 from napari_training_assistant.cli.main import main
 from napari_training_assistant.predict.suggest import flip_disagreement, normalised_entropy
@@ -29,16 +28,11 @@ def test_flip_disagreement_is_the_mean_difference_to_the_flipped_predictions():
     assert flip_disagreement(plain, []) == 0.0
 
 
-def test_cli_ranks_a_folder_most_uncertain_first(make_project, fast_options, tmp_path, capsys):
+def test_cli_ranks_a_folder_most_uncertain_first(make_project, fast_options, unlabeled_images, tmp_path, capsys):
     from napari_training_assistant.train import train_project
 
     project = make_project()
-    folder = tmp_path / "unlabeled"
-    folder.mkdir()
-    image, _ = project.dataset.load(project.dataset.pairs[0].pair_id)
-    rng = np.random.default_rng(0)
-    for index in range(3):
-        tifffile.imwrite(folder / f"img_{index}.tif", (image * rng.uniform(0.5, 1.5)).astype(image.dtype))
+    folder = unlabeled_images(project, 3)
     (folder / "notes.txt").write_text("not an image")
 
     assert main(["suggest", str(project.root), "--images", str(folder)]) == 2  # no checkpoint yet

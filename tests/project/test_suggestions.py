@@ -12,22 +12,16 @@ from napari_training_assistant.project.corrections import correction_summary
 from napari_training_assistant.project.suggestions import read_suggestions, record_suggestions, suggestion_for
 
 
-def _trained(make_project, fast_options, tmp_path):
+def _trained(make_project, fast_options, unlabeled_images):
     from napari_training_assistant.train import train_project
 
     project = make_project()
     train_project(project, fast_options(run_benchmark=False))
-    folder = tmp_path / "unlabeled"
-    folder.mkdir()
-    image, mask = project.dataset.load(project.dataset.pairs[0].pair_id)
-    rng = np.random.default_rng(0)
-    for index in range(2):
-        tifffile.imwrite(folder / f"img_{index}.tif", (image * rng.uniform(0.5, 1.5)).astype(image.dtype))
-    return project, folder, mask
+    return project, unlabeled_images(project, 2), project.dataset.load(project.dataset.pairs[0].pair_id)[1]
 
 
-def test_a_pair_added_from_a_suggested_image_records_its_rank(make_project, fast_options, tmp_path, capsys):
-    project, folder, mask = _trained(make_project, fast_options, tmp_path)
+def test_a_pair_added_from_a_suggested_image_records_its_rank(make_project, fast_options, unlabeled_images, tmp_path, capsys):
+    project, folder, mask = _trained(make_project, fast_options, unlabeled_images)
     assert main(["suggest", str(project.root), "--images", str(folder), "--json"]) == 0
     ranked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["suggestions"]
     first = ranked[0]["path"]
@@ -40,13 +34,13 @@ def test_a_pair_added_from_a_suggested_image_records_its_rank(make_project, fast
     assert project.dataset.add_files(unsuggested, tmp_path / "mask.tif").suggestion is None
 
 
-def test_a_corrected_prediction_of_a_suggested_image_records_its_rank(make_project, fast_options, tmp_path):
+def test_a_corrected_prediction_of_a_suggested_image_records_its_rank(make_project, fast_options, unlabeled_images):
     from napari_training_assistant.predict.project_prediction import predict_file
     from napari_training_assistant.predict.suggest import image_files, suggest
     from napari_training_assistant.project.corrections import add_corrected_prediction
     from napari_training_assistant.project.image_io import read_tiff
 
-    project, folder, _ = _trained(make_project, fast_options, tmp_path)
+    project, folder, _ = _trained(make_project, fast_options, unlabeled_images)
     ranked = suggest(project, image_files(folder), tta=False)
     last = ranked[-1]
     prediction = predict_file(project, last.path)
@@ -55,13 +49,13 @@ def test_a_corrected_prediction_of_a_suggested_image_records_its_rank(make_proje
     assert record.suggestion["rank"] == 2 and record.suggestion["entropy"] == last.entropy
 
 
-def test_tiles_of_a_large_image_are_ranked_and_a_newer_ranking_wins(make_project, fast_options, tmp_path):
+def test_tiles_of_a_large_image_are_ranked_and_a_newer_ranking_wins(make_project, fast_options, unlabeled_images, tmp_path):
     from napari_training_assistant.predict.suggest import _tiles, suggest
 
     assert _tiles((100, 70), None) == [None] and _tiles((40, 40), 64) == [None]
     assert _tiles((100, 70), 64) == [[[0, 64], [0, 64]], [[0, 64], [6, 70]], [[36, 100], [0, 64]], [[36, 100], [6, 70]]]
     assert _tiles((5, 100, 40), 64)[1] == [[0, 5], [36, 100], [0, 40]]  # 3D: all z, tiles over y and x
-    project, folder, _ = _trained(make_project, fast_options, tmp_path)
+    project, folder, _ = _trained(make_project, fast_options, unlabeled_images)
     big = tmp_path / "big"
     big.mkdir()
     image = np.tile(tifffile.imread(folder / "img_0.tif"), (2, 2))  # 96 x 96
