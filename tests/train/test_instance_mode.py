@@ -170,3 +170,18 @@ def test_an_instance_project_trains_validates_benchmarks_and_predicts_objects(ma
     assert labels.dtype == np.uint32 and record.parameters["output_mode"] == "instance"
     assert record.parameters["instance_min_size"] == 2 and record.parameters["objects"] == int(labels.max())
     assert sorted(np.unique(labels[labels > 0])) == list(range(1, int(labels.max()) + 1))  # ids 1..N, consecutive
+
+
+def test_a_3d_instance_project_trains_and_predicts_objects(make_project, fast_options):
+    from napari_training_assistant.predict.project_prediction import predict_array
+    from napari_training_assistant.project.image_io import read_tiff
+    from napari_training_assistant.train import train_project
+
+    project = make_project(spatial_dims="3d", output_mode="instance")
+    assert project.dataset.pairs[0].mask_mode == "instance" and project.architecture.output_channels == 2
+    result = train_project(project, fast_options(patch_size=[8, 16, 16]))
+    assert "accuracy_50" in result.metrics["objects"]
+    image, _ = project.dataset.load(project.dataset.pairs[0].pair_id)
+    record = predict_array(project, image, source="pair 1", instance=InstanceSettings(min_size=1))
+    labels = read_tiff(project.layout.absolute(record.path))
+    assert labels.shape == image.shape and labels.dtype == np.uint32 and record.parameters["instance_min_size"] == 1

@@ -5,28 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Annotated, Any
-
-from annotated_types import Ge, Gt, Lt
+from typing import Any
 
 from ..project import TrainingProject
 from ..project.devices import DEVICE_HELP
-from ..project.run_options import PredictOptions, TrainOptions, VolumeOptions
-from ..project.user_input import CheckedInputs
+from ..project.run_options import InstanceOptions, PredictOptions, TrainOptions, VolumeOptions
 from .dataset_commands import require_zarr_for_dataset
 from .errors import UserError
 from .output import JSON_HELP, ProgressBar, emit_json, fmt_metric, table
 from .validation import schema_option
-
-Probability = Annotated[float, Gt(0), Lt(1)]
-
-
-class InstanceOptions(CheckedInputs):
-    """`nta predict` post-processing of an instance model (`predict.instances.InstanceSettings`); None: its default."""
-
-    min_size: Annotated[int, Ge(1)] | None = None
-    foreground_threshold: Probability | None = None
-    boundary_threshold: Probability | None = None
 
 
 def register(sub: argparse._SubParsersAction) -> None:

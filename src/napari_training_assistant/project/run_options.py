@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from numbers import Integral
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, Le
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import AfterValidator, Field, field_validator
 
 from .devices import Device
@@ -105,6 +105,17 @@ def _per_axis(values: list[int] | None, spatial_dims: str, field: str, owner: st
 
 
 IN_MEMORY_VOXELS = 1 << 26  # above this many stored values an image is predicted block-wise (CLI and napari)
+
+Probability = Annotated[float, Gt(0), Lt(1)]
+
+
+class InstanceOptions(CheckedInputs):
+    """Post-processing of an instance model's prediction (`predict.instances.InstanceSettings`); None: its default."""
+
+    min_size: Annotated[int, Ge(1)] | None = None
+    foreground_threshold: Probability | None = None
+    boundary_threshold: Probability | None = None
+
 
 BlockEdge = Annotated[int, Ge(1)]
 HaloEdge = Annotated[int, Ge(0)]
