@@ -63,7 +63,7 @@ def test_tiles_of_a_large_image_are_ranked_and_a_newer_ranking_wins(make_project
     ranked = suggest(project, [big / "slide.tif"], tta=False, tile=48)
     assert len(ranked) == 4 and all(s.region is not None for s in ranked)
     assert suggestion_for(project, big / "slide.tif")["region"] == ranked[0].region
-    record_suggestions(project, "unet_run_001", [{"path": str(big / "slide.tif"), "score": 9.0}])
+    record_suggestions(project, "unet_run_001", [{"path": str(big / "slide.tif"), "score": 9.0, "entropy": 5.0, "disagreement": 4.0}])
     assert suggestion_for(project, big / "slide.tif")["score"] == 9.0  # the newest ranking
     (project.layout.history_dir / "suggestions.json").write_text("{not json")
     assert read_suggestions(project) == {} and suggestion_for(project, big / "slide.tif") is None
@@ -77,3 +77,31 @@ def test_correction_counts_instance_ids_as_objects():
     summary = correction_summary(predicted, corrected)
     assert summary["objects_predicted"] == 1 and summary["objects_corrected"] == 2 and summary["objects_edited"] == 1
     assert summary["changed_pixels"] == 42
+
+
+def test_a_hand_edited_suggestions_file_never_stops_a_pair_nor_reaches_the_manifest(tmp_path):
+    from napari_training_assistant.project import TrainingProject
+
+    project = TrainingProject.create(tmp_path / "p", "p")
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((16, 16), np.uint8))
+    record_suggestions(project, "unet_run_001", [{"path": str(image), "score": 0.5, "entropy": 0.3, "disagreement": 0.2}])
+    good = suggestion_for(project, image)
+    assert good["rank"] == 1 and good["score"] == 0.5
+    path = project.layout.history_dir / "suggestions.json"
+    data = json.loads(path.read_text())
+    key = next(iter(data))
+    for bad in ({"rank": "first"}, {"score": [1] * 5}, {"region": [[0, "x"]]}, {"payload": "x" * 10}):
+        data[key] = {**good, **bad}
+        path.write_text(json.dumps(data))
+        found = suggestion_for(project, image)
+        assert found is None or set(found) <= set(good) | {"region"}
+    data[key] = {**good, "rank": "first"}
+    path.write_text(json.dumps(data))
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:8, 4:8] = 1
+    tifffile.imwrite(tmp_path / "m.tif", mask)
+    assert project.dataset.add_files(image, tmp_path / "m.tif").suggestion is None
+    data[key] = {**good, "payload": "x" * 10}
+    path.write_text(json.dumps(data))
+    assert "payload" not in suggestion_for(project, image)

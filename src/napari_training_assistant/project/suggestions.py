@@ -29,12 +29,41 @@ def _key(image: str | Path, region: list[list[int]] | None = None) -> str:
     return path if not region else path + "#" + ",".join(f"{a}:{b}" for a, b in region)
 
 
+MAX_BYTES = 16 * 2**20  # a ranking of ~100,000 images; a bigger file is not one `nta suggest` wrote
+SCORES = {"score": float, "entropy": float, "disagreement": float, "rank": int, "of": int, "checkpoint_id": str, "suggested_at": str}
+
+
 def read_suggestions(project: TrainingProject) -> dict[str, dict[str, Any]]:
+    """The recorded rankings; entries that are not what `record_suggestions` writes are left out (a file edited
+    by hand or by a stranger never stops a pair from being added, nor puts anything else into the manifest)."""
+    path = _path(project)
     try:
-        data = json.loads(_path(project).read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_BYTES:
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: entry for k, v in data.items() if isinstance(k, str) and (entry := _entry(v)) is not None}
+
+
+def _entry(value: Any) -> dict[str, Any] | None:
+    """The known fields of one recorded suggestion with their types checked, or None."""
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name, kind in SCORES.items():
+        found = value.get(name)
+        if isinstance(found, bool) or not isinstance(found, (int, float) if kind is float else kind):
+            return None
+        out[name] = found
+    region = value.get("region")
+    if region is not None:
+        if not (isinstance(region, list) and all(isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r) for r in region)):
+            return None
+        out["region"] = region
+    return out
 
 
 def record_suggestions(project: TrainingProject, checkpoint_id: str, ranked: list[dict[str, Any]]) -> None:
@@ -61,4 +90,4 @@ def suggestion_for(project: TrainingProject, image: str | Path | None) -> dict[s
     path = _key(image)
     found = [v for k, v in read_suggestions(project).items() if k == path or k.startswith(path + "#")]
     # newest ranking first (ISO times of one clock sort as text), then its best rank
-    return max(found, key=lambda v: (str(v.get("suggested_at", "")), -int(v.get("rank", 0))), default=None)
+    return max(found, key=lambda v: (v["suggested_at"], -v["rank"]), default=None)
