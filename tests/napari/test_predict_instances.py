@@ -1,5 +1,5 @@
-"""Predict tab in an instance project: object ids shown and accepted as they are, a corrected layer of the
-wrong shape refused in one line, and the predict -> correct -> accept loop from "Suggest next images"
+"""Predict tab in an instance project: object ids shown and accepted as they are, the Objects row's settings
+recorded with the prediction (in memory and block-wise), a corrected layer of the wrong shape refused in one line, and the predict -> correct -> accept loop from "Suggest next images"
 (ranking in a child process, the suggested image opened and predicted, its rank recorded on the pair)."""
 
 from __future__ import annotations
@@ -77,6 +77,20 @@ def test_an_instance_prediction_keeps_its_ids_and_its_correction_is_accepted_wit
     assert set(np.unique(mask[5:15, 5:15])) == {1} and set(np.unique(mask[5:15, 15:25])) == {2}  # kept apart
 
 
+def test_the_objects_row_of_an_instance_checkpoint_sets_its_post_processing(make_tab, qtbot):
+    project, viewer, tab = make_tab()
+    assert not tab.objects.isHidden() and not tab.objects_label.isHidden()
+    tab.objects.min_size.setValue(30)
+    tab.objects.foreground_threshold.setValue(0.6)
+    tab.objects.boundary_threshold.setValue(0.4)
+    layer = predict(qtbot, tab, viewer)
+    parameters = project.predictions.registry.predictions[-1].parameters
+    assert parameters["instance_min_size"] == 30 and parameters["instance_min_seed_size"] == 7
+    assert parameters["instance_foreground_threshold"] == 0.6 and parameters["instance_boundary_threshold"] == 0.4
+    assert int(layer.data.max()) == parameters["objects"]
+    assert "foreground > 0.6, boundary < 0.4, min size 30, min seed size 7" in tab.message.text()
+
+
 def test_a_correction_of_another_shape_is_one_red_line_and_adds_nothing(make_tab, qtbot):
     project, viewer, tab = make_tab()
     layer = predict(qtbot, tab, viewer)
@@ -121,7 +135,7 @@ def test_suggest_open_predict_correct_accept_records_the_rank(make_tab, qtbot, t
     assert scores == sorted(scores, reverse=True)
     assert len(read_suggestions(project)) == 3  # the ranking is recorded
 
-    top = tab.ranked[0]["path"]
+    top = tab.suggest_panel.ranked[0]["path"]
     tab.suggestions.cellDoubleClicked.emit(0, 1)  # opens the image and predicts it
     name = rows[0][1].removesuffix(".npy")
     assert name in viewer.layers and tab.image_combo.currentText() == name
@@ -150,10 +164,11 @@ def test_a_block_wise_instance_prediction_says_its_objects(make_tab, qtbot):
     tab.image_combo.setCurrentText("big")
     tab.tile_size.setValue(32)
     tab.block_size.setValue(64)
+    tab.objects.min_size.setValue(20)  # the Objects row reaches the block-wise child task too
     tab.predict_button.click()
     wait_idle(qtbot, tab)
 
     assert not is_error(tab), tab.message.text()
     record = project.predictions.registry.predictions[-1]
-    assert ".zarr" in record.path and "instance_min_size" in record.parameters
+    assert ".zarr" in record.path and record.parameters["instance_min_size"] == 20
     assert "blocks; " in tab.message.text() and f"{record.parameters['objects']} objects (seeded watershed:" in tab.message.text()

@@ -47,6 +47,7 @@ def test_predict_adds_labels_layer_and_saves_into_project(setup, qtbot, fast_opt
     session.select_checkpoint("unet_run_001")  # "Use for prediction" in the Checkpoints tab
     assert tab.checkpoint_combo.currentData() == "unet_run_001"
     assert tab.image_combo.currentText() == "cells"
+    assert tab.objects.isHidden() and tab.objects_label.isHidden()  # instance settings: not for a binary checkpoint
 
     tab.predict_button.click()
     assert not tab.predict_button.isEnabled()  # disabled while running, GUI not blocked
@@ -60,6 +61,7 @@ def test_predict_adds_labels_layer_and_saves_into_project(setup, qtbot, fast_opt
     np.testing.assert_array_equal(read_tiff(saved), layer.data)
     record = project.predictions.registry.predictions[-1]
     assert record.source == "napari layer cells" and record.checkpoint_id == "unet_run_001"
+    assert not any(key.startswith("instance_") for key in record.parameters)
     assert "prediction_001" in tab.message.text()
     assert project.config.ui.selected_layers["predict_image"] == "cells"
     assert tab.last_task.pid != os.getpid() and tab.last_task.exit_code == 0  # predicted in a child process

@@ -89,11 +89,12 @@ def _ground_truth(spec_path: Path, result) -> dict[int, tuple[int, int]]:
 
 def predict_into_project(project_root: str, image, *, listener, cancel, **options: Any):
     """`nta predict`: the image predicted and saved into the project's predictions/; returns the
-    `PredictionRecord` (the labels stay on disk: the GUI reads them back off its GUI thread)."""
+    `PredictionRecord` (the labels stay on disk: the GUI reads them back off its GUI thread). `instance`: an
+    instance model's post-processing as `InstanceSettings` keywords (plain numbers, the GUI imports no `predict`)."""
     from ..predict.project_prediction import predict_array
     from ..project import TrainingProject
 
-    return predict_array(TrainingProject.open(project_root), np.asarray(image), **options)
+    return predict_array(TrainingProject.open(project_root), np.asarray(image), **_instance_settings(options))
 
 
 def suggest_in_project(project_root: str, folder: str, *, listener, cancel, checkpoint_id: str = "latest", tile: int | None = None) -> list[dict[str, Any]]:
@@ -116,15 +117,25 @@ def predict_volume_in_project(project_root: str, source, *, listener, cancel, **
     """`nta predict` block-wise (`predict_volume_into_project`, Dask in this process) into
     `predictions/prediction_NNN.zarr` (an unfinished one of the same file source is resumed). Its STARTED event
     tells the GUI the output folder and the checkpoint (`metrics`), so the labels can be shown while blocks
-    complete; Stop keeps the finished blocks."""
+    complete; Stop keeps the finished blocks. `instance`: as for `predict_into_project`."""
     from ..predict.project_prediction import predict_volume_into_project
     from ..project import TrainingProject
 
     project = TrainingProject.open(project_root)
     checkpoint_id = project.checkpoints.get(options.get("checkpoint_id", "latest")).checkpoint_id
     told = _telling(listener, {"checkpoint_id": checkpoint_id})
+    options = _instance_settings(options)
     record, result = predict_volume_into_project(project, source, scheduler="in-process", listener=told, cancel=cancel, **options)
     return VolumeSummary(record=record, status=result.status, output=str(result.output), blocks=result.blocks, seconds=result.seconds)
+
+
+def _instance_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with an `instance` dict of numbers made the `InstanceSettings` the engine takes."""
+    if not options.get("instance"):
+        return {key: value for key, value in options.items() if key != "instance"}
+    from ..predict.instances import InstanceSettings
+
+    return {**options, "instance": InstanceSettings(**options["instance"])}
 
 
 def _telling(listener: Listener, metrics: dict[str, Any]) -> Listener:

@@ -8,54 +8,47 @@ output is shown at once as a lazily read (dask, uncached) multiscale Labels laye
 complete (at most every `REFRESH_S`), with blocks done and ETA in the progress bar; Stop keeps the
 finished blocks. The GUI thread only sets widgets and redraws.
 
-An instance checkpoint's prediction is a Labels layer of object ids; the message says how many objects and
-the watershed settings. "Suggest next images" ranks a folder of unlabeled images by the checkpoint's
-uncertainty (`nta suggest`, in a child process); a suggested image opens as an Image layer and is
-predicted, so that its corrected prediction, accepted as a training pair, records its rank."""
+An instance checkpoint's prediction is a Labels layer of object ids, post-processed with the "Objects" row's
+settings (shown only for an instance checkpoint); the message says how many objects and the watershed
+settings. The "What to label next" box is `suggest_panel.SuggestPanel`; this tab runs its ranking as it
+runs a prediction: one child task at a time (`start_child`)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
+    QWidget,
 )
 
 from ...progress import EventKind, ProgressEvent
 from ...project.errors import ProjectError
 from ...project.run_options import IN_MEMORY_VOXELS
-from ..child_process import one_line
-from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project, suggest_in_project
+from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
 from ..layer_choice import image_data, image_layers, refill_image_combo
 from ..plot_widget import duration
 from ..prediction_layers import add_labels, has_channel_axis, labels_layers, ome_zarr_levels
 from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
+from .suggest_panel import LATEST, SOURCE_KEY, SuggestPanel
 
-LATEST = "latest"
 PREDICTION_KEY = "nta_prediction"  # metadata of a prediction layer: prediction id, image layer, channel axis
 BEST = "best"  # the highest benchmark Dice on the current benchmark pairs
 LAYER_KEY = "predict_image"
 REFRESH_S = 0.5  # while blocks complete, the output layer is redrawn at most this often
-SOURCE_KEY = "nta_source_file"  # metadata of an image layer opened from a suggestion: the file it was read from
 
 
 def instance_details(parameters: dict[str, Any]) -> str:
@@ -70,10 +63,6 @@ def instance_details(parameters: dict[str, Any]) -> str:
     )
     told = ", ".join(f"{label} {parameters[key]}" for label, key in settings if key in parameters)
     return f"{parameters.get('objects', '?')} objects (seeded watershed: {told})"
-
-
-def region_text(region: list[list[int]] | None) -> str:
-    return " [" + ", ".join(f"{a}:{b}" for a, b in region) + "]" if region else ""
 
 
 def spatial_transform(layer, channel_axis: int | None, ndim: int) -> dict[str, Any]:
@@ -113,6 +102,42 @@ def _file_holds(path: str, shape: tuple[int, ...]) -> bool:
         return False
 
 
+class ObjectsRow(QWidget):
+    """An instance model's post-processing (`predict.instances.InstanceSettings`), as plain numbers."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.min_size = QSpinBox()
+        self.min_size.setRange(0, 10_000_000)
+        self.min_size.setSpecialValueText("auto")
+        self.min_size.setToolTip("Objects smaller than this many pixels/voxels are removed (auto: 12 in 2D, 40 in 3D)")
+        self.foreground_threshold = _probability("Foreground probability above which a pixel is inside an object")
+        self.boundary_threshold = _probability("Boundary probability below which a foreground pixel seeds an object")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for label, spin in (("min size", self.min_size), ("fg >", self.foreground_threshold), ("boundary <", self.boundary_threshold)):
+            layout.addWidget(QLabel(label))
+            layout.addWidget(spin, 1)
+
+    def settings(self) -> dict[str, Any]:
+        """`InstanceSettings` keyword arguments (min_size None: the default for the image's dimensionality)."""
+        return {
+            "min_size": self.min_size.value() or None,
+            "foreground_threshold": round(self.foreground_threshold.value(), 2),
+            "boundary_threshold": round(self.boundary_threshold.value(), 2),
+        }
+
+
+def _probability(tip: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(0.01, 0.99)
+    spin.setSingleStep(0.05)
+    spin.setDecimals(2)
+    spin.setValue(0.5)
+    spin.setToolTip(tip)
+    return spin
+
+
 class PredictTab(ProjectTab):
     title = "Predict"
 
@@ -122,6 +147,10 @@ class PredictTab(ProjectTab):
         self.image_combo.currentTextChanged.connect(self._image_chosen)
         self.checkpoint_combo = QComboBox()
         self.checkpoint_combo.setToolTip("Which checkpoint predicts ('Use for prediction' in the Checkpoints tab selects one)")
+        self.objects = ObjectsRow()
+        self.objects.setToolTip("How an instance model's foreground and boundary become objects (seeded watershed)")
+        self.objects_label = QLabel("Objects")
+        self.checkpoint_combo.currentIndexChanged.connect(self._show_objects)
         self.channel_axis = QSpinBox()
         self.channel_axis.setRange(-1, 5)
         self.channel_axis.setSpecialValueText("none")
@@ -165,6 +194,7 @@ class PredictTab(ProjectTab):
         form = QFormLayout()
         form.addRow("Image layer", self.image_combo)
         form.addRow("Checkpoint", self.checkpoint_combo)
+        form.addRow(self.objects_label, self.objects)
         form.addRow("Channel axis", self.channel_axis)
         form.addRow("Tile size", self.tile_size)
         form.addRow("Tile overlap", self.overlap)
@@ -178,9 +208,13 @@ class PredictTab(ProjectTab):
         progress.addWidget(self.eta)
         self.layout().addLayout(buttons)
         self.layout().addLayout(progress)
-        self.layout().addWidget(self._suggest_group())
-        self._worker = None
         self._running = False
+        self.suggest_panel = SuggestPanel(self)
+        self.layout().addWidget(self.suggest_panel)
+        panel = self.suggest_panel  # its parts, reachable from the tab as before the split
+        self.suggest_folder, self.suggest_button, self.suggestions = panel.suggest_folder, panel.suggest_button, panel.suggestions
+        self.suggest, self.show_suggestions, self.open_suggestion = panel.suggest, panel.show_suggestions, panel.open_suggestion
+        self._worker = None
         self.task: ChildTask | None = None
         self.last_task: ChildTask | None = None
         self.live_layers: list = []  # the output of the running block-wise prediction
@@ -201,45 +235,7 @@ class PredictTab(ProjectTab):
         self.destroyed.connect(disconnect)
         self.session.checkpoint_selected.connect(self._checkpoint_selected)
         self._fill_images()
-
-    def _suggest_group(self) -> QGroupBox:
-        group = QGroupBox("What to label next")
-        layout = QVBoxLayout(group)
-        self.suggest_folder = QLineEdit()
-        self.suggest_folder.setPlaceholderText("folder of unlabeled images")
-        self.suggest_folder.setToolTip("The images to rank (TIFF, PNG, NPY, Zarr; not recursive)")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_suggest_folder)
-        self.suggest_button = QPushButton("Suggest next images")
-        self.suggest_button.setToolTip(
-            "Rank the folder's images by how unsure the checkpoint above is about them (entropy + flip disagreement), "
-            "most uncertain first, as nta suggest does; the ranking is recorded, and a suggested image whose prediction "
-            "you correct and accept records its rank"
-        )
-        self.suggest_button.clicked.connect(self.suggest)
-        self.suggestions = QTableWidget(0, 3)
-        self.suggestions.setHorizontalHeaderLabels(["#", "image", "score"])
-        self.suggestions.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.suggestions.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.suggestions.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.suggestions.verticalHeader().setVisible(False)
-        self.suggestions.horizontalHeader().setStretchLastSection(False)
-        self.suggestions.horizontalHeader().setSectionResizeMode(1, self.suggestions.horizontalHeader().ResizeMode.Stretch)
-        self.suggestions.setMaximumHeight(180)
-        self.suggestions.cellDoubleClicked.connect(lambda row, _column: self.open_suggestion(row))
-        self.open_button = QPushButton("Open and predict")
-        self.open_button.setToolTip("Open the chosen image as an Image layer and predict it: correct the prediction, then Accept as training pair")
-        self.open_button.setEnabled(False)
-        self.open_button.clicked.connect(lambda: self.open_suggestion(self.suggestions.currentRow()))
-        self.ranked: list[dict[str, Any]] = []
-        folder = QHBoxLayout()
-        folder.addWidget(self.suggest_folder, 1)
-        folder.addWidget(browse)
-        layout.addLayout(folder)
-        layout.addWidget(self.suggest_button)
-        layout.addWidget(self.suggestions)
-        layout.addWidget(self.open_button)
-        return group
+        self._show_objects()
 
     # ----------------------------------------------------------------- combos
     def _layers_changed(self, event=None) -> None:
@@ -279,6 +275,7 @@ class PredictTab(ProjectTab):
                 self.checkpoint_combo.addItem(record.checkpoint_id, record.checkpoint_id)
         self.checkpoint_combo.blockSignals(False)
         self._select_checkpoint(wanted)
+        self._show_objects()
         if not self.image_combo.currentText():
             self._fill_images()
         self._update_button()
@@ -292,14 +289,31 @@ class PredictTab(ProjectTab):
         if checkpoint_id and self.checkpoint_combo.currentData() == checkpoint_id:
             self.show_message(f"Predicting with {checkpoint_id}.")
 
+    def checkpoint(self) -> tuple[str | None, str]:
+        """The chosen checkpoint: (its id or `latest`/`best`, or None without one; its text)."""
+        return self.checkpoint_combo.currentData(), self.checkpoint_combo.currentText()
+
+    def _instance_checkpoint(self) -> bool:
+        project, checkpoint = self.session.project, self.checkpoint_combo.currentData()
+        if project is None or checkpoint is None:
+            return False
+        try:
+            return project.checkpoints.get(checkpoint).architecture.get("output_mode") == "instance"
+        except ProjectError:
+            return False
+
+    def _show_objects(self, *_) -> None:
+        """The Objects row only for an instance checkpoint."""
+        instance = self._instance_checkpoint()
+        self.objects_label.setVisible(instance)
+        self.objects.setVisible(instance)
+
     def _update_button(self) -> None:
         ready = self.image_combo.count() > 0 and self.checkpoint_combo.count() > 0 and not self._running
         self.predict_button.setEnabled(ready)
-        self.suggest_button.setEnabled(not self._running)
-        self.open_button.setEnabled(bool(self.ranked) and not self._running)
         if not self._running:
             self.predict_button.setText("Predict")
-            self.suggest_button.setText("Suggest next images")
+        self.suggest_panel.update_buttons(self._running)
 
     # ----------------------------------------------------------------- predicting
     def predict(self) -> None:
@@ -326,6 +340,8 @@ class PredictTab(ProjectTab):
             "overlap": self.overlap.value(),
             "device": default_device(),
         }
+        if self._instance_checkpoint():  # plain numbers: the child builds the InstanceSettings
+            options["instance"] = self.objects.settings()
         self._context = {"layer": layer, "name": name, "channel_axis": channel_axis}
         source = layer.metadata.get(SOURCE_KEY) or f"napari layer {name}"  # a suggested image: its file (its rank is found)
         blocks = predicts_in_blocks(layer)
@@ -344,14 +360,53 @@ class PredictTab(ProjectTab):
         else:
             self.task = ChildTask(predict_into_project, str(project.root), image_data(layer), label="prediction", source=source, **options)
             then = partial(_read_back, project)
-        self._set_running(True, stoppable=blocks)
         how = " block by block" if blocks else ""
-        self.show_message(f"Predicting {name}{how} with {self.checkpoint_combo.currentText()}…")
-        self.last_task = self.task
-        self._worker = child_worker(self.task, then=then)
-        self._worker.yielded.connect(self._on_event)
-        self._worker.returned.connect(self._finished)
+        self.start_child(
+            self.task, self._finished, busy=self.predict_button, busy_text="Predicting…", stoppable=blocks, then=then,
+            on_event=self._on_event, message=f"Predicting {name}{how} with {self.checkpoint_combo.currentText()}…",
+        )  # fmt: skip
+
+    @property
+    def running(self) -> bool:
+        """Whether a child task (a prediction or a ranking) runs: one at a time."""
+        return self._running
+
+    def start_child(
+        self,
+        task: ChildTask,
+        returned: Callable[[Any], None],
+        *,
+        busy: QPushButton,
+        busy_text: str,
+        message: str,
+        stoppable: bool = False,
+        then: Callable[[Any], Any] | None = None,
+        on_event: Callable[[ProgressEvent], None] | None = None,
+    ) -> None:
+        """Run `task` in its child process: the tab is busy (`busy` says `busy_text`) until it returns, then
+        `returned` gets its value or `TaskFailed`."""
+        self.task = task
+        self._set_running(True, stoppable=stoppable, busy=busy, busy_text=busy_text)
+        self.show_message(message)
+        self.last_task = task
+        self._worker = child_worker(task, then=then)
+        if on_event is not None:
+            self._worker.yielded.connect(on_event)
+        self._worker.returned.connect(partial(self._returned, returned))
         self._worker.start()
+
+    def _returned(self, returned: Callable[[Any], None], result) -> None:
+        self._set_running(False)
+        returned(result)
+
+    def predict_opened(self, layer, note: str) -> None:
+        """An image layer just opened (a suggestion): choose it and predict it, else (no checkpoint, busy) say `note`."""
+        self.viewer.layers.selection.active = layer
+        self.image_combo.setCurrentText(layer.name)
+        if self.checkpoint_combo.count() and not self._running:
+            self.predict()
+        else:
+            self.show_message(note)
 
     def stop(self) -> None:
         """Stop a block-wise prediction after its current block; the blocks done stay in its output."""
@@ -360,12 +415,13 @@ class PredictTab(ProjectTab):
             self.stop_button.setEnabled(False)
             self.eta.setText("stopping after the current block…")
 
-    def _set_running(self, running: bool, stoppable: bool = False, suggesting: bool = False) -> None:
+    def _set_running(self, running: bool, stoppable: bool = False, busy: QPushButton | None = None, busy_text: str = "") -> None:
         self._running = running
         self.stop_button.setEnabled(running and stoppable)
         if running:
             self.live_layers, self._blocks_done = [], 0
-            (self.suggest_button if suggesting else self.predict_button).setText("Ranking…" if suggesting else "Predicting…")
+            if busy is not None:
+                busy.setText(busy_text)
             self.progress.setRange(0, 0)  # busy until the first event tells the total
             self.eta.setText("preparing…")
         else:
@@ -407,7 +463,6 @@ class PredictTab(ProjectTab):
         self._refreshed_at = time.monotonic()
 
     def _finished(self, result) -> None:
-        self._set_running(False)
         if isinstance(result, TaskFailed):
             self.show_message(f"Prediction failed: {result.message}", error=True)
             return
@@ -474,99 +529,6 @@ class PredictTab(ProjectTab):
                 f"{c['objects_edited']} objects corrected ({c['objects_predicted']} predicted, {c['objects_corrected']} now){ranked}."
             )
         return record
-
-    # ----------------------------------------------------------------- what to label next
-    def _browse_suggest_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of unlabeled images", self.suggest_folder.text())
-        if folder:
-            self.suggest_folder.setText(folder)
-
-    def suggest(self) -> bool:
-        """Rank the folder's images with the chosen checkpoint in a child process (`nta suggest`); False
-        (with a red line) when refused."""
-        project = self.session.project
-        if project is None or self._running:
-            return False
-        folder = self.suggest_folder.text().strip()
-        if not folder or not Path(folder).is_dir():
-            self.show_message(f"{folder or 'No folder'}: choose a folder of unlabeled images to rank.", error=True)
-            return False
-        checkpoint = self.checkpoint_combo.currentData()
-        if checkpoint is None:  # the project's own words: no checkpoint yet, train first
-            try:
-                checkpoint = project.checkpoints.get(LATEST).checkpoint_id
-            except ProjectError as exc:
-                self.show_message(one_line(exc), error=True)
-                return False
-        self.task = ChildTask(suggest_in_project, str(project.root), folder, label="suggestion", checkpoint_id=checkpoint)
-        self._set_running(True, suggesting=True)
-        self.show_message(f"Ranking the images of {Path(folder).name} by the uncertainty of {self.checkpoint_combo.currentText() or checkpoint}…")
-        self.last_task = self.task
-        self._worker = child_worker(self.task)
-        self._worker.returned.connect(self._suggested)
-        self._worker.start()
-        return True
-
-    def _suggested(self, result) -> None:
-        self._set_running(False)
-        if isinstance(result, TaskFailed):
-            self.show_message(f"Suggestion failed: {result.message}", error=True)
-            return
-        self.show_suggestions(result)
-        self.show_message(
-            f"{len(result)} image(s) ranked, the most uncertain first (recorded): double-click one to open and predict it, "
-            "correct the prediction, then Accept as training pair."
-        )
-        self.session.updated()
-
-    def show_suggestions(self, ranked: list[dict[str, Any]]) -> None:
-        """Fill the table: rank, image name [region], score (entropy and flip disagreement in the tooltip)."""
-        self.ranked = list(ranked)
-        self.suggestions.setRowCount(0)
-        for entry in self.ranked:
-            row = self.suggestions.rowCount()
-            self.suggestions.insertRow(row)
-            cells = (str(entry["rank"]), Path(entry["path"]).name + region_text(entry.get("region")), f"{entry['score']:.3f}")
-            tip = f"{entry['path']}: entropy {entry['entropy']:.3f} + flip disagreement {entry['disagreement']:.3f}"
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setToolTip(tip)
-                self.suggestions.setItem(row, column, item)
-        self.suggestions.resizeColumnToContents(0)
-        self.suggestions.resizeColumnToContents(2)
-        if self.ranked:
-            self.suggestions.selectRow(0)
-        self._update_button()
-
-    def open_suggestion(self, row: int):
-        """Open the suggested image (its tile, for a tiled ranking) as an Image layer and predict it; returns the layer."""
-        from ...project.image_io import read_array
-
-        if not 0 <= row < len(self.ranked):
-            self.show_message("Choose a suggested image in the list first.", error=True)
-            return None
-        entry = self.ranked[row]
-        path, region = entry["path"], entry.get("region")
-        name = Path(path).stem
-        if name in self.viewer.layers and self.viewer.layers[name].metadata.get(SOURCE_KEY) == path and not region:
-            layer = self.viewer.layers[name]
-        else:
-            try:
-                data = read_array(path)
-            except (ProjectError, OSError, ValueError) as exc:
-                self.show_message(one_line(exc), error=True)
-                return None
-            if region and np.ndim(data) == len(region):  # the suggested tile (channels: the whole image)
-                data = data[tuple(slice(a, b) for a, b in region)]
-                name += region_text(region)
-            layer = self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: path})
-        self.viewer.layers.selection.active = layer
-        self.image_combo.setCurrentText(layer.name)
-        if self.checkpoint_combo.count() and not self._running:
-            self.predict()
-        else:
-            self.show_message(f"Opened {layer.name} (suggested #{entry['rank']}).")
-        return layer
 
     def _add_layers(self, data: Any, title: str, multilabel: bool, **meta: Any) -> list:
         """Labels layers of `data` (an array or a list of levels) with the source layer's scale and translate."""
