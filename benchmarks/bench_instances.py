@@ -3,7 +3,7 @@ against the connected components of a binary model, each trained on the same pai
 scored on freshly generated images (other seeds than training).
 
     python benchmarks/bench_instances.py [--epochs 25] [--lr 0.003] [--pairs 10] [--test-seeds 7000 7001 ...]
-                                         [--variant] [--modes instance binary] [--keep DIR]
+                                         [--variant] [--real] [--modes instance binary] [--keep DIR]
 
 Prints one JSON object: per mode the training time, validation and benchmark figures, and object matching
 (accuracy, F1, PQ at IoU 0.5 and mean 0.5:0.95) over the unseen images.
@@ -53,6 +53,36 @@ def _objects(project: TrainingProject, mode: str, seeds: list[int], generator: d
     return {k: round(v, 4) for k, v in scores.items()}
 
 
+REAL = Path(__file__).parent / "data" / "dsb2018_nuclei_2d"
+QUADRANTS = [(slice(0, 256), slice(0, 256)), (slice(0, 256), slice(256, 512)), (slice(256, 512), slice(0, 256)), (slice(256, 512), slice(256, 512))]
+
+
+def _real(root: Path, models: dict[str, TrainingProject], epochs: int, lr: float) -> dict:
+    """The real image (see benchmarks/data/dsb2018_nuclei_2d): each generated-data model on the whole image, and
+    an instance model trained on three of its quadrants (2 train, 1 val) scored on the fourth."""
+    import tifffile
+
+    image, truth = tifffile.imread(REAL / "image.tif"), tifffile.imread(REAL / "labels.tif")
+    out: dict = {"objects": int(np.count_nonzero(np.unique(truth)))}
+    for mode, project in models.items():
+        labels = read_tiff(project.layout.absolute(predict_array(project, image, source="dsb2018").path))
+        found = labels if mode == "instance" else connected_components(labels)
+        out[f"{mode}_trained_on_generated"] = {k: round(v, 4) for k, v in summary(match_dataset([(truth, found)])).items()}
+    project = TrainingProject.create(root / "real", "bench-real", class_names=["background", "nucleus"], output_mode="instance")
+    for piece, split in zip(QUADRANTS[:3], ("train", "train", "val"), strict=True):
+        project.dataset.add(image[piece], truth[piece], split=split, source="imported")
+    started = time.perf_counter()
+    train_project(project, TrainOptions(epochs=epochs, learning_rate=lr))
+    held_out = QUADRANTS[3]
+    labels = read_tiff(project.layout.absolute(predict_array(project, image[held_out], source="dsb2018 quadrant 4").path))
+    out["instance_trained_on_3_quadrants"] = {
+        "train_s": round(time.perf_counter() - started, 1),
+        "held_out_objects": int(np.count_nonzero(np.unique(truth[held_out]))),
+        **{k: round(v, 4) for k, v in summary(match_dataset([(truth[held_out], labels)])).items()},
+    }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
@@ -61,6 +91,7 @@ def main() -> None:
     parser.add_argument("--test-seeds", type=int, nargs="+", default=list(range(7000, 7008)))
     parser.add_argument("--lr", type=float, default=DEMO_LR, help="learning rate (default: the demo's)")
     parser.add_argument("--variant", action="store_true", help="also score images of another generator setting (denser, more touching, wider sizes)")
+    parser.add_argument("--real", action="store_true", help="also score the bundled real image (benchmarks/data/dsb2018_nuclei_2d)")
     parser.add_argument("--modes", nargs="+", default=["instance", "binary"])
     parser.add_argument("--keep", type=Path, help="keep the projects in this folder")
     args = parser.parse_args()
@@ -70,6 +101,7 @@ def main() -> None:
     if args.variant:
         out["variant"] = VARIANT
         out["variant_objects"] = int(np.sum([make_nuclei(seed=s, **VARIANT)[1].max() for s in args.test_seeds]))
+    models: dict[str, TrainingProject] = {}
     try:
         for mode in args.modes:
             project, trained = _train(root, mode, args.pairs, args.epochs, args.train_seed, args.lr)
@@ -77,6 +109,9 @@ def main() -> None:
             if args.variant:
                 trained["unseen_variant"] = _objects(project, mode, args.test_seeds, VARIANT)
             out[mode] = trained
+            models[mode] = project
+        if args.real:
+            out["real"] = _real(root, models, args.epochs, args.lr)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
