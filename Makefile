@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@if [ -n "$(CONSTRAINTS)" ]; then $(BIN)/python -m pip install --quiet $(CONSTRAINTS) torch; fi
-	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[dev,napari,connectomics,bench]"
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e ".[dev,napari,connectomics,bench,share]"
 	touch $(STAMP)
 
 venv: $(STAMP)

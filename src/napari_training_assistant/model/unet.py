@@ -75,6 +75,11 @@ class UNet(nn.Module):
         """Logits with the input's spatial size and `output_channels` channels."""
         self._check_input(x)
         x, crop = pad_to_multiple(x, self.total_factor)
+        return self.forward_padded(x)[crop]
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of an input whose spatial size is already a multiple of `total_factor` (no padding, no
+        crop: the graph that ONNX and TorchScript export, any such size)."""
         skips = []
         for block, pool in zip(self.encoder, self.pools, strict=True):
             x = block(x)
@@ -83,7 +88,7 @@ class UNet(nn.Module):
         x = self.bottleneck(x)
         for lvl in reversed(range(len(self.decoder))):
             x = self.decoder[lvl](torch.cat([self.ups[lvl](x), skips[lvl]], dim=1))
-        return self.head(x)[crop]
+        return self.head(x)
 
     def _check_input(self, x: torch.Tensor) -> None:
         dims = len(self.total_factor)
