@@ -75,6 +75,8 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("predict", "--channel-axis"): [(["5"], None)],
     ("predict", "--tile-size"): [(["64", "64", "64"], None), (["2"], "smaller than the model pools")],
     ("predict", "--device"): [(["bogus"], None)],
+    # choices are case-sensitive; with the ONNX runtime a bad option is still refused before the (seconds-long) export
+    ("predict", "--runtime"): [(["ONNX"], None), (["onnx", "--tile-size", "2"], "smaller than the model pools")],
     ("assign-synapses", "--device"): [(["bogus"], None)],
     ("predict", "--output"): [(["{root}/elsewhere.zarr"], "outside the project"), (["{root}/proj/predictions/x.tif"], "end the name with .zarr")],
     ("predict", "--roi"): [(["0:5"], None), (["0:99999,0:5"], "outside the volume"), (["5:5,0:5"], "or empty")],

@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict_option(p, "--overlap", "overlap", "share of a tile overlapping its neighbour")
     predict_option(p, "--batch-size", "batch_size", "tiles per forward pass (default: by tile size)")
     predict_option(p, "--device", "device", f"{DEVICE_HELP} (default: auto)")
+    predict_option(p, "--runtime", "runtime", "torch, or onnx: the network exported to ONNX and run by onnxruntime, CUDA or CPU (the 'share' extra) (default: torch)")
     p.add_argument("--save-probabilities", action="store_true", help="in-memory path: also save the probabilities (float32 TIFF)")
     objects = p.add_argument_group("instance models (seeded watershed of the foreground and boundary channels)")
     instance_option(objects, "--min-size", "min_size", "objects smaller than this many voxels are removed (default: 12 in 2D, 40 in 3D)")
@@ -258,6 +259,7 @@ def predict(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         batch_size=args.batch_size,
         device=args.device,
+        runtime=args.runtime,
         save_probabilities=args.save_probabilities,
         instance=instance,
     )
@@ -336,6 +338,7 @@ def _predict_blocks(project: TrainingProject, args: argparse.Namespace, instance
             overlap=args.overlap,
             batch_size=args.batch_size,
             device=args.device,
+            runtime=args.runtime,
             block_shape=options.block_shape,
             halo=options.halo,
             roi=options.roi,

@@ -3,7 +3,8 @@ and for instance models the two stitching tasks of a block (`block_merges`, `rel
 
 A `BlockJob` is sent to every worker once (scattered); each task then names only a block index. The
 model is loaded once per worker process and kept (`_MODELS`), with its inference copy on the worker's
-device: with several GPUs, worker N of the local cluster uses GPU N.
+device: with several GPUs, worker N of the local cluster uses GPU N. With the ONNX runtime the worker
+exports the checkpoint once and runs it with onnxruntime (`onnx_runtime.OnnxUNet`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .instance_stitching import face_pairs, instance_block
 from .volume_inputs import VolumeInput
 from .volume_store import OutputLayout, VolumeStore
 
-_MODELS: dict[tuple[str, str, str], Any] = {}
+_MODELS: dict[tuple[str, str, str, str], Any] = {}
 _STORES: dict[tuple[str, str], VolumeStore] = {}
 _LOCK = threading.Lock()
 
@@ -46,6 +47,7 @@ class BlockJob:
     threads: int | None  # torch threads per worker (CPU)
     token: str  # when the output was created: a store replaced with overwrite is opened again
     instance: Any = None  # InstanceSettings of an instance model writing labels (stitched, see instance_stitching)
+    runtime: str = "torch"  # or "onnx": onnxruntime (see onnx_runtime)
 
 
 @dataclass(frozen=True)
@@ -122,29 +124,31 @@ def relabel_block(ref: OutputRef, index: int, lookup: np.ndarray) -> int:
 
 
 def _model(job: BlockJob):
-    return worker_model(job.checkpoint, job.checkpoint_sha256, job.device, job.threads)
+    return worker_model(job.checkpoint, job.checkpoint_sha256, job.device, job.threads, job.runtime)
 
 
-def worker_model(checkpoint: str, sha256: str, requested_device: str | None, threads: int | None):
+def worker_model(checkpoint: str, sha256: str, requested_device: str | None, threads: int | None, runtime: str = "torch"):
     """(inference model, device) of this worker process for a checkpoint file, loaded on first use and kept
-    (one model per worker: another checkpoint replaces it)."""
+    (one model per worker: another checkpoint or runtime replaces it)."""
     import torch
 
     from ..model import load_model
     from .inference_model import prepare_inference_model
+    from .onnx_runtime import onnx_model
 
-    device = _worker_device(requested_device)
-    key = (checkpoint, sha256, str(device))
+    device = worker_device(requested_device)
+    key = (checkpoint, sha256, str(device), runtime)
     with _LOCK:
         if key not in _MODELS:
             if threads and device.type == "cpu":
                 torch.set_num_threads(threads)
             _MODELS.clear()
-            _MODELS[key] = prepare_inference_model(load_model(checkpoint), device)
+            net = onnx_model(checkpoint, device, sha256=sha256) if runtime == "onnx" else load_model(checkpoint)
+            _MODELS[key] = prepare_inference_model(net, device)
         return _MODELS[key], device
 
 
-def _worker_device(requested: str | None):
+def worker_device(requested: str | None):
     """The asked device; for auto, the GPU numbered like this Dask worker (when it is a number)."""
     import torch
 

@@ -13,6 +13,10 @@ On other devices only the folding is done.
 
 If the model cannot be deep-copied (an exotic module), the model itself is used unchanged
 apart from eval mode, which `restore` switches back afterwards.
+
+A module whose class sets `inference_ready = True` (`onnx_runtime.OnnxUNet`: a session of another
+runtime, no torch weights) is used as it is, on any device: it takes float32 inputs and returns its
+output on the input's device.
 """
 
 from __future__ import annotations
@@ -112,6 +116,8 @@ def prepare_inference_model(
     model: nn.Module, device: torch.device, *, optimize: bool = True
 ) -> InferenceModel:
     """An eval-mode model on `device`; with `optimize`, a faster copy (see the module docstring)."""
+    if getattr(model, "inference_ready", False):
+        return InferenceModel(model, torch.contiguous_format)
     if optimize:
         try:
             work = copy.deepcopy(model)

@@ -19,18 +19,29 @@ from ..project.run_options import PredictOptions
 from ..project.schemas import PredictionRecord
 from ..project.user_input import InputError
 from .instances import InstanceSettings
+from .onnx_runtime import onnx_model, runtime_parameters
 from .tiling import predict_image, probabilities_to_labels
 from .volume_prediction import VolumeResult, prepare_volume
 from .volume_store import fingerprint_json, read_attributes
 
 
-def checkpoint_model(project: TrainingProject, checkpoint_id: str):
+def checkpoint_model(project: TrainingProject, checkpoint_id: str, *, runtime: str = "torch", device: Any = None):
     """(record, what the checkpoint says about itself, the network): a checkpoint that can predict images."""
+    record, info, path = _applicable_checkpoint(project, checkpoint_id)
+    return record, info, network(path, runtime, device)
+
+
+def network(path: Path, runtime: str = "torch", device: Any = None):
+    """The checkpoint file's PyTorch U-Net, or with runtime "onnx" an `OnnxUNet` whose session runs on `device`."""
+    return onnx_model(path, device) if runtime == "onnx" else load_model(path)
+
+
+def _applicable_checkpoint(project: TrainingProject, checkpoint_id: str):
     record = project.checkpoints.get(checkpoint_id)
     path = project.layout.absolute(record.path)
     info = read_checkpoint_info(path)
     info.require_applicable(record.checkpoint_id)
-    return record, info, load_model(path)
+    return record, info, path
 
 
 def predict_array(
@@ -46,20 +57,26 @@ def predict_array(
     device: str | None = None,
     save_probabilities: bool = False,
     instance: InstanceSettings | None = None,
+    runtime: str = "torch",
 ) -> PredictionRecord:
     """Predict `image` with a checkpoint of any kind the project trains (pairs, point windows without a
     centre marker), normalised as it was trained; tiles default to a point model's window size. An
-    instance model's objects come from a seeded watershed (`instance` settings, recorded)."""
-    options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
+    instance model's objects come from a seeded watershed (`instance` settings, recorded). `runtime`
+    "onnx" runs the network exported to ONNX with onnxruntime (recorded with its execution provider)."""
+    options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device, runtime=runtime)
     image = np.asarray(image)
     refuse_unusable_pixels(image, f"image {source}", "replace them (e.g. numpy.nan_to_num) or crop them away")
-    record, info, model = checkpoint_model(project, checkpoint_id)
-    architecture = model.architecture
-    tile_size = options.tile_for(info.spatial_dims, level_factors(validate_architecture(architecture))) or info.tile_size
+    record, info, path = _applicable_checkpoint(project, checkpoint_id)
+    config = validate_architecture(info.architecture)
+    architecture = config.model_dump()
+    tile_size = options.tile_for(info.spatial_dims, level_factors(config)) or info.tile_size
     overlap, batch_size = options.overlap, options.batch_size
     image = model_input(
         image, channel_axis, channels=info.input_channels, spatial_dims=info.spatial_dims, source=source, model=record.checkpoint_id
     )
+    target = _torch_device(device)
+    runtime_record = runtime_parameters(options.runtime, target)  # onnxruntime missing: refused before the export
+    model = network(path, options.runtime, target)  # everything else checked first: an ONNX export takes seconds
     normalised = normalize(image, info.normalization, channel_axis_first=True)
     started = time.perf_counter()
     probabilities = predict_image(
@@ -68,7 +85,7 @@ def predict_array(
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
-        device=_torch_device(device),
+        device=target,
     )
     instance = instance or InstanceSettings()
     labels = probabilities_to_labels(probabilities, architecture, instance)
@@ -78,6 +95,7 @@ def predict_array(
         "overlap": overlap,
         "batch_size": batch_size,
         "device": device or "auto",
+        **runtime_record,
         "normalization": info.normalization,
         "output_mode": architecture["output_mode"],
         "threshold": architecture.get("threshold"),

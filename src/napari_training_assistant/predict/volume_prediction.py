@@ -35,10 +35,19 @@ from ..project.errors import DatasetError
 from ..project.run_options import PredictOptions
 from ..project.user_input import InputError
 from .block_plan import BlockPlan
-from .block_worker import BlockJob, BlockResult, OutputRef, block_merges, relabel_block, run_block
+from .block_worker import (
+    BlockJob,
+    BlockResult,
+    OutputRef,
+    block_merges,
+    relabel_block,
+    run_block,
+    worker_device,
+)
 from .dask_cluster import Cluster, dask_cluster
 from .instance_stitching import MERGE_FRACTION, block_lookup, final_ids, missing_context, slab_widths
 from .instances import InstanceSettings
+from .onnx_runtime import runtime_parameters
 from .tiling import DEFAULT_TILE, default_batch_size, tile_stride
 from .volume_inputs import BlockMask, VolumeInput, open_input, open_mask, parse_roi, region_stats
 from .volume_store import (
@@ -117,10 +126,12 @@ def prepare_volume(
     source_axes: str | None = None,
     checkpoint_name: str | None = None,
     instance: InstanceSettings | None = None,
+    runtime: str = "torch",
 ) -> PreparedVolume:
     """Open and check everything `predict_volume` needs (one-line errors, nothing written yet).
 
-    instance: post-processing of an instance model (`InstanceSettings`; defaults when None)."""
+    instance: post-processing of an instance model (`InstanceSettings`; defaults when None).
+    runtime: "torch", or "onnx" (each worker exports the network once and runs it with onnxruntime)."""
     name = checkpoint_name or Path(checkpoint).name
     info = read_checkpoint_info(checkpoint)
     info.require_applicable(name)
@@ -146,7 +157,7 @@ def prepare_volume(
         source_axes=source_axes,
     )
     region = parse_roi(roi, volume, spatial_axes)
-    options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
+    options = PredictOptions(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device, runtime=runtime)
     pooling = [math.prod(axis) for axis in zip(*level_factors(config), strict=True)]
     tile = options.tile_for(info.spatial_dims, level_factors(config)) or info.tile_size or [DEFAULT_TILE[len(spatial_axes)]] * len(spatial_axes)
     tile = [min(t, s) for t, s in zip(tile, region.shape, strict=True)]
@@ -184,6 +195,7 @@ def prepare_volume(
         "recompute_ratio": round(plan.recompute_ratio, 4),
         "batch_size": options.batch_size or default_batch_size(plan.tile),
         "device": device or "auto",
+        **runtime_parameters(options.runtime, worker_device(device)),
         "normalization": info.normalization,
         "output_mode": architecture.get("output_mode"),
         "threshold": architecture.get("threshold"),
@@ -208,6 +220,7 @@ def prepare_volume(
         device=device,
         parameters=parameters,
         instance=instance,
+        runtime=options.runtime,
     )
 
 
@@ -227,6 +240,7 @@ class PreparedVolume:
     device: str | None
     parameters: dict[str, Any]
     instance: InstanceSettings | None = None  # an instance model writing labels: stitched across blocks
+    runtime: str = "torch"
 
     def run(
         self,
@@ -327,6 +341,7 @@ class PreparedVolume:
             threads=threads,
             token=token,
             instance=self.instance,
+            runtime=self.runtime,
         )
 
 

@@ -39,6 +39,7 @@ TileEdge = Annotated[int, Ge(1)]  # voxels per axis of a prediction tile (clippe
 NumNodes = Annotated[int, Ge(1), Le(1024)]
 NumWorkers = Annotated[int, Ge(0), Le(256)]
 SamplesPerEpoch = Annotated[int, Ge(1)]
+Runtime = Literal["torch", "onnx"]  # what runs the network in a prediction (onnx: onnxruntime, the 'share' extra)
 
 
 class TrainOptions(CheckedInputs):
@@ -76,6 +77,7 @@ class PredictOptions(CheckedInputs):
     overlap: float = Field(0.5, ge=0, lt=1, description="share of a tile overlapping its neighbour")
     batch_size: BatchSize = None
     device: Device | None = None
+    runtime: Runtime = Field("torch", description="PyTorch, or the network exported to ONNX and run by onnxruntime")
 
     @field_validator("tile_size", mode="before")
     @classmethod
