@@ -195,12 +195,12 @@ def _how_to_apply(mode: str, arch: dict[str, Any], spatial: str, source: Exporta
     return [
         f"Normalisation ({mode}): "
         + {
-            "percentile": f"per channel, the {PERCENTILE_LOW} and {PERCENTILE_HIGH} percentiles map to 0 and 1 (the package's scale_range)",
+            "percentile": f"per channel, the {PERCENTILE_LOW:g} and {PERCENTILE_HIGH:g} percentiles map to 0 and 1 (the package's scale_range)",
             "minmax": "per channel, minimum and maximum map to 0 and 1 (scale_range 0-100)",
             "zscore": "per channel, mean 0 and standard deviation 1 (zero_mean_unit_variance)",
             "none": "none (values cast to float32)",
-            "region": f"8-bit volumes were mapped 0..255 to 0..1 in training, others by the {PERCENTILE_LOW} and "
-            f"{PERCENTILE_HIGH} percentiles of the whole volume; the package applies the percentiles per input",
+            "region": f"8-bit volumes were mapped 0..255 to 0..1 in training, others by the {PERCENTILE_LOW:g} and "
+            f"{PERCENTILE_HIGH:g} percentiles of the whole volume; the package applies the percentiles per input",
         }.get(mode, mode),
         f"Input sizes: multiples of {steps} (at least twice that); tile larger images with overlap.",
         f"Output: {_output_description(arch)}.",
