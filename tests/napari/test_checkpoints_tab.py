@@ -182,3 +182,28 @@ def test_without_project_the_tab_is_disabled(make_napari_viewer, qtbot):
     qtbot.addWidget(page)
     assert not page.isEnabled()
     assert page.table.rowCount() == 0
+
+
+def test_export_runs_in_a_child_process_and_reports(tab, trained, tmp_path, qtbot, monkeypatch):
+    from napari_training_assistant.napari.tabs.export_dialog import ExportDialog, ExportRequest
+
+    tab.select("unet_run_001")
+    assert tab.export_button.isEnabled()
+    dialog = ExportDialog("unet_run_001", tmp_path)
+    qtbot.addWidget(dialog)
+    assert dialog.output_edit.text() == str(tmp_path / "unet_run_001.zip")  # bioimageio first, suffix follows
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("torchscript"))
+    assert dialog.output_edit.text() == str(tmp_path / "unet_run_001.pt")
+    dialog.authors_edit.setText("Ada, Grace ")
+    assert dialog.request() == ExportRequest("torchscript", str(tmp_path / "unet_run_001.pt"), ["Ada", "Grace"], False)
+
+    monkeypatch.setattr(tab, "ask_export", lambda checkpoint_id, folder: dialog.request())
+    tab.export_button.click()
+    assert tab.export_task is not None and not tab.export_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.export_task is None, timeout=120_000)
+    assert "Exported unet_run_001 as torchscript" in tab.message.text(), tab.message.text()
+    assert (tmp_path / "unet_run_001.pt").is_file() and tab.export_button.isEnabled()
+
+    tab.export_button.click()  # the file exists now: refused in one red line, the file kept
+    qtbot.waitUntil(lambda: tab.export_task is None, timeout=120_000)
+    assert tab.message.text().startswith("Export failed: output") and "--overwrite" in tab.message.text()

@@ -121,7 +121,7 @@ def test_refusals_write_nothing(tmp_path, trained):
     before = _tree(project.root)
     existing = tmp_path / "m.onnx"
     existing.write_bytes(b"keep me")
-    with pytest.raises(ExportError, match="exists: choose another path or pass --overwrite"):
+    with pytest.raises(ExportError, match="exists: choose another path or allow replacing it"):
         export_model(project, format="onnx", output=existing)
     with pytest.raises(ExportError, match="should end with .zip"):
         export_model(project, format="bioimageio", output=tmp_path / "m.onnx.txt")

@@ -151,3 +151,13 @@ def _telling(listener: Listener, metrics: dict[str, Any]) -> Listener:
 
 def _summary(result) -> RunSummary | None:
     return None if result is None else RunSummary(**result.as_dict())
+
+
+def export_checkpoint(project_root: str, checkpoint_id: str, *, listener, cancel, **options: Any) -> dict[str, Any]:
+    """`nta export`: the checkpoint written as `options['format']` to `options['output']`; returns the result as
+    plain values (format, path, checkpoint_id, seconds, details)."""
+    from ..project import TrainingProject
+    from ..share import export_model
+
+    result = export_model(TrainingProject.open(project_root), checkpoint_id, **options)
+    return {"format": result.format, "path": str(result.path), "checkpoint_id": result.checkpoint_id, "seconds": result.seconds, **result.details}

@@ -91,7 +91,7 @@ def _check_output(output: Path, format: str, overwrite: bool) -> None:
     if output.is_dir():
         raise ExportError(f"output {output} is a folder: give a file name ending with {SUFFIXES[format][0]}")
     if output.exists() and not overwrite:
-        raise ExportError(f"output {output} exists: choose another path or pass --overwrite")
+        raise ExportError(f"output {output} exists: choose another path or allow replacing it (--overwrite, or the dialog's checkbox)")
 
 
 def _check_requirements(format: str) -> None:

@@ -1,6 +1,7 @@
 """Checkpoints tab: the checkpoint history (lineage, status, benchmark scores), one checkpoint's
-details, "continue training from this", "use for prediction" and the benchmark curves over runs (segmentation
-Dice/IoU and synapse-partner assignment accuracy beside the dilate_nearest baseline)."""
+details, "continue training from this", "use for prediction", "Export..." (bioimage.io, ONNX, TorchScript, in a
+child process) and the benchmark curves over runs (segmentation Dice/IoU and synapse-partner assignment accuracy
+beside the dilate_nearest baseline)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..child_tasks import export_checkpoint
+from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
+from .export_dialog import ExportDialog, ExportRequest
 
 COLUMNS = ("Checkpoint", "Parent", "Status", "Time", "Pairs/regions", "Dice", "IoU", "Mode", "Partners")
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -144,11 +148,19 @@ class CheckpointsTab(ProjectTab):
         )
         self.predict_button = QPushButton("Use for prediction")
         self.predict_button.setToolTip("Select this checkpoint in the Predict tab")
+        self.export_button = QPushButton("Export...")
+        self.export_button.setToolTip(
+            "Write this checkpoint as a bioimage.io package (for ilastik, deepImageJ, QuPath, ...), ONNX or "
+            "TorchScript, with its lineage"
+        )
         self.continue_button.clicked.connect(self.continue_from_selected)
         self.predict_button.clicked.connect(self.use_selected_for_prediction)
+        self.export_button.clicked.connect(self.export_selected)
+        self.export_task: ChildTask | None = None
         buttons = QHBoxLayout()
         buttons.addWidget(self.continue_button)
         buttons.addWidget(self.predict_button)
+        buttons.addWidget(self.export_button)
         self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(180)
@@ -275,7 +287,9 @@ class CheckpointsTab(ProjectTab):
         checkpoint_id = self.selected_checkpoint()
         record = getattr(self, "_records", {}).get(checkpoint_id) if checkpoint_id else None
         self.continue_button.setEnabled(record is not None)
-        self.predict_button.setEnabled(record is not None and record.status == "completed")
+        completed = record is not None and record.status == "completed"
+        self.predict_button.setEnabled(completed)
+        self.export_button.setEnabled(completed and self.export_task is None)
 
     # ----------------------------------------------------------------- actions
     def continue_from_selected(self) -> None:
@@ -294,3 +308,46 @@ class CheckpointsTab(ProjectTab):
             return
         self.session.select_checkpoint(checkpoint_id)
         self.show_message(f"{checkpoint_id} selected for prediction (see the Predict tab).")
+
+    def export_selected(self) -> None:
+        """Ask how to export the selected checkpoint, then export it in a child process."""
+        checkpoint_id, project = self.selected_checkpoint(), self.session.project
+        if checkpoint_id is None or project is None:
+            return
+        request = self.ask_export(checkpoint_id, project.root.parent)
+        if request is not None:
+            self.start_export(checkpoint_id, request)
+
+    def ask_export(self, checkpoint_id: str, folder) -> ExportRequest | None:
+        dialog = ExportDialog(checkpoint_id, folder, self)
+        return dialog.request() if dialog.exec() else None
+
+    def start_export(self, checkpoint_id: str, request: ExportRequest) -> None:
+        if not request.output:
+            self.show_message("Choose an output file to export to.", error=True)
+            return
+        self.export_task = ChildTask(
+            export_checkpoint,
+            str(self.session.project.root),
+            checkpoint_id,
+            label="export",
+            format=request.format,
+            output=request.output,
+            overwrite=request.overwrite,
+            authors=request.authors,
+        )
+        self.export_button.setText("Exporting...")
+        self._update_buttons()
+        self.show_message(f"Exporting {checkpoint_id} as {request.format} to {request.output} (in the background)...")
+        self._export_worker = child_worker(self.export_task)
+        self._export_worker.returned.connect(self._exported)
+        self._export_worker.start()
+
+    def _exported(self, result) -> None:
+        self.export_task = None
+        self.export_button.setText("Export...")
+        self._update_buttons()
+        if isinstance(result, TaskFailed):
+            self.show_message(f"Export failed: {result.message}", error=True)
+            return
+        self.show_message(f"Exported {result['checkpoint_id']} as {result['format']} to {result['path']} ({result['seconds']:.1f} s).")
