@@ -155,6 +155,46 @@ def test_import_weights_and_refuse_malicious_pickle(setup, qtbot, tmp_path):
     assert len(session.project.imported_models.registry.models) == 1
 
 
+def test_import_accepts_bioimageio_packages_zipped_or_as_a_folder(setup, qtbot, tmp_path):
+    import zipfile
+
+    import torch
+    import yaml
+
+    from napari_training_assistant.model import build_model
+
+    session, tab = setup
+    torch.save(build_model(session.project.architecture).state_dict(), tmp_path / "w.pt")
+    rdf = {
+        "type": "model", "name": "Lab U-Net", "version": "2", "authors": [{"name": "Grace Hopper"}],
+        "weights": {"pytorch_state_dict": {"source": "w.pt", "architecture": {"source": "net.py", "callable": "Net"}}},
+    }  # fmt: skip
+    package = tmp_path / "lab.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("rdf.yaml", yaml.safe_dump(rdf))
+        archive.write(tmp_path / "w.pt", "w.pt")
+    tab.import_weights_file(package)
+    qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
+    text = tab.message.text()
+    assert not _is_error(tab.message) and "bioimage.io model 'Lab U-Net' from lab.zip (version 2, by Grace Hopper)" in text
+    assert "imported_001" in text
+
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    torch.save(build_model({**session.project.architecture.model_dump(), "base_channels": 4, "preset": "custom"}).state_dict(), folder / "w.pt")
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    tab.import_weights_file(folder)
+    assert not tab.import_folder_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.import_folder_button.isEnabled(), timeout=20000)
+    assert _is_error(tab.message) and "architecture `Net` from net.py" in tab.message.text()
+
+    (folder / "rdf.yaml").unlink()
+    tab.import_weights_file(folder)
+    qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
+    assert _is_error(tab.message) and "not a bioimage.io package" in tab.message.text()
+    assert [m.model_id for m in session.project.imported_models.registry.models] == ["imported_001"]
+
+
 def test_notes_saved(setup, tmp_path):
     session, tab = setup
     tab.notes.setPlainText("HeLa nuclei, 40x\nsecond line")

@@ -11,9 +11,9 @@ from .output import JSON_HELP, emit_json, fmt_metric, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import-weights", help="import pretrained U-Net weights (.pt, .pth, .safetensors)")
+    p = sub.add_parser("import-weights", help="import pretrained U-Net weights (.pt, .pth, .safetensors) or a bioimage.io package")
     p.add_argument("project", type=Path, help="Training Project Folder")
-    p.add_argument("file", type=Path, help="weights file: a state dict saved with torch.save, or .safetensors")
+    p.add_argument("file", type=Path, help="weights file (.pt, .pth, .safetensors) or a bioimage.io package (.zip or folder)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=import_weights)
 
@@ -40,14 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def import_weights(args: argparse.Namespace) -> int:
-    from ..model.weights_import import import_weights as do_import
+    from ..share.bioimageio_import import describe_import, import_pretrained
 
     project = TrainingProject.open(args.project)
-    record = do_import(project, args.file)
+    record = import_pretrained(project, args.file)
     if args.json:
         emit_json(record.model_dump(mode="json"))
     else:
-        print(f"imported {record.source_filename} as {record.model_id} ({record.tensor_count} tensors) -> {record.path}")
+        print(f"imported {describe_import(project, record)}")
         print(f"use it: nta start {project.root} imported:{record.model_id}")
     return 0
 

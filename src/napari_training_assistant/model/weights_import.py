@@ -19,22 +19,29 @@ def import_weights(project: TrainingProject, file: str | Path) -> ImportedModel:
     (the one stored in the file, else the project's)."""
     source = Path(file).expanduser()
     info = inspect_weights(source)  # refuses unsafe pickles before anything is copied
-    architecture = _stated_architecture(info, project)
-    expected = expected_state_shapes(architecture)
-    prefix = _matching_prefix(info, expected)
+    architecture = stated_architecture(info, project)
+    prefix, problems = fitting_prefix(info, architecture)
     if prefix is None:
-        problems = state_problems(expected, info.tensors)
         raise CheckpointError(
             f"{source.name} does not fit the {'stored' if info.architecture else 'project'} architecture "
-            f"({'; '.join(problems)}); set the project's architecture to the one the weights were trained with"
+            f"({problems}); set the project's architecture to the one the weights were trained with"
         )
     return project.imported_models.add(source, info, architecture.model_dump(mode="json"), prefix)
 
 
-def _stated_architecture(info: WeightsInfo, project: TrainingProject) -> ArchitectureConfig:
+def stated_architecture(info: WeightsInfo, project: TrainingProject) -> ArchitectureConfig:
+    """The architecture stored in a self-describing file, else the project's."""
     if info.architecture is None:
         return project.architecture
     return validate_architecture(info.architecture)
+
+
+def fitting_prefix(info: WeightsInfo, architecture: ArchitectureConfig) -> tuple[str | None, str]:
+    """(prefix, "") when the keys and shapes fit `architecture` after removing `prefix` ('' or a wrapper prefix),
+    else (None, the problems in one phrase)."""
+    expected = expected_state_shapes(architecture)
+    prefix = _matching_prefix(info, expected)
+    return (prefix, "") if prefix is not None else (None, "; ".join(state_problems(expected, info.tensors)))
 
 
 def _matching_prefix(info: WeightsInfo, expected: dict[str, tuple[int, ...]]) -> str | None:

@@ -42,21 +42,30 @@ class ImportedModels:
     def path_of(self, model_id: str) -> Path:
         return self._layout.absolute(self.get(model_id).path)
 
-    def add(self, source: Path, info: WeightsInfo, architecture: dict[str, Any], key_prefix_stripped: str = "") -> ImportedModel:
-        """Copy an inspected, checked weights file into the project and record it."""
+    def add(
+        self,
+        source: Path,
+        info: WeightsInfo,
+        architecture: dict[str, Any],
+        key_prefix_stripped: str = "",
+        package: dict[str, Any] | None = None,
+    ) -> ImportedModel:
+        """Copy an inspected, checked weights file into the project and record it; weights from a package are
+        named after it (`package["name"]`, `package["source"]`) and carry its record."""
+        filename = str(package["source"]) if package else source.name
         with self._project.locked():
             registry = self.registry
             duplicate = next((m for m in registry.models if m.sha256 == info.sha256), None)
             if duplicate is not None:
-                raise CheckpointError(f"{source.name} is already imported as {duplicate.model_id} (same sha256)")
+                raise CheckpointError(f"{filename} is already imported as {duplicate.model_id} (same sha256)")
             model_id = f"imported_{registry.next_number:03d}"
             suffix = ".safetensors" if info.format == "safetensors" else ".pt"
-            target = self._layout.imported_dir / f"{model_id}_{sanitise_filename(Path(source.name).stem)}{suffix}"
+            target = self._layout.imported_dir / f"{model_id}_{sanitise_filename(Path(filename).stem)}{suffix}"
             atomic_copy(source, target)
             record = ImportedModel(
                 model_id=model_id,
-                name=Path(source.name).stem,
-                source_filename=source.name,
+                name=str(package["name"]) if package else Path(filename).stem,
+                source_filename=filename,
                 path=self._layout.relative(target),
                 sha256=info.sha256,
                 format=info.format,
@@ -64,6 +73,7 @@ class ImportedModels:
                 imported_at=now(),
                 tensor_count=len(info.tensors),
                 key_prefix_stripped=key_prefix_stripped,
+                package=package,
             )
             write_sidecar(target, record)  # the registry can be rebuilt from it (nta doctor)
             registry.models.append(record)

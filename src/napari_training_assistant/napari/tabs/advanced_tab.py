@@ -1,6 +1,6 @@
 """Advanced tab: edit the U-Net descriptor with a live `describe()` summary and a compatibility verdict
-against the latest checkpoint, save it (`project.set_architecture`), import weights
-(`import_weights`, as `nta import-weights`) and keep project notes."""
+against the latest checkpoint, save it (`project.set_architecture`), import weights or a bioimage.io package
+(`import_pretrained`, as `nta import-weights`) and keep project notes."""
 
 from __future__ import annotations
 
@@ -123,12 +123,18 @@ class AdvancedTab(ProjectTab):
         self.revert_button = QPushButton("Revert")
         self.revert_button.setToolTip("Discard unsaved edits: show the project's saved architecture")
         self.import_button = QPushButton("Import weights…")
-        self.import_button.setToolTip("Add a .pt/.pth/.safetensors file (never unpickled with code execution)")
+        self.import_button.setToolTip(
+            "Add a .pt/.pth/.safetensors file or a bioimage.io package (.zip); never unpickled with code execution, "
+            "a package's code is never run"
+        )
+        self.import_folder_button = QPushButton("Package folder…")
+        self.import_folder_button.setToolTip("Import an unpacked bioimage.io package: a folder holding rdf.yaml")
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.revert_button)
         buttons.addStretch(1)
         buttons.addWidget(self.import_button)
+        buttons.addWidget(self.import_folder_button)
         arch_box = QGroupBox("U-Net architecture")
         arch_layout = QVBoxLayout(arch_box)
         arch_layout.addLayout(form)
@@ -165,6 +171,7 @@ class AdvancedTab(ProjectTab):
         self.save_button.clicked.connect(lambda: self.save_architecture())
         self.revert_button.clicked.connect(self.revert)
         self.import_button.clicked.connect(self._ask_weights)
+        self.import_folder_button.clicked.connect(self._ask_package_folder)
         self.save_notes_button.clicked.connect(lambda: self.save_notes())
         self._load(self._loaded)
 
@@ -318,38 +325,52 @@ class AdvancedTab(ProjectTab):
 
     def _ask_weights(self) -> None:
         file, _ = QFileDialog.getOpenFileName(
-            self, "Import pretrained weights", "", "Weights (*.pt *.pth *.safetensors);;All files (*)"
+            self,
+            "Import pretrained weights or a bioimage.io package",
+            "",
+            "Weights or packages (*.pt *.pth *.safetensors *.zip);;bioimage.io packages (*.zip);;All files (*)",
         )
         if file:
             self.import_weights_file(file)
 
+    def _ask_package_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a bioimage.io package folder (holding rdf.yaml)")
+        if folder:
+            self.import_weights_file(folder)
+
     def import_weights_file(self, file: str | Path):
-        """`import_weights` in a worker thread (inspects the file without running its code); returns the
-        started worker or None."""
+        """`import_pretrained` (a weights file, a .zip package or a package folder) in a worker thread: inspects
+        without running any code of it; returns the started worker or None."""
         project = self.session.project
         if project is None:
             return None
-        from ...model.weights_import import import_weights
+        from ...share.bioimageio_import import import_pretrained
 
-        worker = task_worker(lambda: import_weights(project, file))
+        worker = task_worker(lambda: import_pretrained(project, file))
         worker.returned.connect(self._weights_imported)
         self._import_worker = worker
-        self.import_button.setEnabled(False)
+        self._set_importing(True)
         self.show_message(f"Checking {Path(file).name}…")
         worker.start()
         return worker
 
+    def _set_importing(self, busy: bool) -> None:
+        self.import_button.setEnabled(not busy)
+        self.import_folder_button.setEnabled(not busy)
+
     def _weights_imported(self, result) -> None:
         self._import_worker = None
-        self.import_button.setEnabled(True)
+        self._set_importing(False)
         if isinstance(result, TaskFailed):
             self.show_message(result.message if isinstance(result.exception, ProjectError) else f"Import failed: {result.message}", error=True)
             return
+        from ...share.bioimageio_import import describe_import
+
         self.session.updated()
-        self.show_message(
-            f"Imported {result.model_id} from {result.source_filename} ({result.tensor_count} tensors): "
-            "choose it as the starting point in the Train tab."
-        )
+        project = self.session.project
+        if project is None:
+            return
+        self.show_message(f"Imported {describe_import(project, result)}; choose it as the starting point in the Train tab.")
 
     # ------------------------------------------------------------------ project
     def _project_changed(self, project) -> None:

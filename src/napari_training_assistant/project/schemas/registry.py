@@ -59,6 +59,9 @@ class ImportedModel(_Strict):
     imported_at: datetime
     tensor_count: int
     key_prefix_stripped: str = ""
+    package: dict[str, Any] | None = Field(
+        None, description="the bioimage.io package the weights came from: name, id, version, authors, sha256, lineage"
+    )
 
 
 class ModelRegistry(VersionedModel):
