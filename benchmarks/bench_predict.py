@@ -1,10 +1,14 @@
-"""Sliding-window prediction speed: `predict_image` vs MONAI's `sliding_window_inference`.
+"""Sliding-window prediction speed: `predict_image` vs MONAI's `sliding_window_inference`, and the
+ONNX runtime (`nta predict --runtime onnx`) beside them.
 
 Same model object, same input, same tiles (roi), overlap 0.5, Gaussian weighting with
 sigma = tile/8 (MONAI sigma_scale 0.125), same batch of tiles, the same activation applied to
-MONAI's blended logits, both under torch.inference_mode, torch threads left as they are.
-Each case is warmed up once (on a crop that makes the same batch shapes), then the two are
-timed alternately `--repeats` times; medians are reported. Prints one JSON object.
+MONAI's blended logits, both under torch.inference_mode, torch threads left as they are. The ONNX
+runtime is `predict_image` around the same weights exported to ONNX and run by onnxruntime on the
+CPU with as many threads as torch (`onnx_over_torch`: its median time over PyTorch's, same run;
+`onnx_max_abs_diff`: probabilities vs PyTorch's). Each case is warmed up once (on a crop that makes
+the same batch shapes), then the runners are timed in rotating order `--repeats` times; medians are
+reported. Prints one JSON object.
 
     python benchmarks/bench_predict.py            # 2048^2 2D, 192^3 3D (slow on 2 cores)
     python benchmarks/bench_predict.py --quick    # 1024^2 2D, 128^3 3D
@@ -17,13 +21,16 @@ import json
 import os
 import platform
 import statistics
+import tempfile
 import time
+from importlib.metadata import version as _version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from napari_training_assistant.model import build_model
+from napari_training_assistant.model import build_model, save_checkpoint
 from napari_training_assistant.predict import iter_tiles, predict_image
 from napari_training_assistant.predict.tiling import default_batch_size, uses_softmax
 from napari_training_assistant.project.schemas.architecture import default_architecture
@@ -51,8 +58,19 @@ def ours_predict(
     return predict_image(model, image, tile_size=tile, overlap=OVERLAP, batch_size=batch)
 
 
+def onnx_unet(model: torch.nn.Module, folder: Path) -> tuple[torch.nn.Module, float]:
+    """(the model as `nta predict --runtime onnx` runs it, seconds to save, export and open it)."""
+    from napari_training_assistant.predict.onnx_runtime import onnx_model
+
+    start = time.perf_counter()
+    path = folder / "model.pt"
+    save_checkpoint(path, model, model.architecture, {})
+    onnx = onnx_model(path, "cpu")
+    return onnx, time.perf_counter() - start
+
+
 def run_case(
-    name: str, arch: dict[str, Any], shape: tuple[int, ...], tile: tuple[int, ...], repeats: int
+    name: str, arch: dict[str, Any], shape: tuple[int, ...], tile: tuple[int, ...], repeats: int, onnx: bool
 ) -> dict[str, Any]:
     torch.manual_seed(0)
     model = build_model(arch).eval()
@@ -61,20 +79,28 @@ def run_case(
     softmax = uses_softmax(model.architecture)
     n_tiles = len(list(iter_tiles(shape, tile, OVERLAP)))
     stride = int(tile[0] * (1 - OVERLAP))
+    runners = {"ours": (ours_predict, model), "monai": (monai_predict, model)}
+    extra: dict[str, Any] = {}
+    if onnx:  # the same tiling (predict_image) around the ONNX session
+        with tempfile.TemporaryDirectory() as folder:
+            onnx_net, export_s = onnx_unet(model, Path(folder))
+        runners["onnx"] = (ours_predict, onnx_net)
+        extra = {"onnx_export_s": round(export_s, 3), "onnx_provider": onnx_net.provider}
     # warm-up crop: batch + 1 tiles, so both the full and the last (single-tile) batch shapes occur
     warm = image[tuple(slice(0, t + batch * stride if i == 0 else t) for i, t in enumerate(tile))]
-    for fn in (ours_predict, monai_predict):
-        fn(model, warm, tile, batch, softmax)
-    times: dict[str, list[float]] = {"ours": [], "monai": []}
+    for fn, net in runners.values():
+        fn(net, warm, tile, batch, softmax)
+    times: dict[str, list[float]] = {key: [] for key in runners}
     results: dict[str, np.ndarray] = {}
+    keys = list(runners)
     for rep in range(repeats):
-        order = [("ours", ours_predict), ("monai", monai_predict)]
-        for key, fn in order if rep % 2 == 0 else order[::-1]:  # alternate who goes first
+        for key in keys[rep % len(keys) :] + keys[: rep % len(keys)]:  # rotate who goes first
+            fn, net = runners[key]
             start = time.perf_counter()
-            results[key] = fn(model, image, tile, batch, softmax)
+            results[key] = fn(net, image, tile, batch, softmax)
             times[key].append(time.perf_counter() - start)
-    ours_s, monai_s = statistics.median(times["ours"]), statistics.median(times["monai"])
-    return {
+    median = {key: statistics.median(values) for key, values in times.items()}
+    report = {
         "case": name,
         "architecture": {
             k: arch_value
@@ -87,13 +113,20 @@ def run_case(
         "overlap": OVERLAP,
         "batch_size": batch,
         "tiles": n_tiles,
-        "ours_s": round(ours_s, 3),
-        "monai_s": round(monai_s, 3),
-        "speed_ratio": round(monai_s / ours_s, 3),
+        "ours_s": round(median["ours"], 3),
+        "monai_s": round(median["monai"], 3),
+        "speed_ratio": round(median["monai"] / median["ours"], 3),
         "max_abs_diff": float(np.abs(results["ours"] - results["monai"]).max()),
-        "ours_runs_s": [round(t, 3) for t in times["ours"]],
-        "monai_runs_s": [round(t, 3) for t in times["monai"]],
     }
+    if onnx:
+        report.update(
+            onnx_s=round(median["onnx"], 3),
+            onnx_over_torch=round(median["onnx"] / median["ours"], 3),
+            onnx_max_abs_diff=float(np.abs(results["onnx"] - results["ours"]).max()),
+            **extra,
+        )
+    report.update({f"{key}_runs_s": [round(t, 3) for t in values] for key, values in times.items()})
+    return report
 
 
 def main() -> None:
@@ -101,26 +134,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (median reported)")
     parser.add_argument("--quick", action="store_true", help="1024^2 2D image and 128^3 3D volume")
     parser.add_argument("--cases", default="2d,3d", help="comma-separated subset of 2d,3d")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX runtime (needs the 'share' extra)")
     args = parser.parse_args()
     import monai
 
+    onnx = not args.no_onnx
     cases = []
     wanted = set(args.cases.split(","))
     load_before = os.getloadavg()[0]
     if "2d" in wanted:
         size = 1024 if args.quick else 2048
         arch = default_architecture("2d").model_dump()
-        cases.append(run_case("2d_default_unet", arch, (size, size), (256, 256), args.repeats))
+        cases.append(run_case("2d_default_unet", arch, (size, size), (256, 256), args.repeats, onnx))
     if "3d" in wanted:
         size = 128 if args.quick else 192
         arch = default_architecture("3d", preset="small_unet").model_dump()
-        cases.append(run_case("3d_small_unet", arch, (size,) * 3, (96, 96, 96), args.repeats))
+        cases.append(run_case("3d_small_unet", arch, (size,) * 3, (96, 96, 96), args.repeats, onnx))
     report = {
-        "benchmark": "predict_image vs monai.inferers.sliding_window_inference",
+        "benchmark": "predict_image vs monai.inferers.sliding_window_inference"
+        + (" and predict_image on onnxruntime" if onnx else ""),
         "quick": args.quick,
         "repeats": args.repeats,
         "torch": torch.__version__,
         "monai": monai.__version__,
+        "onnxruntime": _version("onnxruntime") if onnx else None,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
