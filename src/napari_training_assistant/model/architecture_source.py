@@ -1,8 +1,9 @@
 """The U-Net as one self-contained Python file (torch only), for model packages that carry their architecture
 as source (bioimage.io `pytorch_state_dict`): written from this package's own modules, never a second copy.
 
-The file defines `nta_unet(**architecture)`, which builds the `UNet` the architecture descriptor names; the
-state dict of a checkpoint loads into it unchanged.
+The file defines `nta_unet(**architecture)`, which builds the `UNet` the architecture descriptor names, and
+`nta_unet_with_marker` for point models with a centre-marker channel (two inputs); the state dict of a
+checkpoint loads into either unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from types import ModuleType
 from . import layers, padding, unet
 
 CALLABLE = "nta_unet"
+MARKED_CALLABLE = "nta_unet_with_marker"
 _SKIPPED = {"validate_architecture", "build_model", "build_unallocated"}  # pydantic and project code
 
 _HEADER = '''"""U-Net of napari-training-assistant {version} (generated from its model/padding.py, model/layers.py and
@@ -46,6 +48,18 @@ class ArchitectureConfig:
 def {callable}(**architecture: Any) -> UNet:
     """The U-Net an architecture descriptor (as saved in the checkpoint) describes."""
     return UNet(ArchitectureConfig(**architecture))
+
+
+class UNetWithMarker(UNet):
+    """A point model trained with a centre marker: the image and the marker as two inputs (same weights)."""
+
+    def forward(self, image: torch.Tensor, marker: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([image, marker], dim=1))
+
+
+def {marked}(**architecture: Any) -> UNetWithMarker:
+    """`UNetWithMarker` of an architecture descriptor whose last input channel is the centre marker."""
+    return UNetWithMarker(ArchitectureConfig(**architecture))
 '''
 
 
@@ -56,7 +70,7 @@ def architecture_source() -> str:
     parts = [_HEADER.format(version=__version__, callable=CALLABLE)]
     for module in (padding, layers, unet):
         parts.extend(_definitions(module))
-    parts.append(_FOOTER.format(callable=CALLABLE))
+    parts.append(_FOOTER.format(callable=CALLABLE, marked=MARKED_CALLABLE))
     return "\n\n".join(part.strip("\n") for part in parts) + "\n"
 
 

@@ -29,6 +29,26 @@ class UnpaddedUNet(nn.Module):
         return self.unet.forward_padded(x)
 
 
+class UnpaddedMarkedUNet(UnpaddedUNet):
+    """A point model trained with a centre marker: image and marker as two inputs, joined as its channels."""
+
+    def forward(self, image: torch.Tensor, marker: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.unet.forward_padded(torch.cat([image, marker], dim=1))
+
+
+def input_names(model: UNet, marker: bool = False) -> list[str]:
+    """The exported graph's inputs: `input`, or `input` (image channels) and `marker` (the last channel)."""
+    return ["input", "marker"] if marker else ["input"]
+
+
+def _graph(model: UNet, marker: bool) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    """The module to export (eval, cpu) and its example inputs."""
+    x = example_input(model)
+    if marker:
+        return UnpaddedMarkedUNet(model).eval().cpu(), (x[:, :-1], x[:, -1:])
+    return UnpaddedUNet(model).eval().cpu(), (x,)
+
+
 def size_step(model: UNet) -> tuple[int, ...]:
     """Per spatial axis, the multiple every exported input size must be (the total pooling factor)."""
     return tuple(int(f) for f in model.total_factor)
@@ -47,10 +67,10 @@ def example_input(model: UNet, size: tuple[int, ...] | None = None, batch: int =
     return torch.rand((batch, channels, *size), generator=generator)
 
 
-def export_onnx(model: UNet, path: str | Path, *, opset: int = ONNX_OPSET) -> int:
+def export_onnx(model: UNet, path: str | Path, *, opset: int = ONNX_OPSET, marker: bool = False) -> int:
     """Write `model` (eval mode, cpu) to one self-contained .onnx file with dynamic batch and spatial axes
-    (multiples of `size_step`); return the opset. Names: input `input`, output `output`."""
-    core = UnpaddedUNet(model).eval().cpu()
+    (multiples of `size_step`); return the opset. Inputs `input_names(model, marker)`, output `output`."""
+    core, inputs = _graph(model, marker)
     steps = size_step(model)
     dims = {0: torch.export.Dim("batch", min=1, max=4096)}
     for axis, step in enumerate(steps):
@@ -58,10 +78,10 @@ def export_onnx(model: UNet, path: str | Path, *, opset: int = ONNX_OPSET) -> in
     with _quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             core,
-            (example_input(model),),
-            input_names=["input"],
+            inputs,
+            input_names=input_names(model, marker),
             output_names=["output"],
-            dynamic_shapes={"x": dims},
+            dynamic_shapes=[dims] * len(inputs),
             opset_version=opset,
             dynamo=True,
             verbose=False,
@@ -70,11 +90,11 @@ def export_onnx(model: UNet, path: str | Path, *, opset: int = ONNX_OPSET) -> in
     return opset
 
 
-def export_torchscript(model: UNet, path: str | Path) -> None:
+def export_torchscript(model: UNet, path: str | Path, *, marker: bool = False) -> None:
     """Write `model` traced (eval mode, cpu) as a TorchScript file; any size that fits `size_step` runs."""
-    core = UnpaddedUNet(model).eval().cpu()
+    core, inputs = _graph(model, marker)
     with _quiet_exporter(), torch.no_grad():
-        traced = torch.jit.trace(core, example_input(model), check_trace=False)
+        traced = torch.jit.trace(core, inputs, check_trace=False)
     traced.save(str(path))
 
 

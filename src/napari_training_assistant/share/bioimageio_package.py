@@ -13,14 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.architecture_source import CALLABLE, architecture_source
+from ..model.architecture_source import CALLABLE, MARKED_CALLABLE, architecture_source
 from ..model.torch_export import export_onnx, export_torchscript, minimum_size, size_step
 from ..preprocess.normalization import PERCENTILE_HIGH, PERCENTILE_LOW
 from ..project import TrainingProject
-from ..project.errors import CheckpointError
 from .exportable import Exportable
 from .lineage import TOOL, documentation, lineage
-from .sample import project_sample, write_cover
+from .sample import package_normalization, project_sample, write_cover
 
 CONFIG_KEY = "napari_training_assistant"
 U_NET_CITATION = ("Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015", "10.1007/978-3-319-24574-4_28")
@@ -40,11 +39,6 @@ def build_package(
     from bioimageio.spec.model import v0_5
 
     record, info = source.record, source.info
-    if info.centre_marker:
-        raise CheckpointError(
-            f"checkpoint {record.checkpoint_id} takes a centre-marker channel per synapse: bioimage.io export covers "
-            "models that segment whole images (train a point model with `training.centre_marker: false`)"
-        )
     facts = lineage(project, record)
     sample = project_sample(project, source)
     files = _write_files(source, sample, facts, work)
@@ -52,25 +46,25 @@ def build_package(
     spatial = "zyx"[-dims:]
     arch = source.model.architecture
     people = [v0_5.Author(name=name) for name in authors]
-    input_axes = [
-        v0_5.BatchAxis(),
-        v0_5.ChannelAxis(channel_names=[v0_5.Identifier(f"channel{i}") for i in range(info.input_channels)]),
-        *(
-            v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=v0_5.ParameterizedSize(min=m, step=s))
-            for a, m, s in zip(spatial, minimum_size(source.model), size_step(source.model), strict=True)
-        ),
+    mode = package_normalization(info.normalization, sample.dtype)
+    inputs = [
+        _input(source, "input", info.input_channels - len(sample.inputs) + 1, spatial, files["test_input"], _preprocessing(mode, spatial), sample.origin)
     ]
+    if "marker" in sample.inputs:
+        inputs.append(_input(source, "marker", 1, spatial, files["test_marker"], [], "the centre-synapse marker: a ball of ones at the centre"))
     output_axes = [
         v0_5.BatchAxis(),
         v0_5.ChannelAxis(channel_names=[v0_5.Identifier(n) for n in _output_names(project, arch)]),
         *(v0_5.SpaceOutputAxis(id=v0_5.AxisId(a), size=v0_5.SizeReference(tensor_id=v0_5.TensorId("input"), axis_id=v0_5.AxisId(a))) for a in spatial),
     ]
-    how_to_apply = _how_to_apply(info.normalization, arch, spatial, source)
+    how_to_apply = [*_how_to_apply(mode, info.normalization, arch, spatial, source), f"The test input was cut from the {sample.origin}."]
     (work / "README.md").write_text(documentation(project, record, facts, how_to_apply))
     torch_version = v0_5.Version(torch.__version__.split("+")[0])
     state_dict = v0_5.PytorchStateDictWeightsDescr(
         source=files["state_dict"],
-        architecture=v0_5.ArchitectureFromFileDescr(source=files["architecture"], callable=v0_5.Identifier(CALLABLE), kwargs=_plain(arch)),
+        architecture=v0_5.ArchitectureFromFileDescr(
+            source=files["architecture"], callable=v0_5.Identifier(MARKED_CALLABLE if len(inputs) > 1 else CALLABLE), kwargs=_plain(arch)
+        ),
         pytorch_version=torch_version,
     )
     return v0_5.ModelDescr(
@@ -84,16 +78,7 @@ def build_package(
         covers=[v0_5.FileDescr(source=files["cover"])],
         attachments=[v0_5.FileDescr(source=files["lineage"])],
         tags=[TOOL, "unet", arch["spatial_dims"], "segmentation", f"{arch['output_mode']}-segmentation", "pytorch", "onnx"],
-        inputs=[
-            v0_5.InputTensorDescr(
-                id=v0_5.TensorId("input"),
-                description=f"{info.input_channels}-channel {arch['spatial_dims']} image, as read (normalised by the preprocessing)",
-                axes=input_axes,
-                test_tensor=v0_5.FileDescr(source=files["test_input"]),
-                data=v0_5.IntervalOrRatioDataDescr(type="float32"),
-                preprocessing=_preprocessing(info.normalization, spatial),
-            )
-        ],
+        inputs=inputs,
         outputs=[
             v0_5.OutputTensorDescr(
                 id=v0_5.TensorId("output"),
@@ -120,6 +105,29 @@ def build_package(
     )
 
 
+def _input(source: Exportable, name: str, channels: int, spatial: str, test_tensor: Path, preprocessing: list[Any], about: str) -> Any:
+    from bioimageio.spec.model import v0_5
+
+    steps = zip(spatial, minimum_size(source.model), size_step(source.model), strict=True)
+    return v0_5.InputTensorDescr(
+        id=v0_5.TensorId(name),
+        description=about if name == "marker" else f"{channels}-channel {len(spatial)}D image as read (normalised by the preprocessing)",
+        axes=[
+            v0_5.BatchAxis(),
+            v0_5.ChannelAxis(channel_names=[v0_5.Identifier(f"{name}{i}" if channels > 1 else name) for i in range(channels)]),
+            *(
+                v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=v0_5.ParameterizedSize(min=m, step=s))
+                if name == "input"
+                else v0_5.SpaceInputAxis(id=v0_5.AxisId(a), size=v0_5.SizeReference(tensor_id=v0_5.TensorId("input"), axis_id=v0_5.AxisId(a)))
+                for a, m, s in steps
+            ),
+        ],
+        test_tensor=v0_5.FileDescr(source=test_tensor),
+        data=v0_5.IntervalOrRatioDataDescr(type="float32"),
+        preprocessing=preprocessing,
+    )
+
+
 def _write_files(source: Exportable, sample: Any, facts: dict[str, Any], work: Path) -> dict[str, Any]:
     files: dict[str, Any] = {
         "state_dict": work / "weights.pt",
@@ -127,17 +135,20 @@ def _write_files(source: Exportable, sample: Any, facts: dict[str, Any], work: P
         "torchscript": work / "weights_torchscript.pt",
         "onnx": work / "weights.onnx",
         "test_input": work / "test_input.npy",
+        "test_marker": work / "test_marker.npy",
         "test_output": work / "test_output.npy",
         "cover": work / "cover.png",
         "lineage": work / "lineage.json",
     }
     torch.save({k: v.detach().cpu().contiguous() for k, v in source.model.state_dict().items()}, files["state_dict"])
     files["architecture"].write_text(architecture_source())
-    export_torchscript(source.model, files["torchscript"])
-    files["opset"] = export_onnx(source.model, files["onnx"])
-    np.save(files["test_input"], sample.raw)
+    marker = "marker" in sample.inputs
+    export_torchscript(source.model, files["torchscript"], marker=marker)
+    files["opset"] = export_onnx(source.model, files["onnx"], marker=marker)
+    for name, array in sample.inputs.items():
+        np.save(files[f"test_{name}"], array)
     np.save(files["test_output"], sample.output)
-    write_cover(sample, files["cover"])
+    write_cover(sample, files["cover"], instance=source.model.architecture["output_mode"] == "instance")
     files["lineage"].write_text(json.dumps(facts, indent=1, default=str))
     return files
 
@@ -148,7 +159,9 @@ def _preprocessing(mode: str, spatial: str) -> list[Any]:
 
     axes = [v0_5.AxisId(a) for a in spatial]
     ops: list[Any] = []  # the spec adds the float32 casts around them itself
-    if mode in ("percentile", "region"):
+    if mode == "region":  # 8-bit data: 0..255 -> 0..1, exactly as in training
+        ops.append(v0_5.ScaleLinearDescr(kwargs=v0_5.ScaleLinearKwargs(gain=1 / 255, offset=0.0)))
+    elif mode == "percentile":
         ops.append(v0_5.ScaleRangeDescr(kwargs=v0_5.ScaleRangeKwargs(axes=axes, min_percentile=PERCENTILE_LOW, max_percentile=PERCENTILE_HIGH)))
     elif mode == "minmax":
         ops.append(v0_5.ScaleRangeDescr(kwargs=v0_5.ScaleRangeKwargs(axes=axes, min_percentile=0.0, max_percentile=100.0)))
@@ -169,11 +182,10 @@ def _output_names(project: TrainingProject, arch: dict[str, Any]) -> list[str]:
     if arch["output_mode"] == "instance":
         return ["foreground", "boundary"]
     names = [_identifier(n) for n in project.config.class_names]
-    if arch["output_mode"] == "multiclass" and len(names) == arch["output_channels"]:
-        return names
-    if arch["output_mode"] == "binary" and len(names) == 2:
-        return [names[1]]
-    return [f"channel{i}" for i in range(arch["output_channels"])]
+    channels = arch["output_channels"]
+    if len(names) == channels + 1 and arch["output_mode"] != "multiclass":  # binary, multilabel: no background channel
+        names = names[1:]
+    return names if len(names) == channels else [f"channel{i}" for i in range(channels)]
 
 
 def _identifier(name: str) -> str:
@@ -190,18 +202,25 @@ def _output_description(arch: dict[str, Any]) -> str:
     return f"probabilities (sigmoid); threshold {arch.get('threshold', 0.5)}"
 
 
-def _how_to_apply(mode: str, arch: dict[str, Any], spatial: str, source: Exportable) -> list[str]:
+def _how_to_apply(mode: str, trained: str, arch: dict[str, Any], spatial: str, source: Exportable) -> list[str]:
     steps = ", ".join(f"{a} {s}" for a, s in zip(spatial, size_step(source.model), strict=True))
+    marker = ["A second input, `marker`, marks the synapse at the window's centre: a ball of ones of radius (1, 2, 2) voxels (z, y, x)."] if source.info.centre_marker else []
     return [
-        f"Normalisation ({mode}): "
+        f"Normalisation ({trained}; the package applies {mode}): "
         + {
             "percentile": f"per channel, the {PERCENTILE_LOW:g} and {PERCENTILE_HIGH:g} percentiles map to 0 and 1 (the package's scale_range)",
             "minmax": "per channel, minimum and maximum map to 0 and 1 (scale_range 0-100)",
             "zscore": "per channel, mean 0 and standard deviation 1 (zero_mean_unit_variance)",
             "none": "none (values cast to float32)",
-            "region": f"8-bit volumes were mapped 0..255 to 0..1 in training, others by the {PERCENTILE_LOW:g} and "
-            f"{PERCENTILE_HIGH:g} percentiles of the whole volume; the package applies the percentiles per input",
-        }.get(mode, mode),
+            "region": "8-bit data maps 0..255 to 0..1 (scale_linear), exactly as in training",
+        }.get(mode, mode)
+        + (
+            f" (training used the {PERCENTILE_LOW:g} and {PERCENTILE_HIGH:g} percentiles of the whole cached region; "
+            "per input they differ a little: for best results normalise the whole volume the same way)"
+            if trained == "region" and mode != "region"
+            else ""
+        ),
+        *marker,
         f"Input sizes: multiples of {steps} (at least twice that); tile larger images with overlap.",
         f"Output: {_output_description(arch)}.",
     ]

@@ -45,7 +45,7 @@ def export_model(
     license: str = "CC-BY-4.0",
 ) -> ExportResult:
     """Export `checkpoint` (id, `latest` or `best`) of `project` to `output`."""
-    if format not in EXPORT_FORMATS:
+    if format not in EXPORT_FORMATS:  # (a centre-marker point model's exports take `input` and `marker`)
         raise ExportError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
     output = Path(output).expanduser()
     _check_output(output, format, overwrite)
@@ -62,11 +62,11 @@ def export_model(
         if format == "onnx":
             from ..model.torch_export import export_onnx
 
-            details["opset"] = export_onnx(source.model, staged)
+            details["opset"] = export_onnx(source.model, staged, marker=source.info.centre_marker)
         elif format == "torchscript":
             from ..model.torch_export import export_torchscript
 
-            export_torchscript(source.model, staged)
+            export_torchscript(source.model, staged, marker=source.info.centre_marker)
         else:
             details = _bioimageio(project, source, work, staged, authors or (_default_author(),), license)
         os.replace(staged, output)

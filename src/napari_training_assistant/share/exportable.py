@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..model import CheckpointInfo, UNet, load_model, read_checkpoint_info
+from ..preprocess import MODES
 from ..project import TrainingProject
 from ..project.checkpoints import file_sha256
 from ..project.errors import CheckpointError
@@ -24,7 +25,7 @@ class Exportable:
 
 def exportable_checkpoint(project: TrainingProject, checkpoint: str = "latest") -> Exportable:
     """`checkpoint` (an id, `latest` or `best`) ready to export; a one-line `CheckpointError` for a cancelled or
-    failed run, a file whose sha256 no longer matches its record, or a checkpoint that cannot predict images."""
+    failed run, a file whose sha256 no longer matches its record, or a normalisation this version cannot apply."""
     record = project.checkpoints.get(checkpoint)
     if record.status != "completed":
         raise CheckpointError(
@@ -40,5 +41,6 @@ def exportable_checkpoint(project: TrainingProject, checkpoint: str = "latest") 
             "saved (changed or replaced on disk): it is not exported"
         )
     info = read_checkpoint_info(path)
-    info.require_applicable(record.checkpoint_id)
+    if info.normalization not in MODES:  # a centre-marker model is exported with the marker as a second input
+        info.require_applicable(record.checkpoint_id)
     return Exportable(record, path, info, load_model(path))

@@ -9,10 +9,10 @@ import lightning as L
 import torch
 from torch import nn
 
-OPTIMIZER = "AdamW, learning rate annealed on a cosine to 5% of its start over the epochs"
-
 from .losses import SegmentationLoss, make_loss
 from .metrics import ScoreAccumulator
+
+OPTIMIZER = "AdamW, learning rate annealed on a cosine to 5% of its start over the epochs"
 
 
 class ValidationExtras(Protocol):
