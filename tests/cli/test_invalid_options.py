@@ -41,6 +41,7 @@ BASE: dict[str, list[str]] = {
     "sam3-check": ["{root}/sam3"],
     "assign-synapses": ["{root}/spec.yaml"],
     "suggest": ["{root}/proj", "--images", "{root}"],
+    "export": ["{root}/proj", "--format", "bioimageio", "--output", "{root}/model.zip"],
 }
 # Values of free-text options, or those whose range depends on the project or the image:
 # (tokens, fragment the error line must hold; None: the flag or the value itself).
@@ -92,6 +93,9 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("predict", "--foreground-threshold"): [(["-0.2"], None), (["0.3"], "apply to instance models")],
     ("predict", "--boundary-threshold"): [(["1"], None), (["0.3"], "--boundary-threshold apply to instance models")],
     ("benchmark", "--checkpoint"): [(["unet_run_999"], None)],
+    ("export", "--output"): [(["{root}/model.onnx"], "should end with .zip"), (["{root}/img.tif"], "should end with .zip"), (["{root}/pairs"], None)],
+    ("export", "--author"): [([""], "--author name is empty"), (["x" * 201], "longer than 200")],
+    ("export", "--license"): [(["not-a-license"], "SPDX"), ([""], "SPDX")],
     ("demo", "--dir"): [(["{root}/proj"], "not a demo project")],
     ("sam3-check", "--device"): [(["bogus"], None)],
 }

@@ -18,6 +18,7 @@ from ..project.errors import ProjectError
 ExportFormat = Literal["bioimageio", "onnx", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = ("bioimageio", "onnx", "torchscript")
 SUFFIXES = {"bioimageio": (".zip",), "onnx": (".onnx",), "torchscript": (".pt", ".pth", ".torchscript")}
+MAX_AUTHOR = 200
 REQUIREMENTS = {"bioimageio": ("bioimageio.spec", "onnx", "onnxscript"), "onnx": ("onnx", "onnxscript"), "torchscript": ()}
 
 
@@ -50,6 +51,9 @@ def export_model(
     output = Path(output).expanduser()
     _check_output(output, format, overwrite)
     _check_requirements(format)
+    authors = _check_authors(authors)
+    if format == "bioimageio":
+        _check_license(license)
     from .exportable import exportable_checkpoint
 
     started = time.perf_counter()
@@ -68,7 +72,7 @@ def export_model(
 
             export_torchscript(source.model, staged, marker=source.info.centre_marker)
         else:
-            details = _bioimageio(project, source, work, staged, authors or (_default_author(),), license)
+            details = _bioimageio(project, source, work, staged, authors, license)
         os.replace(staged, output)
     return ExportResult(format, output, source.record.checkpoint_id, round(time.perf_counter() - started, 2), details)
 
@@ -102,6 +106,24 @@ def _check_requirements(format: str) -> None:
         raise ExportError(
             f"--format {format} needs {', '.join(missing)}: pip install \"napari-training-assistant[share]\""
         )
+
+
+def _check_authors(authors: Sequence[str]) -> list[str]:
+    names = [str(a).strip() for a in authors]
+    if any(not name or len(name) > MAX_AUTHOR for name in names):
+        raise ExportError(f"an --author name is empty or longer than {MAX_AUTHOR} characters: give each author's name")
+    return names or [_default_author()]
+
+
+def _check_license(license: str) -> None:
+    """An SPDX id that bioimage.io accepts (its own list)."""
+    import pydantic
+    from bioimageio.spec.generic.v0_3 import LicenseId
+
+    try:
+        pydantic.TypeAdapter(LicenseId).validate_python(license)
+    except pydantic.ValidationError:
+        raise ExportError(f"--license {license!r} is not an SPDX license id bioimage.io accepts (e.g. CC-BY-4.0, MIT, BSD-3-Clause)") from None
 
 
 def _default_author() -> str:
