@@ -85,3 +85,14 @@ def test_marker_model_onnx_file_takes_image_and_marker(point_project, tmp_path):
         expected = model(x).numpy()
     got = session.run(None, {"input": x[:, :1].numpy(), "marker": x[:, 1:].numpy()})[0]
     assert np.abs(got - expected).max() < 1e-4
+
+
+def test_marker_package_imports_with_its_own_architecture(point_project, tmp_path):
+    from napari_training_assistant.share.bioimageio_import import import_pretrained
+
+    project = point_project("marker_True", centre_marker=True)
+    package = export_model(project, format="bioimageio", output=tmp_path / "p.zip", authors=["C"]).path
+    other = TrainingProject.create(tmp_path / "other", "other", spatial_dims="3d", output_mode="multilabel", architecture={"output_channels": 2})
+    record = import_pretrained(other, package)
+    assert record.architecture["input_channels"] == 2 and record.package["architecture_callable"] == "nta_unet_with_marker"
+    assert record.package["exported_from"]["checkpoint_id"] == project.checkpoints.get("latest").checkpoint_id

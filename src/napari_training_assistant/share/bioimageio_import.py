@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import yaml
 
+from ..model.architecture_source import CALLABLE, MARKED_CALLABLE
 from ..model.unet import validate_architecture
 from ..model.weights_import import fitting_prefix, import_weights, stated_architecture
 from ..project import TrainingProject
@@ -29,8 +30,8 @@ from ..project.weights_file import WeightsInfo, inspect_weights
 
 DESCRIPTION_NAMES = ("rdf.yaml", "bioimageio.yaml")
 PACKAGE_SUFFIXES = (".zip", ".yaml", ".yml")
-OWN_CALLABLE = "nta_unet"  # the architecture callable of this tool's exports (share/bioimageio_package.py)
-CONFIG_KEY = "napari_training_assistant"
+OWN_CALLABLES = (CALLABLE, MARKED_CALLABLE)  # the architecture callables of this tool's exports
+CONFIG_KEY = "napari_training_assistant"  # where this tool's exports keep their lineage
 WEIGHT_FORMAT = "pytorch_state_dict"
 MAX_DESCRIPTION_BYTES = 16 * 1024**2
 MAX_WEIGHTS_BYTES = 4 * 1024**3
@@ -291,7 +292,7 @@ def _architecture(entry: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
 
 def _own_architecture(callable_name: str, kwargs: dict[str, Any]) -> ArchitectureConfig | None:
     """The U-Net of one of this tool's exports, rebuilt from its kwargs; None for any other architecture."""
-    if callable_name != OWN_CALLABLE:
+    if callable_name not in OWN_CALLABLES:
         return None
     try:
         return validate_architecture(kwargs)

@@ -17,11 +17,11 @@ from ..model.architecture_source import CALLABLE, MARKED_CALLABLE, architecture_
 from ..model.torch_export import export_onnx, export_torchscript, minimum_size, size_step
 from ..preprocess.normalization import PERCENTILE_HIGH, PERCENTILE_LOW
 from ..project import TrainingProject
+from .bioimageio_import import CONFIG_KEY
 from .exportable import Exportable
 from .lineage import TOOL, documentation, lineage
 from .sample import package_normalization, project_sample, write_cover
 
-CONFIG_KEY = "napari_training_assistant"
 U_NET_CITATION = ("Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015", "10.1007/978-3-319-24574-4_28")
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
 TOLERANCE = {"relative_tolerance": 1e-3, "absolute_tolerance": 1e-4}
