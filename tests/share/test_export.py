@@ -24,12 +24,18 @@ pytest.importorskip("onnxruntime")
 CASES = {
     "2d-binary": {"spatial_dims": "2d", "output_mode": "binary"},
     "2d-instance": {"spatial_dims": "2d", "output_mode": "instance"},
+    "2d-multilabel-zscore": {"spatial_dims": "2d", "output_mode": "multilabel"},
     "3d-multiclass": {"spatial_dims": "3d", "output_mode": "multiclass", "num_classes": 3, "architecture": {"normalization": "group"}},
 }
 
 
 def _trained(make_project, fast_options, name: str, runs: int = 1):
     project = make_project(name, **CASES[name])
+    if "zscore" in name:
+        from napari_training_assistant.project.schemas import ProjectConfig
+
+        with project.editing(project.layout.project_config, ProjectConfig) as config:
+            config.training.normalization = "zscore"
     for index in range(runs):
         train_project(project, fast_options(start="latest" if index else "scratch"))
     return project
@@ -62,6 +68,8 @@ def test_bioimageio_package_passes_the_reference_model_test(tmp_path, trained, n
     assert rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"]["output_mode"] == arch["output_mode"]
     channel = next(a for a in rdf["outputs"][0]["axes"] if a["type"] == "channel")
     assert len(channel["channel_names"]) == arch["output_channels"]
+    if "zscore" in name:
+        assert any(op["id"] == "zero_mean_unit_variance" for op in rdf["inputs"][0]["preprocessing"])
     spaces = [a["id"] for a in rdf["inputs"][0]["axes"] if a["type"] == "space"]
     assert spaces == (["z", "y", "x"] if arch["spatial_dims"] == "3d" else ["y", "x"])
 
