@@ -233,6 +233,38 @@ def test_the_start_continues_from_latest_once_there_is_a_checkpoint(make_tab, se
     assert tab.start_choice.currentText() == "scratch" and tab.options().start == "scratch"
 
 
+def test_one_source_of_truth_for_the_start(make_tab, session, make_project, fast_options, make_napari_viewer, qtbot):
+    """The project's starting-weights setting is what the tab shows and runs: set by the tab's own pick, by the
+    Checkpoints tab's "Continue training from this" and by `nta start`, whichever came last (issue 17)."""
+    from napari_training_assistant.cli.main import main
+    from napari_training_assistant.napari.tabs.checkpoints_tab import CheckpointsTab
+    from napari_training_assistant.train import train_project
+
+    project = make_project()
+    for _ in range(2):
+        train_project(project, fast_options(run_benchmark=False))
+    tab = make_tab()
+    checkpoints = CheckpointsTab(make_napari_viewer(), session)
+    qtbot.addWidget(checkpoints)
+    session.open(project.root)
+    assert tab.options().start == "latest"  # never chosen: continue from the latest
+
+    tab.start_choice.setCurrentText("scratch")  # the user's pick is the project's setting
+    tab.start_choice.activated.emit(tab.start_choice.currentIndex())
+    assert project.starting_weights.describe() == "scratch" and project.starting_weights.chosen_at is not None
+
+    checkpoints.select("unet_run_001")
+    checkpoints.continue_button.click()  # said to be the next run's start: the Train tab shows and runs it
+    assert tab.start_choice.currentText() == "checkpoint" and tab.start_id.currentText() == "unet_run_001"
+    assert tab.options().start == "checkpoint:unet_run_001" and "unet_run_001" in tab.start_info.text()
+
+    assert main(["start", str(project.root), "scratch"]) == 0  # the CLI sets it too
+    session.updated()
+    assert tab.options().start == "scratch"  # chosen, so not replaced by latest
+    session.open(project.root)
+    assert tab.options().start == "scratch"
+
+
 # ------------------------------------------------------------------------- the run's child process
 def test_training_runs_in_a_child_process_and_the_gui_never_freezes(make_tab, session, make_project, qtbot):
     """A 10 ms timer in the GUI thread pans the camera from Start until the run's end has been handled

@@ -203,6 +203,7 @@ class TrainingProject:
             raise ProjectError(f"no checkpoint {choice.checkpoint_id!r} in this project: see `nta checkpoints {self.root}`")
         if choice.imported_model_id and self.imported_models.registry.get(choice.imported_model_id) is None:
             raise ProjectError(f"no imported model {choice.imported_model_id!r}: import one with `nta import-weights`")
+        choice = choice.model_copy(update={"chosen_at": now()})
         self.write(self.layout.starting_weights, choice)
         return choice
 

@@ -46,9 +46,6 @@ from .base import ProjectTab
 from .train_points_panel import PointsPanel, number, row, spin
 
 MODE_LABELS = {"pairs": "Pair training", "point_windows": "Point-windowed"}  # shown text of each training mode
-START_KEY = "train.start_choice"  # the starting point the user picked in this tab (else: latest once there is a checkpoint)
-
-
 def start_choices() -> list[str]:
     """The schema's starting-weight choices, with `best` (what TrainOptions.start also takes: the checkpoint
     `best` names when the run starts) after `latest`."""
@@ -58,16 +55,17 @@ def start_choices() -> list[str]:
 
 
 def default_start(project) -> str:
-    """The starting point the tab offers: the user's own pick, else the project's non-default choice, else
-    continuing from the latest checkpoint once there is one (scratch before)."""
+    """The project's starting-weights setting, the one source of truth (`nta start`, this tab, "Continue training
+    from this" all set it); never chosen: what an older version of this tab kept, else continuing from the
+    latest checkpoint once there is one (scratch before)."""
+    configured = project.starting_weights
+    if configured.chosen_at is not None or configured.choice != "scratch":
+        return configured.describe()
     saved = project.config.ui.train_tab
-    if saved.get(START_KEY):
-        return saved[START_KEY]
-    older = saved.get("train.start", "scratch")  # written on every run before START_KEY: scratch was no choice
-    configured = project.starting_weights.describe()
-    for spec in (older, configured):
-        if spec != "scratch":
-            return spec
+    if saved.get("train.start_choice"):  # older versions: the user's pick in this tab
+        return saved["train.start_choice"]
+    if saved.get("train.start", "scratch") != "scratch":  # older still: written by every run
+        return saved["train.start"]
     return "latest" if project.checkpoints.latest_id else "scratch"
 
 
@@ -156,7 +154,6 @@ class TrainTab(ProjectTab):
         self.start_info = QLabel("")
         self.start_info.setWordWrap(True)
         self.start_info.setObjectName("start_info")
-        self.start_chosen: str | None = None  # set when the user picks a starting point; remembered in the project
         form.addRow("Starting point", row(self.start_choice, self.start_id))
         form.addRow("", self.start_info)
         self.epochs = spin(QSpinBox(), 1, 100_000, 20)
@@ -191,8 +188,8 @@ class TrainTab(ProjectTab):
             f"Dataset: {counts['train']} train, {counts['val']} val pairs (validation on the train pairs when there is none); "
             f"{counts['benchmark']} benchmark pairs are never trained on."
         )
-        if not self.running and self.start_chosen is None and self._start_spec() != default_start(project):
-            self._set_start(default_start(project))  # e.g. the first checkpoint now exists: continue from it
+        if not self.running and self._start_spec() != default_start(project):
+            self._set_start(default_start(project))  # set elsewhere (Checkpoints tab, nta start), or the first checkpoint
         self._fill_start_ids()
         self.decisions.setRowCount(0)
         for decision in project.config.auto_configuration_decisions:
@@ -215,7 +212,13 @@ class TrainTab(ProjectTab):
         self._show_start()
 
     def _start_picked(self, *_: Any) -> None:
-        self.start_chosen = self._start_spec() or self.start_choice.currentText()
+        """The user's pick becomes the project's starting-weights setting (`best`: the checkpoint it is now)."""
+        spec, project = self._start_spec(), self.session.project
+        if spec is None or project is None or self.running:
+            return
+        if spec == "best" and project.checkpoints.best_id is None:
+            return  # said in red below the choice; nothing to keep
+        self.run_action(project.set_starting_weights, spec)
 
     def _set_start(self, spec: str) -> None:
         kind, _, target = spec.partition(":")
@@ -250,7 +253,6 @@ class TrainTab(ProjectTab):
         from ..preferences import default_device
 
         self.device.setCurrentText(saved.get("train.device", default_device()))
-        self.start_chosen = saved.get(START_KEY) or None
         self._set_start(default_start(project))
         self.points.restore(saved)
 
@@ -264,8 +266,6 @@ class TrainTab(ProjectTab):
             "train.patch": self.patch.text().strip(),
             "train.device": self.device.currentText().strip(),
         }
-        if self.start_chosen is not None:
-            values[START_KEY] = self.start_chosen
         return values | self.points.settings()
 
     # ---- start / stop

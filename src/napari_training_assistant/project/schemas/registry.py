@@ -76,6 +76,9 @@ class StartingWeightsConfig(VersionedModel):
     choice: Literal["scratch", "latest", "checkpoint", "imported"] = "scratch"
     checkpoint_id: RecordId | None = None
     imported_model_id: RecordId | None = None
+    chosen_at: datetime | None = Field(
+        None, description="when it was chosen (nta start, the Train tab, Continue training from this); None: never"
+    )
 
     @model_validator(mode="after")
     def _target_named(self) -> StartingWeightsConfig:
