@@ -35,11 +35,9 @@ from ...project.run_options import TrainOptions
 from ..child_tasks import train_points_layers, train_points_spec
 from ..layer_choice import image_data
 from ..point_data import DATA_FOLDER, layer_spec, spec_preview
+from ..point_layer_roles import LAYER_ROLES, guess
 
 SOURCES = ("Spec file (YAML)", "Layers in the viewer")
-LAYER_ROLES = {
-    "image": ("Image",), "label0": ("Labels",), "label1": ("Labels",), "segmentation": ("Labels",), "points": ("Points", "Shapes"), "regions": ("Shapes",),
-}
 OPTIONAL = {"segmentation"}  # roles that may be left out (their combo starts with NONE)
 NONE = "(none)"
 
@@ -71,8 +69,10 @@ class PointsPanel(QWidget):
         form.addRow(self.spec_info)
         self.combos = {role: QComboBox() for role in LAYER_ROLES}
         names = {"image": "Image", "label0": "label0 (pre)", "label1": "label1 (post)", "segmentation": "Segmentation", "points": "Synapses", "regions": "Regions (split)"}
+        self.picked: set[str] = set()  # roles the user chose by hand: never re-guessed
         for role, combo in self.combos.items():
             combo.setToolTip(_tips()[role])
+            combo.activated.connect(lambda *_, r=role: self.picked.add(r))
             form.addRow(names[role], combo)
         self.window = [spin(QSpinBox(), 1, 4096, value) for value in (16, 64, 64)]
         self.window_row = row(*self.window)
@@ -106,11 +106,16 @@ class PointsPanel(QWidget):
             self.form.setRowVisible(widget, not spec)
 
     def refresh_layers(self, *_: Any) -> None:
+        """Each role lists the layers of its types; a role the user has not picked by hand takes the layer that
+        suits it best (`point_layer_roles.guess`: names, shape types, features), label0 and label1 never the same."""
         for role, combo in self.combos.items():
             kinds = LAYER_ROLES[role]
             current = combo.currentText()
             combo.clear()
             combo.addItems([NONE] * (role in OPTIONAL) + [layer.name for layer in self.viewer.layers if type(layer).__name__ in kinds])
+            if role not in self.picked:
+                taken = [self.combos["label0"].currentText()] if role == "label1" else []
+                current = guess(role, self.viewer.layers, taken) or (NONE if role in OPTIONAL else current)
             combo.setCurrentIndex(max(combo.findText(current), 0 if combo.count() else -1))
 
     def settings(self) -> dict[str, str]:
@@ -123,10 +128,12 @@ class PointsPanel(QWidget):
     def restore(self, saved: dict[str, str]) -> None:
         self.source.setCurrentIndex(1 if saved.get("train.points_source") == "layers" else 0)
         self.spec_path.setText(saved.get("train.spec", ""))
+        same = saved.get("train.label0") and saved.get("train.label0") == saved.get("train.label1")
         for role, combo in self.combos.items():
             index = combo.findText(saved.get(f"train.{role}", ""))
-            if index >= 0:
+            if index >= 0 and not (same and role in ("label0", "label1")):  # a saved label0 = label1 is no choice
                 combo.setCurrentIndex(index)
+                self.picked.add(role)
         for boxes, key in ((self.window, "train.window"), ((self.depth, self.base), "train.model")):
             values = [v for v in saved.get(key, "").split(",") if v.strip().isdigit()]
             for box, value in zip(boxes, values, strict=False):
@@ -202,6 +209,11 @@ class PointsPanel(QWidget):
         if volume.ndim != 3:
             raise ProjectError(f"image layer {image.name!r} has {volume.ndim} axes: point windows need a 3D (z, y, x) volume")
         volumes = {"img": volume}
+        if self.combos["label0"].currentText() == self.combos["label1"].currentText():
+            raise ProjectError(
+                f"label0 (pre) and label1 (post) are the same layer {self.combos['label0'].currentText()!r}: choose the "
+                "presynaptic and the postsynaptic labels layers"
+            )
         for key in ("label0", "label1"):
             layer = self._layer(key)
             volumes[key] = image_data(layer)
