@@ -314,3 +314,24 @@ def test_a_semantic_mask_in_an_instance_project_is_added_with_its_warning_shown(
     tab.import_folder(folder)
     qtbot.waitUntil(lambda: tab.import_button.isEnabled(), timeout=20000)
     assert "Imported 1 pair(s)" in tab.message.text() and "semantic mask" in tab.message.text()
+
+
+def test_layer_choices_follow_the_layer_just_added(setup):
+    """A newly added image or labels layer becomes the choice, and its partner by name the other (issue 17)."""
+    from napari_training_assistant.napari.layer_choice import pairs_with
+
+    viewer, _, tab = setup()
+    viewer.add_image(_image((32, 32)), name="cells")
+    viewer.add_labels(_mask((32, 32)), name="cells labels")
+    viewer.add_image(_image((32, 32), seed=1), name="nuclei")
+    assert (tab.image_combo.currentText(), tab.mask_combo.currentText()) == ("nuclei", "cells labels")  # no partner yet
+    viewer.add_labels(_mask((32, 32)), name="nuclei_mask")
+    assert (tab.image_combo.currentText(), tab.mask_combo.currentText()) == ("nuclei", "nuclei_mask")
+    viewer.add_image(_image((32, 32), seed=2), name="cells 2")
+    viewer.add_labels(_mask((32, 32)), name="cells labels")  # napari renames it "cells labels [1]": no partner
+    assert tab.mask_combo.currentText() == "cells labels [1]" and tab.image_combo.currentText() == "cells 2"
+    viewer.layers.selection.active = viewer.layers["cells"]
+    viewer.add_image(_image((32, 32), seed=3), name="dapi")
+    viewer.add_labels(_mask((32, 32)), name="dapi-seg")
+    assert (tab.image_combo.currentText(), tab.mask_combo.currentText()) == ("dapi", "dapi-seg")
+    assert pairs_with("cells", "Cells_Labels") and not pairs_with("cells", "cells") and not pairs_with("cells", "cellsX")

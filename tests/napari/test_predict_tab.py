@@ -121,3 +121,21 @@ def test_layer_combo_follows_the_viewer(setup):
     assert "renamed" in [tab.image_combo.itemText(i) for i in range(tab.image_combo.count())]
     viewer.layers.remove("renamed")
     assert tab.image_combo.count() == 1
+
+
+def test_the_image_just_added_becomes_the_prediction_input(make_napari_viewer, qtbot, tmp_path):
+    import numpy as np
+
+    from napari_training_assistant.napari.session import ProjectSession
+    from napari_training_assistant.napari.tabs.predict_tab import PredictTab
+
+    viewer = make_napari_viewer()
+    session = ProjectSession()
+    session.create(tmp_path / "proj", "proj")
+    tab = PredictTab(viewer, session)
+    qtbot.addWidget(tab)
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="first")
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="second")
+    assert tab.image_combo.currentText() == "second"
+    viewer.add_labels(np.zeros((16, 16), np.uint8), name="a result")  # a labels layer leaves the choice alone
+    assert tab.image_combo.currentText() == "second"

@@ -1,5 +1,6 @@
-"""Choosing an image layer in a tab (the viewer's Image layers in a combo that keeps or restores the choice),
-and the full-resolution array of any layer."""
+"""Choosing an image layer in a tab (the viewer's Image layers in a combo that keeps or restores the choice, or
+takes a layer just added), pairing a labels layer with its image by name, and the full-resolution array of any
+layer."""
 
 from __future__ import annotations
 
@@ -20,11 +21,29 @@ def image_data(layer) -> Any:
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
-def refill_image_combo(combo: QComboBox, viewer, session, remember_key: str) -> None:
-    """List the viewer's image layers; keep the current choice, else the one remembered in the project."""
+PAIR_SUFFIXES = ("labels", "label", "mask", "masks", "seg", "segmentation", "annotation", "annotations", "gt", "ground truth")
+
+
+def pairs_with(image_name: str, labels_name: str) -> bool:
+    """Whether a labels layer is named like the image's labels: the image's name plus a suffix such as
+    ` labels`, `_mask`, `-seg` (case-insensitive)."""
+    if not labels_name.lower().startswith(image_name.lower()) or len(labels_name) == len(image_name):
+        return False
+    return labels_name[len(image_name) :].strip(" _-.").lower() in PAIR_SUFFIXES
+
+
+def inserted_layer(event, kind: str):
+    """The layer an `inserted` event of the viewer's layer list brought, when it is a napari `kind` layer."""
+    layer = getattr(event, "value", None)
+    return layer if getattr(event, "type", None) == "inserted" and type(layer).__name__ == kind else None
+
+
+def refill_image_combo(combo: QComboBox, viewer, session, remember_key: str, prefer: str | None = None) -> None:
+    """List the viewer's image layers; choose `prefer` (a layer just added), else keep the current choice, else
+    the one remembered in the project."""
     project = session.project
     remembered = project.config.ui.selected_layers.get(remember_key, "") if project is not None else ""
-    current = combo.currentText() or remembered
+    current = prefer or combo.currentText() or remembered
     names = [layer.name for layer in image_layers(viewer)]
     combo.blockSignals(True)
     combo.clear()

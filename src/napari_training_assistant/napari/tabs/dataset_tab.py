@@ -36,7 +36,7 @@ from ...project.errors import DatasetError, ProjectError
 from ...project.folder_import import find_folder_pairs
 from ...project.label_maps import parse_label_map
 from ...project.masks import MASK_MODES, MaskWarning
-from ..layer_choice import image_data
+from ..layer_choice import image_data, inserted_layer, pairs_with
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
 
@@ -199,8 +199,23 @@ class DatasetTab(ProjectTab):
         return next((layer for layer in self._layers(cls) if layer.name == name), None)
 
     def _layer_inserted(self, event) -> None:
+        """A layer just added becomes the choice of its role; its partner by name (`pairs_with`: `cells` and
+        `cells labels`) becomes the other one."""
         with contextlib.suppress(AttributeError):
             event.value.events.name.connect(self._layers_changed)
+        from napari.layers import Image, Labels
+
+        image, labels = inserted_layer(event, "Image"), inserted_layer(event, "Labels")
+        if image is not None:
+            self._pending_layers[IMAGE_ROLE] = image.name
+            partner = next((m.name for m in reversed(self._layers(Labels)) if pairs_with(image.name, m.name)), None)
+            if partner is not None:
+                self._pending_layers[MASK_ROLE] = partner
+        elif labels is not None:
+            self._pending_layers[MASK_ROLE] = labels.name
+            partner = next((i.name for i in reversed(self._layers(Image)) if pairs_with(i.name, labels.name)), None)
+            if partner is not None:
+                self._pending_layers[IMAGE_ROLE] = partner
         self._layers_changed()
 
     def _layers_changed(self, event=None) -> None:

@@ -38,7 +38,7 @@ from ...progress import EventKind, ProgressEvent
 from ...project.errors import ProjectError
 from ...project.run_options import IN_MEMORY_VOXELS
 from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
-from ..layer_choice import image_data, image_layers, refill_image_combo
+from ..layer_choice import image_data, image_layers, inserted_layer, refill_image_combo
 from ..plot_widget import duration
 from ..prediction_layers import add_labels, has_channel_axis, labels_layers, ome_zarr_levels
 from ..workers import ChildTask, TaskFailed, child_worker
@@ -242,10 +242,12 @@ class PredictTab(ProjectTab):
         layer = getattr(event, "value", None)
         if getattr(event, "type", None) == "inserted" and layer is not None:
             layer.events.name.connect(self._layers_changed)
-        self._fill_images()
+        added = inserted_layer(event, "Image")
+        self._fill_images(added.name if added is not None and not self._running else None)
 
-    def _fill_images(self) -> None:
-        refill_image_combo(self.image_combo, self.viewer, self.session, LAYER_KEY)
+    def _fill_images(self, prefer: str | None = None) -> None:
+        """The image choice: a layer just added (the user's newest image), else the current or remembered one."""
+        refill_image_combo(self.image_combo, self.viewer, self.session, LAYER_KEY, prefer)
         self._image_chosen(self.image_combo.currentText())
         self._update_button()
 
