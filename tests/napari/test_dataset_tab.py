@@ -335,3 +335,23 @@ def test_layer_choices_follow_the_layer_just_added(setup):
     viewer.add_labels(_mask((32, 32)), name="dapi-seg")
     assert (tab.image_combo.currentText(), tab.mask_combo.currentText()) == ("dapi", "dapi-seg")
     assert pairs_with("cells", "Cells_Labels") and not pairs_with("cells", "cells") and not pairs_with("cells", "cellsX")
+
+
+def test_duplicates_and_empty_masks_ask_before_they_are_added(setup, monkeypatch):
+    """The same image and mask twice, or a mask with no labelled pixel: the tab asks; No adds nothing (issue 17)."""
+    viewer, session, tab = setup()
+    viewer.add_image(_image((32, 32)), name="raw")
+    viewer.add_labels(_mask((32, 32)), name="raw labels")
+    asked: list[str] = []
+    answers = iter([False, True])
+    monkeypatch.setattr(tab, "confirm", lambda question: asked.append(question) or next(answers))
+    assert tab.add_pair() is not None and asked == []
+    assert tab.add_pair() is None and "already in the dataset as pair_0001" in asked[0]
+    assert "Not added" in tab.message.text() and not _is_error(tab) and len(session.project.dataset.pairs) == 1
+    record = tab.add_pair()  # asked again, and this time yes
+    assert record is not None and len(asked) == 2 and len(session.project.dataset.pairs) == 2
+
+    viewer.add_labels(np.zeros((32, 32), np.uint8), name="blank")
+    answers = iter([False])
+    assert tab.mask_combo.currentText() == "blank"
+    assert tab.add_pair() is None and "'blank' is empty" in asked[-1] and len(session.project.dataset.pairs) == 2

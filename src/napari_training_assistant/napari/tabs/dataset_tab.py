@@ -36,6 +36,7 @@ from ...project.errors import DatasetError, ProjectError
 from ...project.folder_import import find_folder_pairs
 from ...project.label_maps import parse_label_map
 from ...project.masks import MASK_MODES, MaskWarning
+from ...project.user_input import DuplicatePairError
 from ..layer_choice import image_data, inserted_layer, pairs_with
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
@@ -354,17 +355,27 @@ class DatasetTab(ProjectTab):
             return None
         if self.slice_check.isChecked() and self.slice_check.isEnabled():
             options["slice_index"] = self.slice_spin.value()
+        mask_data = image_data(mask)
+        if not np.any(mask_data) and not self.confirm(
+            f"The labels layer '{mask.name}' is empty (no labelled pixel). Add it as an all-background pair?"
+        ):
+            self.show_message(f"Not added: the labels layer '{mask.name}' is empty.")
+            return None
         add = partial(
-            self.run_action,
-            project.dataset.add,
-            image_data(image),
-            image_data(mask),
-            **options,
-            image_layer=image.name,
-            mask_layer=mask.name,
-            source="manual",
+            project.dataset.add, image_data(image), mask_data, **options, image_layer=image.name, mask_layer=mask.name, source="manual"
         )
-        record, mask_warnings = with_mask_warnings(add)
+        try:
+            record, mask_warnings = with_mask_warnings(add)
+        except DuplicatePairError as exc:
+            if not self.confirm(f"{str(exc).split(';')[0].capitalize()}. A second copy counts twice in training: add it anyway?"):
+                self.show_message(f"Not added: {str(exc).split(';')[0]}.")
+                return None
+            record, mask_warnings = with_mask_warnings(partial(self.run_action, add, allow_duplicate=True))
+        except ProjectError as exc:
+            self.show_message(str(exc), error=True)
+            record, mask_warnings = None, []
+        else:
+            self.session.updated()
         if record is None:
             if self.shape_hint.text():  # the project's message names slice_index: point at the control
                 self.show_message(f"{self.message.text()} (tick 'one slice' above)", error=True)
@@ -377,6 +388,11 @@ class DatasetTab(ProjectTab):
         )
         self._warn(mask_warnings)
         return record
+
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question before an unusual add (an empty mask, a duplicate); tests replace it."""
+        answer = QMessageBox.question(self, "Add pair", question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _warn(self, texts: list[str]) -> None:
         """Add mask warnings to the status line (amber: the pairs were added) and as a napari notification."""
