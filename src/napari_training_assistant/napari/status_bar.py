@@ -133,9 +133,20 @@ class StatusBar(QWidget):
             self.open_project(folder)
 
     def _ask_new(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the new project")
-        if folder:
-            self.create_project(folder)
+        request = self.ask_new_project()
+        if request is None:
+            return
+        if not request.folder:
+            self.error_label.setText("Choose a folder for the new project.")
+            return
+        self.create_project(request.folder, request.name, **request.options)
+
+    def ask_new_project(self):
+        """The New project dialog's answer (folder, name, dims, output mode, classes, channels), or None."""
+        from .new_project_dialog import NewProjectDialog
+
+        dialog = NewProjectDialog(parent=self)
+        return dialog.request() if dialog.exec() else None
 
     def _busy(self, busy: bool) -> None:
         for widget in (self.selector, self.open_button, self.new_button):
