@@ -161,6 +161,7 @@ def test_refusals_are_one_red_line(make_tab, qtbot, tiny_sam3_folder, tmp_path):
     tab.image_folder.setText(str(tiny_sam3_folder))
     assert not tab.run() and "has no prompt yet" in tab.message.text()
     set_mode(tab, "3d_multiplex")
+    assert tab.message.text() == "" and not is_error(tab)  # the error of the other mode is gone (issue 17 #8)
     assert tab.preview_button.text() == "Propagate"
     assert not tab.run() and "needs a 3D stack" in tab.message.text()
     assert tab.accept() is None and "Training Project Folder" in tab.message.text()

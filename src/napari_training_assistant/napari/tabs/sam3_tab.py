@@ -216,6 +216,8 @@ class Sam3Tab(ProjectTab):
 
     def _mode_changed(self) -> None:
         mode = self.current_mode()
+        if "ff6b6b" in self.message.styleSheet():  # an error about the previous mode no longer applies
+            self.show_message("")
         self.preview_button.setText("Propagate" if mode == "3d_multiplex" else "Run preview")
         self.form_combo.setCurrentIndex(self.form_combo.findData("stack" if mode == "3d_multiplex" else "slice"))
         self.positive.setChecked(True)  # a new prompt starts positive
