@@ -207,3 +207,17 @@ def test_export_runs_in_a_child_process_and_reports(tab, trained, tmp_path, qtbo
     tab.export_button.click()  # the file exists now: refused in one red line, the file kept
     qtbot.waitUntil(lambda: tab.export_task is None, timeout=120_000)
     assert tab.message.text().startswith("Export failed: output") and "--overwrite" in tab.message.text()
+
+
+def test_the_table_shows_six_rows_at_a_1000_px_window(make_napari_viewer, qtbot, trained):
+    """The dock below the status bar is about 820 px high in a 1000 px window: the table, not empty space,
+    takes it (issue 17 #3)."""
+    for _ in range(7):
+        _point_checkpoint(trained)
+    tab = _open(make_napari_viewer, qtbot, trained)
+    tab.resize(480, 820)
+    tab.show()
+    qtbot.waitExposed(tab)
+    rows = tab.table.viewport().height() // tab.table.rowHeight(0)
+    assert tab.table.rowCount() == 8 and rows >= 6, rows
+    assert tab.details.height() >= 100 and tab.canvas.height() >= 180

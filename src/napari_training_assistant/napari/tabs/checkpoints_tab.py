@@ -124,6 +124,7 @@ def _describe_start(start: dict[str, Any]) -> str:
 
 class CheckpointsTab(ProjectTab):
     title = "Checkpoints"
+    fills_height = True  # the table, details and plot share the dock's height (table first)
 
     def build(self) -> None:
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -176,6 +177,11 @@ class CheckpointsTab(ProjectTab):
         splitter.addWidget(top)
         splitter.addWidget(self.details)
         splitter.addWidget(self.canvas)
+        for index, stretch in enumerate((5, 2, 3)):  # at a 1000 px window: >= 6 table rows, details and plot readable
+            splitter.setStretchFactor(index, stretch)
+        splitter.setChildrenCollapsible(False)
+        self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * 4 + self.table.horizontalHeader().sizeHint().height())
+        self.splitter = splitter
         self.layout().addWidget(QLabel("Checkpoint history (newest last); select one for its details"))
         self.layout().addWidget(splitter, 1)
         self._update_buttons()
