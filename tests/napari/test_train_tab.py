@@ -489,3 +489,17 @@ def test_point_windowed_training_from_viewer_layers(make_tab, session, synapse_v
     assert project.config.training.training_mode == "point_windows"
     saved = project.config.ui.train_tab
     assert saved["train.points"] == "synapses" and saved["train.regions"] == "regions" and saved["train.image"] == "em"
+
+
+def test_the_run_monitor_stays_in_view_at_a_1000_px_window(make_tab, session, make_project, qtbot):
+    """Start/Stop, progress, plot and log sit below the scrolling settings, never under the fold (issue 17 #3)."""
+    project = make_project()
+    tab = make_tab()
+    session.open(project.root)
+    tab.resize(480, 820)
+    tab.show()
+    qtbot.waitExposed(tab)
+    for widget in (tab.start_button, tab.monitor.progress, tab.monitor.plot, tab.monitor.log):
+        top = widget.mapTo(tab, widget.rect().topLeft()).y()
+        assert widget.isVisible() and top >= 0 and top + widget.height() <= tab.height(), widget
+    assert tab.monitor.plot.height() >= 150

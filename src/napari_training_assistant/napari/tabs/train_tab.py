@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import QEventLoop, QTimer
+from qtpy.QtCore import QEventLoop, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QSplitter,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -121,6 +122,7 @@ class TrainTab(ProjectTab):
         self.decisions.horizontalHeader().setStretchLastSection(True)
         self.decisions.verticalHeader().setVisible(False)
         self.decisions.setMaximumHeight(150)
+        self.decisions.setWordWrap(True)
         group = QGroupBox("Auto-configuration decisions (last run)")
         QVBoxLayout(group).addWidget(self.decisions)
         layout.addWidget(group)
@@ -128,13 +130,23 @@ class TrainTab(ProjectTab):
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
-        layout.addWidget(row(self.start_button, self.stop_button))
         self.monitor = RunMonitor()
-        layout.addWidget(self.monitor)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
-        self.layout().addWidget(scroll, 1)
+        # the settings scroll; Start/Stop and the run monitor (progress, ETA, plot, log) stay in view below them
+        run = QWidget()
+        run_layout = QVBoxLayout(run)
+        run_layout.setContentsMargins(0, 0, 0, 0)
+        run_layout.addWidget(row(self.start_button, self.stop_button))
+        run_layout.addWidget(self.monitor, 1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(scroll)
+        self.splitter.addWidget(run)
+        self.splitter.setChildrenCollapsible(False)
+        for index, stretch in enumerate((2, 3)):
+            self.splitter.setStretchFactor(index, stretch)
+        self.layout().addWidget(self.splitter, 1)
         self.session.busy_changed.connect(self._busy)
         self._mode_changed()
 
@@ -196,7 +208,10 @@ class TrainTab(ProjectTab):
             row = self.decisions.rowCount()
             self.decisions.insertRow(row)
             for column, value in enumerate((decision.setting, decision.value, decision.source, decision.reason)):
-                self.decisions.setItem(row, column, QTableWidgetItem(str(value)))
+                item = QTableWidgetItem(str(value))
+                item.setToolTip(str(decision.reason))  # the whole reason, however narrow the dock
+                self.decisions.setItem(row, column, item)
+        self.decisions.resizeRowsToContents()
 
     def _fill_start_ids(self, *_: Any) -> None:
         project, choice = self.session.project, self.start_choice.currentText()
