@@ -75,7 +75,8 @@ def test_add_pair_from_layers(setup):
     [stored] = session.project.dataset.pairs
     assert (stored.image_layer, stored.mask_layer, stored.source, stored.split) == ("raw", "cells", "manual", "val")
     assert tab.table.rowCount() == 1
-    assert [tab.table.item(0, c).text() for c in range(5)] == [record.pair_id, "val", "32x32", "manual", "-"]
+    assert [tab.table.item(0, c).text() for c in range(6)] == [record.pair_id, "val", "32x32", "raw / cells", "manual", "-"]
+    assert not tab.table.item(0, 0).icon().isNull()  # a thumbnail of image and mask
 
     viewer.layers["cells"].name = "renamed"  # combos follow the viewer
     assert tab.mask_combo.currentText() == "renamed"
@@ -355,3 +356,17 @@ def test_duplicates_and_empty_masks_ask_before_they_are_added(setup, monkeypatch
     answers = iter([False])
     assert tab.mask_combo.currentText() == "blank"
     assert tab.add_pair() is None and "'blank' is empty" in asked[-1] and len(session.project.dataset.pairs) == 2
+
+
+def test_thumbnail_shows_the_mask_over_the_image():
+    from napari_training_assistant.napari.pair_thumbnails import thumbnail
+
+    image = np.zeros((4, 96, 64), np.uint16)
+    image[:, :, 32:] = 1000
+    mask = np.zeros((4, 96, 64), np.uint8)
+    mask[2, :10, :10] = 1
+    rgb = thumbnail(image, mask, has_channels=False, size=48)
+    assert rgb.shape == (48, 48, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[0, 0]) == (127, 0, 127)  # labelled: magenta over black
+    assert tuple(rgb[20, 30]) == (255, 255, 255) and tuple(rgb[20, 5]) == (0, 0, 0)
+    assert rgb[47, 40].sum() == 0  # beyond the 2x-strided 48 x 32 plane: the canvas

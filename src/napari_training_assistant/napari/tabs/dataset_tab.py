@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -38,6 +38,7 @@ from ...project.label_maps import parse_label_map
 from ...project.masks import MASK_MODES, MaskWarning
 from ...project.user_input import DuplicatePairError
 from ..layer_choice import image_data, inserted_layer, pairs_with
+from ..pair_thumbnails import THUMBNAIL_PX, PairThumbnails
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
 
@@ -51,8 +52,18 @@ AXIS_CHOICES: tuple[tuple[str, int | None], ...] = (
     ("last", -1),
 )
 IMAGE_ROLE, MASK_ROLE = "dataset.image", "dataset.mask"
-COLUMNS = ("pair", "split", "shape", "source", "used by")
+COLUMNS = ("pair", "split", "shape", "layers", "source", "used by")
 WARNING_STYLE = "color: #e0a030;"  # a pair added with a warning (amber: not an error, worth reading)
+
+
+def pair_layers(pair) -> str:
+    """Where a pair came from: its napari layer names, else its files' names, else '-'."""
+    from pathlib import PurePath
+
+    files = pair.source_files or {}
+    image = pair.image_layer or (PurePath(files["image"]).name if files.get("image") else None)
+    mask = pair.mask_layer or (PurePath(files["mask"]).name if files.get("mask") else None)
+    return " / ".join(n for n in (image, mask) if n) or "-"
 
 
 def with_mask_warnings(function: Callable[[], Any]) -> tuple[Any, list[str]]:
@@ -135,6 +146,8 @@ class DatasetTab(ProjectTab):
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.thumbnails = PairThumbnails()
+        self.table.setIconSize(QSize(THUMBNAIL_PX, THUMBNAIL_PX))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
@@ -537,9 +550,11 @@ class DatasetTab(ProjectTab):
         self.table.setRowCount(len(pairs))
         for row, pair in enumerate(pairs):
             shape = "x".join(str(s) for s in pair.image_shape)
-            values = (pair.pair_id, pair.split, shape, pair.source, ", ".join(pair.used_by_checkpoints) or "-")
+            values = (pair.pair_id, pair.split, shape, pair_layers(pair), pair.source, ", ".join(pair.used_by_checkpoints) or "-")
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
+                if column == 0 and (icon := self.thumbnails.icon(project, pair)) is not None:
+                    item.setIcon(icon)
                 if column == 2:
                     item.setToolTip(f"image {pair.image_shape} ({pair.image_dtype}), mask {pair.mask_shape}, {pair.mask_mode}")
                 self.table.setItem(row, column, item)
