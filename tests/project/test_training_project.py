@@ -555,3 +555,12 @@ def test_the_training_mode_of_the_last_run_started_is_remembered(project):
     assert TrainingProject.open(project.root).config.training.training_mode == "point_windows"
     with pytest.raises(ValueError, match="training_mode"):
         project.set_training_mode("windows")
+
+
+def test_a_point_windowed_project_is_never_called_empty(project):
+    from napari_training_assistant.project.status import project_status
+
+    project.set_training_mode("point_windows")
+    assert project_status(project)["state"] == "point-windowed: train from a spec or from layers"
+    _write_fake_checkpoint(project)
+    assert project_status(project)["state"] == "trained on point windows"

@@ -8,7 +8,12 @@ if TYPE_CHECKING:
     from .training_project import TrainingProject
 
 
-def project_state(dataset_count: int, checkpoint_count: int, benchmarked: bool) -> str:
+def project_state(dataset_count: int, checkpoint_count: int, benchmarked: bool, training_mode: str = "pairs") -> str:
+    """In words; a point-windowed project (trained on synapse windows, no pairs) is never "empty"."""
+    if training_mode == "point_windows" and dataset_count == 0:
+        if checkpoint_count == 0:
+            return "point-windowed: train from a spec or from layers"
+        return "trained on point windows" + (", partners benchmarked" if benchmarked else "")
     if dataset_count == 0:
         return "empty: add image/mask pairs"
     if checkpoint_count == 0:
@@ -28,7 +33,9 @@ def project_status(project: TrainingProject) -> dict[str, Any]:
     return {
         "project_name": config.project_name,
         "project_path": str(project.root.resolve()),
-        "state": project_state(len(manifest.pairs), len(completed), latest_benchmark is not None),
+        "state": project_state(
+            len(manifest.pairs), len(completed), bool(latest_benchmark or project.history.benchmarks(kind="assignment")), config.training.training_mode
+        ),
         "dataset_count": len(manifest.pairs),
         "split_counts": counts,
         "removed_pairs": len(manifest.removed_pairs),
