@@ -385,19 +385,47 @@ def test_closing_the_widget_during_a_run_asks_then_stops_cleanly(make_napari_vie
     tab = widget.page("Train")
     small_run(tab, epochs=200, samples=4)
     asked = []
-    tab.ask_close = lambda: asked.append("no") or False
+    widget.ask_close = lambda work: asked.append(("no", work)) or False
     assert tab.start()
     qtbot.waitUntil(lambda: tab.monitor.progress.value() >= 1, timeout=LONG)
 
     assert not widget.close()  # "No": stays open, the run goes on
-    assert asked == ["no"] and tab.running and not tab.task.stopping
+    assert asked == [("no", ["a training run"])] and tab.running and not tab.task.stopping
 
-    tab.ask_close = lambda: asked.append("yes") or True
+    widget.ask_close = lambda work: asked.append(("yes", work)) or True
     assert widget.close()  # "Yes": stops the run and waits for it to be saved
-    assert asked == ["no", "yes"] and not tab.running
+    assert asked[-1] == ("yes", ["a training run"]) and not tab.running
     assert tab.last_result.status == "cancelled"
     assert project.history.runs[-1].status == "cancelled"
     assert not widget.session.busy
+
+
+def test_closing_the_viewer_window_or_the_dock_asks_the_plugin_first(make_napari_viewer, make_project, qtbot):
+    """The viewer's window and the dock's (x) go through the plugin's own question (issue 17 #1): No keeps both
+    open and the run going; Yes stops the run (saved as cancelled) before the window closes."""
+    from napari_training_assistant.napari.widget import TrainingAssistantWidget
+
+    project = make_project()
+    viewer = make_napari_viewer(show=True)
+    widget = TrainingAssistantWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget, name="Training Assistant")
+    qtbot.waitExposed(widget)
+    widget.session.open(project.root)
+    tab = widget.page("Train")
+    small_run(tab, epochs=200, samples=4)
+    asked = []
+    widget.ask_close = lambda work: asked.append(work) or False
+    assert tab.start()
+    qtbot.waitUntil(lambda: tab.monitor.progress.value() >= 1, timeout=LONG)
+    window = viewer.window._qt_window
+
+    assert not dock.close() and not window.close()
+    assert asked == [["a training run"], ["a training run"]] and tab.running and dock.isVisible()
+
+    widget.ask_close = lambda work: asked.append(work) or True
+    assert dock.close()
+    assert not tab.running and tab.last_result.status == "cancelled"
+    assert project.history.runs[-1].status == "cancelled" and not tab.task
 
 
 def test_confirm_close_without_a_run_does_not_ask(make_tab):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QEventLoop, QObject, QTimer
+from qtpy.QtWidgets import QDockWidget, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from .session import ProjectSession
 from .status_bar import StatusBar
@@ -30,6 +31,8 @@ class TrainingAssistantWidget(QWidget):
         layout.addWidget(self.tabs, 1)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.session.project_changed.connect(self._restore_tab)
+        self.ask_close = self._ask_close  # replaceable (tests): (what runs) -> True to stop it and close
+        self._close_guard = CloseGuard(self)
         self._default_project()
 
     def page(self, title: str):
@@ -57,13 +60,89 @@ class TrainingAssistantWidget(QWidget):
         if folder:
             self.status_bar.open_project(folder)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        train = self.pages.get("Train")
-        if train is not None and not train.confirm_close():
-            event.ignore()
-            return
+    # ---- closing: the viewer's window, the dock's (x) and the widget itself all ask while work runs
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        """Once docked: guard the viewer's window and the dock against closing under a running task."""
+        for target in (self._dock(), self.window()):
+            if target is not None and target is not self:
+                target.installEventFilter(self._close_guard)
+        super().showEvent(event)
+
+    def _dock(self) -> QDockWidget | None:
+        parent = self.parentWidget()
+        while parent is not None and not isinstance(parent, QDockWidget):
+            parent = parent.parentWidget()
+        return parent
+
+    def running_work(self) -> list[str]:
+        """What runs now in a child process or worker: a training run, a prediction, an export."""
+        work = []
+        if self.pages["Train"].running:
+            work.append("a training run")
+        if self.pages["Predict"].running:
+            work.append("a prediction")
+        if self.pages["Checkpoints"].export_task is not None:
+            work.append("an export")
+        return work
+
+    def confirm_close(self, timeout_s: float = 600.0) -> bool:
+        """True when the plugin may close: nothing runs, or the user agreed to stop it and it has ended (a
+        training run is saved as cancelled); never leaves a child process behind."""
+        work = self.running_work()
+        if work and not self.ask_close(work):
+            return False
+        train, predict, checkpoints = self.pages["Train"], self.pages["Predict"], self.pages["Checkpoints"]
+        if train.running and not train.confirm_close(ask=lambda: True, timeout_s=timeout_s):
+            return False
+        for task in (predict.task, checkpoints.export_task):
+            if task is not None:
+                task.stop()
+        wait_until(lambda: not predict.running and checkpoints.export_task is None, timeout_s)
         sam3 = self.pages.get("SAM3")
         if sam3 is not None:  # a preview or propagation only fills layers: stop it without asking
             sam3.stop()
             sam3.wait(60)
+        return not self.running_work()
+
+    def _ask_close(self, work: list[str]) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Training Assistant is working",
+            f"{' and '.join(work).capitalize()} {'is' if len(work) == 1 else 'are'} in progress. Stop "
+            f"{'it' if len(work) == 1 else 'them'} (a training run is saved as cancelled) and close?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if not self.confirm_close():
+            event.ignore()
+            return
         super().closeEvent(event)
+
+
+class CloseGuard(QObject):
+    """An event filter on the viewer's window and the dock: their Close asks the widget first."""
+
+    def __init__(self, widget: TrainingAssistantWidget):
+        super().__init__(widget)
+        self.widget = widget
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        if event.type() == QEvent.Type.Close and not self.widget.confirm_close():
+            event.ignore()
+            return True
+        return False
+
+
+def wait_until(done, timeout_s: float) -> None:
+    """Process GUI events until `done()` or `timeout_s` (a worker's results arrive in the GUI thread)."""
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.timeout.connect(lambda: loop.quit() if done() else None)
+    timer.start(50)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    if not done():
+        loop.exec()
+    timer.stop()
