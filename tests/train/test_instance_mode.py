@@ -108,6 +108,7 @@ def test_foreground_without_a_seed_is_kept_and_small_objects_are_removed():
     assert instance_labels(probabilities, InstanceSettings(min_size=1)).max() == 2
     assert InstanceSettings().record(3) == {
         "instance_foreground_threshold": 0.5, "instance_boundary_threshold": 0.5, "instance_min_size": 40, "instance_min_seed_size": 10,
+        "instance_split_depth": 0.0,
     }  # fmt: skip
     for bad in ({"foreground_threshold": 1.0}, {"boundary_threshold": 0.0}, {"min_size": -1}, {"min_size": 2.5}):
         with pytest.raises(ValueError):

@@ -4,7 +4,10 @@ An instance model predicts two sigmoid channels: foreground (inside any object) 
 each object, where touching objects meet). Objects are recovered in three steps:
 
 1. seeds: connected components of ``foreground > foreground_threshold`` and ``boundary < boundary_threshold``
-   (object cores), those smaller than `min_seed_size` dropped;
+   (object cores); a core that holds two or more maxima of its (smoothed) distance to its edge, separated by
+   a dip deeper than `split_depth` voxels, is cut between them (a watershed of the distance), so touching
+   objects whose shared boundary the model missed still get a seed each; seeds smaller than `min_seed_size`
+   dropped;
 2. the seeds grow over the boundary probability (`skimage.segmentation.watershed`) within the foreground,
    so touching objects meet where the boundary is strongest; foreground pieces that hold no seed become
    objects of their own;
@@ -21,6 +24,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 MIN_SIZE = {2: 12, 3: 40}  # voxels: smaller objects are noise (defaults per spatial dimensionality)
+# voxels; 0: cores are never split. Off in 3D, where voxel distances ignore anisotropic spacing. Measured in 2D,
+# accuracy at IoU 0.5: real nuclei (dsb2018, two development quadrants, five models) 0.72-0.78 -> 0.79-0.88;
+# generated touching nuclei 0.845 -> 0.988
+SPLIT_DEPTH = {2: 2.0, 3: 0.0}
 
 
 @dataclass(frozen=True)
@@ -31,8 +38,11 @@ class InstanceSettings:
     boundary_threshold: float = 0.5
     min_size: int | None = None  # None: MIN_SIZE for the image's dimensionality
     min_seed_size: int | None = None  # None: a quarter of min_size
+    split_depth: float | None = None  # None: SPLIT_DEPTH for the image's dimensionality; 0: never split cores
 
     def __post_init__(self) -> None:
+        if self.split_depth is not None and (isinstance(self.split_depth, bool) or not 0 <= self.split_depth < float("inf")):
+            raise ValueError(f"split_depth must be a number >= 0, got {self.split_depth}")
         for name in ("foreground_threshold", "boundary_threshold"):
             value = getattr(self, name)
             if not 0 < value < 1:
@@ -46,7 +56,8 @@ class InstanceSettings:
         """The same settings with the size defaults filled in for a `spatial_dims`-D image."""
         min_size = MIN_SIZE[spatial_dims] if self.min_size is None else int(self.min_size)
         seed = max(1, min_size // 4) if self.min_seed_size is None else int(self.min_seed_size)
-        return InstanceSettings(self.foreground_threshold, self.boundary_threshold, min_size, seed)
+        split = SPLIT_DEPTH[spatial_dims] if self.split_depth is None else float(self.split_depth)
+        return InstanceSettings(self.foreground_threshold, self.boundary_threshold, min_size, seed, split)
 
     def record(self, spatial_dims: int) -> dict[str, float | int]:
         return {f"instance_{k}": v for k, v in asdict(self.resolved(spatial_dims)).items()}
@@ -67,6 +78,8 @@ def instance_labels(probabilities: np.ndarray, settings: InstanceSettings | None
     if not foreground.any():
         return np.zeros(foreground.shape, np.uint32)
     cores, _ = ndimage.label(foreground & (boundary < s.boundary_threshold))
+    if s.split_depth > 0:
+        cores = _split_cores(cores > 0, float(s.split_depth))
     cores = _drop_small(cores, s.min_seed_size)
     grown = watershed(boundary, markers=cores, mask=foreground)
     orphans, count = ndimage.label(foreground & (grown == 0))
@@ -75,6 +88,21 @@ def instance_labels(probabilities: np.ndarray, settings: InstanceSettings | None
     grown = _drop_small(grown, s.min_size)
     labels, _, _ = relabel_sequential(grown.astype(np.uint32, copy=False))
     return labels.astype(np.uint32, copy=False)
+
+
+def _split_cores(core: np.ndarray, depth: float) -> np.ndarray:
+    """Labels of the boolean `core` mask, each component cut between maxima of its distance transform
+    (Gaussian-smoothed, sigma 1) whose dynamic is at least `depth` voxels."""
+    from scipy import ndimage
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    distance = ndimage.distance_transform_edt(core)
+    peaks = h_maxima(ndimage.gaussian_filter(distance, 1.0), depth).astype(bool) & core
+    markers, count = ndimage.label(peaks)
+    split = watershed(-distance, markers=markers, mask=core)
+    unmarked, extra = ndimage.label(core & (split == 0))  # components too shallow for a maximum: kept whole
+    return np.where(unmarked > 0, unmarked + count, split) if extra else split
 
 
 def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
