@@ -92,6 +92,7 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("predict", "--min-size"): [(["-3"], None), (["5"], "--min-size apply to instance models; checkpoint unet_run_001 is a binary model")],
     ("predict", "--foreground-threshold"): [(["-0.2"], None), (["0.3"], "apply to instance models")],
     ("predict", "--boundary-threshold"): [(["1"], None), (["0.3"], "--boundary-threshold apply to instance models")],
+    ("predict", "--split-depth"): [(["1"], "--split-depth apply to instance models")],
     ("benchmark", "--checkpoint"): [(["unet_run_999"], None)],
     ("export", "--output"): [(["{root}/model.onnx"], "should end with .zip"), (["{root}/img.tif"], "should end with .zip"), (["{root}/pairs"], None)],
     ("export", "--author"): [([""], "--author name is empty"), (["x" * 201], "longer than 200")],

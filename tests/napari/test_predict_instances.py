@@ -83,12 +83,15 @@ def test_the_objects_row_of_an_instance_checkpoint_sets_its_post_processing(make
     tab.objects.min_size.setValue(30)
     tab.objects.foreground_threshold.setValue(0.6)
     tab.objects.boundary_threshold.setValue(0.4)
+    assert tab.objects.split_depth.text() == "auto"
+    tab.objects.split_depth.setValue(0)  # never split cores
     layer = predict(qtbot, tab, viewer)
     parameters = project.predictions.registry.predictions[-1].parameters
     assert parameters["instance_min_size"] == 30 and parameters["instance_min_seed_size"] == 7
     assert parameters["instance_foreground_threshold"] == 0.6 and parameters["instance_boundary_threshold"] == 0.4
+    assert parameters["instance_split_depth"] == 0.0
     assert int(layer.data.max()) == parameters["objects"]
-    assert "foreground > 0.6, boundary < 0.4, min size 30, min seed size 7" in tab.message.text()
+    assert "foreground > 0.6, boundary < 0.4, min size 30, split 0.0, min seed size 7" in tab.message.text()
 
 
 def test_a_correction_of_another_shape_is_one_red_line_and_adds_nothing(make_tab, qtbot):

@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     instance_option(objects, "--min-size", "min_size", "objects smaller than this many voxels are removed (default: 12 in 2D, 40 in 3D)")
     instance_option(objects, "--foreground-threshold", "foreground_threshold", "foreground probability above which a voxel is inside an object (default: 0.5)")
     instance_option(objects, "--boundary-threshold", "boundary_threshold", "boundary probability below which a foreground voxel seeds an object (default: 0.5)")
+    instance_option(objects, "--split-depth", "split_depth", "split an object core where its distance map dips deeper than this many pixels; 0: never (default: 2 in 2D, 0 in 3D)")
     blocks = p.add_argument_group("block-wise prediction (OME-Zarr output, Dask)")
     blocks.add_argument("--output", type=Path, help="output .zarr folder inside the project (default: predictions/prediction_NNN.zarr)")
     volume_option(blocks, "--block-shape", "block_shape", "output voxels per block, per axis or one for all (default: ~4096^2 in 2D, 384^3 in 3D)")
@@ -106,7 +107,12 @@ def instance_option(p: Any, flag: str, field: str, help: str) -> None:
     schema_option(p, flag, schema=(InstanceOptions, field), dest=field, help=help)
 
 
-INSTANCE_OPTIONS = {"min_size": "--min-size", "foreground_threshold": "--foreground-threshold", "boundary_threshold": "--boundary-threshold"}
+INSTANCE_OPTIONS = {
+    "min_size": "--min-size",
+    "foreground_threshold": "--foreground-threshold",
+    "boundary_threshold": "--boundary-threshold",
+    "split_depth": "--split-depth",
+}
 
 
 def _instance_settings(project: TrainingProject, args: argparse.Namespace):

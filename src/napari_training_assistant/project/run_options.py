@@ -117,6 +117,9 @@ class InstanceOptions(CheckedInputs):
     min_size: Annotated[int, Ge(1)] | None = None
     foreground_threshold: Probability | None = None
     boundary_threshold: Probability | None = None
+    split_depth: Annotated[float, Ge(0), Lt(1000)] | None = Field(
+        None, description="cores whose distance map dips deeper than this are split (0: never)"
+    )
 
 
 BlockEdge = Annotated[int, Ge(1)]
