@@ -34,6 +34,7 @@ from ..cancel import CancelToken
 HARD_STOP_S = 60.0  # after Stop, how long a child may take to end before it is terminated
 NICENESS = 10  # the child's CPU priority below the GUI's (POSIX nice): the viewer wins when they compete
 EXIT_GRACE_S = 20.0  # at interpreter exit, how long a stopped child may take to save its work
+END_GRACE_S = 30.0  # after its result, how long a child may take to exit (torch's teardown on a loaded machine)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class ChildTask:
         """Join the child (terminated if it is still running: the reader was closed early)."""
         if process.is_alive():
             self._stop.set()  # no effect once the task has returned; a reader closed early stops it
-            process.join(5)
+            process.join(END_GRACE_S)
         if process.is_alive():
             _terminate(process)
         process.join()
