@@ -60,6 +60,8 @@ def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3
     train.lr.setValue(0.005)
     train.device.setCurrentText("cpu")
     assert train.start()
+    qtbot.waitUntil(lambda: train.monitor.progress.value() >= 4 * 12 // 3 or not train.running, timeout=LONG)
+    running = _save(widget, images, "train_running")  # the monitor in view while the run goes
     qtbot.waitUntil(lambda: not train.running, timeout=LONG)
     assert widget.session.project.checkpoints.latest_id == "unet_run_001"
     assert widget.session.project.history.latest_benchmark()["dice"] > 0.5  # a picture worth showing
@@ -85,7 +87,7 @@ def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3
     viewer.layers.selection.active = viewer.layers["nuclei_4"]
     viewer.reset_view()
 
-    shots = {}
+    shots = {"running": running}
     for title in widget.pages:
         widget.tabs.setCurrentWidget(widget.page(title))
         qtbot.wait(150)
@@ -174,3 +176,42 @@ def test_screenshot_of_a_corrected_prediction(make_napari_viewer, qtbot, tmp_pat
 
     pixels = np.asarray(Image.open(path).convert("L"))
     assert pixels.shape[0] > 200 and pixels.std() > 5
+
+
+def test_screenshots_of_the_new_project_dialog_and_the_point_mode(make_napari_viewer, qtbot, tmp_path, images):
+    """The New… dialog (an instance project) and the Train tab's point mode on the plugin's own EM sample, its
+    layers guessed (image, pre, post, cells, synapses, regions)."""
+    from napari_training_assistant.napari.new_project_dialog import NewProjectDialog
+    from napari_training_assistant.napari.sample_data import synapse_sample
+    from napari_training_assistant.napari.widget import TrainingAssistantWidget
+
+    dialog = NewProjectDialog(str(tmp_path / "HeLa nuclei"))
+    qtbot.addWidget(dialog)
+    dialog.name_edit.setText("HeLa nuclei")
+    dialog.mode.setCurrentText("instance")
+    dialog.resize(520, dialog.sizeHint().height())
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    paths = [_save(dialog, images, "new_project_dialog")]
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1500, 1000)
+    for data, meta, kind in synapse_sample():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    widget = TrainingAssistantWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Training Assistant", area="right")
+    assert widget.status_bar.create_project(tmp_path / "synapses", "synapses")
+    train = widget.page("Train")
+    widget.tabs.setCurrentWidget(train)
+    train.mode.setCurrentIndex(train.mode.findData("point_windows"))
+    train.mode.activated.emit(train.mode.currentIndex())  # as a user picks it: the project's mode
+    train.points.source.setCurrentIndex(1)
+    assert widget.session.status()["state"].startswith("point-windowed")  # the status bar follows the mode
+    assert train.points.combos["label0"].currentText() == "pre (label0)"
+    qtbot.wait(200)
+    paths.append(_save(viewer.window._qt_window, images, "point_mode_em_sample"))
+    from PIL import Image
+
+    for path in paths:
+        pixels = np.asarray(Image.open(path).convert("L"))
+        assert pixels.shape[0] > 150 and pixels.std() > 5

@@ -531,3 +531,20 @@ def test_the_run_monitor_stays_in_view_at_a_1000_px_window(make_tab, session, ma
         top = widget.mapTo(tab, widget.rect().topLeft()).y()
         assert widget.isVisible() and top >= 0 and top + widget.height() <= tab.height(), widget
     assert tab.monitor.plot.height() >= 150
+
+
+def test_the_mode_picked_is_the_projects_and_the_status_follows(make_tab, session, tmp_path):
+    """Point mode picked in the tab is remembered by the project (reopened in it), and the status bar stops
+    saying 'empty: add image/mask pairs' (issue 17 #6)."""
+    from napari_training_assistant.project import TrainingProject
+
+    project = TrainingProject.create(tmp_path / "synapses", "synapses")
+    tab = make_tab()
+    session.open(project.root)
+    assert session.status()["state"].startswith("empty")
+    tab.mode.setCurrentIndex(tab.mode.findData("point_windows"))
+    tab.mode.activated.emit(tab.mode.currentIndex())
+    assert project.config.training.training_mode == "point_windows"
+    assert session.status()["state"] == "point-windowed: train from a spec or from layers"
+    session.open(project.root)
+    assert tab.mode.currentData() == "point_windows"

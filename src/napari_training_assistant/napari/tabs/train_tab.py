@@ -105,6 +105,7 @@ class TrainTab(ProjectTab):
         for mode in field_choices(TrainingSettings, "training_mode"):
             self.mode.addItem(MODE_LABELS[mode], mode)
         self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.mode.activated.connect(self._mode_picked)  # the user's choice: the project's training mode
         layout.addWidget(row(QLabel("Training mode"), self.mode))
         self.pages = QStackedWidget()
         self.source_info = QLabel("-")
@@ -291,6 +292,12 @@ class TrainTab(ProjectTab):
     @property
     def point_mode(self) -> bool:
         return self.mode.currentData() == "point_windows"
+
+    def _mode_picked(self, *_: Any) -> None:
+        """Remember the mode in the project (its status and the next opening follow it)."""
+        project = self.session.project
+        if project is not None and not self.running and project.config.training.training_mode != self.mode.currentData():
+            self.run_action(project.set_training_mode, self.mode.currentData())
 
     def _mode_changed(self, *_: Any) -> None:
         self.pages.setCurrentIndex(1 if self.point_mode else 0)
