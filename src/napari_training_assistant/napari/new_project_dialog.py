@@ -7,22 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtWidgets import (
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QWidget,
-)
+from qtpy.QtWidgets import QComboBox, QDialog, QFileDialog, QLabel, QLineEdit, QSpinBox, QWidget
 
 from ..project.schemas import ArchitectureConfig
 from ..project.user_input import field_choices
+from .dialog_form import dialog_form, path_row
 
 DEFAULT_NAMES = {
     "binary": "background, foreground",
@@ -53,8 +42,6 @@ class NewProjectDialog(QDialog):
         self.setWindowTitle("New Training Project")
         self.folder_edit = QLineEdit(start_folder)
         self.folder_edit.setPlaceholderText("a new or empty folder")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("default: the folder's name")
         self.dims = QComboBox()
@@ -66,21 +53,18 @@ class NewProjectDialog(QDialog):
         self.names_help.setWordWrap(True)
         self.channels = QSpinBox()
         self.channels.setRange(1, ArchitectureConfig.model_fields["input_channels"].metadata[-1].le)
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_edit, 1)
-        folder_row.addWidget(browse)
-        form = QFormLayout(self)
-        form.addRow("Folder", folder_row)
-        form.addRow("Name", self.name_edit)
-        form.addRow("Data", self.dims)
-        form.addRow("Output", self.mode)
-        form.addRow("Classes", self.names_edit)
-        form.addRow("", self.names_help)
-        form.addRow("Input channels", self.channels)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        dialog_form(
+            self,
+            [
+                ("Folder", path_row(self.folder_edit, self._browse)),
+                ("Name", self.name_edit),
+                ("Data", self.dims),
+                ("Output", self.mode),
+                ("Classes", self.names_edit),
+                ("", self.names_help),
+                ("Input channels", self.channels),
+            ],
+        )
         self.mode.currentTextChanged.connect(self._mode_changed)
         self._mode_changed(self.mode.currentText())
 

@@ -6,20 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLineEdit,
-    QPushButton,
-    QWidget,
-)
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDialog, QFileDialog, QLineEdit, QWidget
 
 from ...share.export import EXPORT_FORMATS, SUFFIXES
+from ..dialog_form import dialog_form, path_row
 
 FORMAT_TEXT = {
     "bioimageio": "bioimage.io package (.zip: PyTorch, TorchScript and ONNX weights, docs, lineage)",
@@ -47,23 +37,18 @@ class ExportDialog(QDialog):
         for name in EXPORT_FORMATS:
             self.format_combo.addItem(FORMAT_TEXT[name], name)
         self.output_edit = QLineEdit()
-        browse = QPushButton("Browse...")
-        browse.clicked.connect(self._browse)
         self.authors_edit = QLineEdit()
         self.authors_edit.setPlaceholderText("names, comma separated (default: your user name)")
         self.overwrite_check = QCheckBox("replace the file if it exists")
-        output_row = QHBoxLayout()
-        output_row.addWidget(self.output_edit, 1)
-        output_row.addWidget(browse)
-        form = QFormLayout(self)
-        form.addRow("Format", self.format_combo)
-        form.addRow("Output file", output_row)
-        form.addRow("Authors", self.authors_edit)
-        form.addRow("", self.overwrite_check)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        dialog_form(
+            self,
+            [
+                ("Format", self.format_combo),
+                ("Output file", path_row(self.output_edit, self._browse)),
+                ("Authors", self.authors_edit),
+                ("", self.overwrite_check),
+            ],
+        )
         self.format_combo.currentIndexChanged.connect(self._format_changed)
         self._format_changed()
 
