@@ -38,7 +38,7 @@ def test_assign_partners_adds_one_line_per_assigned_synapse(make_napari_viewer, 
     tab.mode.setCurrentIndex(1)
     panel = tab.points
     panel.source.setCurrentIndex(1)
-    assert panel.combos["segmentation"].currentText() == "(none)"  # optional for training
+    assert panel.combos["segmentation"].currentText() == "cells"  # guessed by name (optional for training, used to assign)
     for role, name in {"image": "em", "label0": "pre", "label1": "post", "points": "synapses", "regions": "regions"}.items():
         panel.combos[role].setCurrentText(name)
     for box, value in zip(panel.window, (8, 32, 32), strict=True):
@@ -52,6 +52,7 @@ def test_assign_partners_adds_one_line_per_assigned_synapse(make_napari_viewer, 
     (train, *args), _ = panel.prepare(project, TrainOptions(epochs=1, batch_size=2, samples_per_epoch=4, device="cpu"))
     train(*args, listener=lambda event: None, cancel=None)
     session.open(project.root)
+    panel.combos["segmentation"].setCurrentText("(none)")  # the user leaves it out
     assert not assign.start() and "Segmentation" in assign.info.text()  # no segmentation chosen
     panel.combos["segmentation"].setCurrentText("cells")
 
