@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("transformers")
 
 from napari_training_assistant.annotate import transformers_backend as tb  # noqa: E402
+from napari_training_assistant.annotate import transformers_video as tv  # noqa: E402
 from napari_training_assistant.annotate.errors import Sam3Error  # noqa: E402
 from napari_training_assistant.annotate.image_prep import to_rgb_uint8  # noqa: E402
 from napari_training_assistant.annotate.loading import load_image_backend  # noqa: E402
@@ -28,7 +29,7 @@ def image_backend(tiny_sam3_folder):
 
 @pytest.fixture(scope="module")
 def video_backend(tiny_sam3_folder):
-    return tb.TransformersVideoBackend(tiny_sam3_folder, "cpu")
+    return tv.TransformersVideoBackend(tiny_sam3_folder, "cpu")
 
 
 def _noise(shape, dtype=np.uint16, seed=0):
@@ -63,7 +64,7 @@ def test_folder_validation_loads_this_backend(tiny_sam3_folder):
 def test_a_folder_that_is_not_sam3_is_refused(tmp_path, config, match):
     (tmp_path / "config.json").write_text(config if isinstance(config, str) else json.dumps(config))
     (tmp_path / "model.safetensors").write_bytes(b"")
-    for backend_class in (tb.TransformersImageBackend, tb.TransformersVideoBackend):
+    for backend_class in (tb.TransformersImageBackend, tv.TransformersVideoBackend):
         with pytest.raises(Sam3Error, match=match) as info:
             backend_class(tmp_path, "cpu")
         assert str(tmp_path) in str(info.value) and "sam3_video" in str(info.value)

@@ -207,7 +207,7 @@ def test_the_frame_writer_batches_frames_per_tick(make_napari_viewer, qtbot):
 def use_cpu_propagation(tab, folder_path, monkeypatch) -> None:
     """The tab's 3D path with the CPU-capable SAM3.0 tracker in place of SAM3.1 multiplex (CUDA only)."""
     from napari_training_assistant.annotate.model_folder import ModelFolder
-    from napari_training_assistant.annotate.transformers_backend import TransformersVideoBackend
+    from napari_training_assistant.annotate.transformers_video import TransformersVideoBackend
 
     folder = ModelFolder(folder_path, "multiplex", folder_path / "model.safetensors", "cpu")
     monkeypatch.setattr(tab, "_folder", lambda spatial: folder)
