@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 
 from napari_training_assistant.annotate.errors import Sam3Error
-from napari_training_assistant.annotate.model_folder import resolve_sam3_device, validate_model_folder
+from napari_training_assistant.annotate.model_folder import (
+    choose_propagation_folder,
+    resolve_sam3_device,
+    validate_model_folder,
+)
 
 
 def folder(tmp_path, *names: str):
     path = tmp_path / "model"
-    path.mkdir()
+    path.mkdir(parents=True)
     for name in names:
         (path / name).write_bytes(b"")
     return path
@@ -71,22 +75,67 @@ def test_multiplex_weights_are_not_a_2d_model(tmp_path):
     assert "3D propagation" in refused(folder(tmp_path, "sam3.1_multiplex.pt"), "2d")
 
 
-def test_3d_needs_multiplex_weights_and_cuda(tmp_path):
-    image_folder = folder(tmp_path, "model.safetensors", "config.json")
-    message = refused(image_folder, "3d")
-    assert "sam3.1_multiplex.pt" in message and "use it for 2D modes" in message
-    (image_folder / "sam3.1_multiplex.pt").write_bytes(b"")
-    assert "needs a CUDA GPU" in refused(image_folder, "3d", "cpu")
+def test_3d_on_cpu_is_the_sam3_0_tracker_of_a_hugging_face_folder(tmp_path):
+    path = folder(tmp_path, "model.safetensors", "config.json", "sam3.1_multiplex.pt")
+    chosen = validate_model_folder(path, "3d", "cpu")
+    assert (chosen.kind, chosen.weights.name, chosen.spatial) == ("tracker_video", "model.safetensors", "3d")
+    assert chosen.describe() == "SAM3.0 tracker (transformers) on cpu"
 
 
-def test_3d_on_cuda_without_a_multiplex_builder_says_what_to_install(tmp_path, monkeypatch):
+def test_3d_on_cuda_prefers_sam3_1_multiplex_and_falls_back_to_the_tracker(tmp_path, monkeypatch):
     from napari_training_assistant.annotate import runtime
 
     monkeypatch.setattr(runtime, "cuda_available", lambda: True)
-    monkeypatch.setattr(runtime, "multiplex_builder_available", lambda: (False, "install napari-sam3-assistant"))
-    assert refused(folder(tmp_path, "sam3.1_multiplex.pt"), "3d", "cuda") == "install napari-sam3-assistant"
     monkeypatch.setattr(runtime, "multiplex_builder_available", lambda: (True, ""))
-    assert validate_model_folder(tmp_path / "model", "3d", "cuda").kind == "multiplex"
+    path = folder(tmp_path, "model.safetensors", "config.json", "sam3.1_multiplex.pt")
+    chosen = validate_model_folder(path, "3d", "cuda:0")
+    assert (chosen.kind, chosen.weights.name, chosen.spatial) == ("multiplex", "sam3.1_multiplex.pt", "3d")
+    assert chosen.describe() == "SAM3.1 multiplex on cuda:0"
+    monkeypatch.setattr(runtime, "multiplex_builder_available", lambda: (False, "install sam3"))
+    assert validate_model_folder(path, "3d", "cuda").kind == "tracker_video"
+
+
+def test_3d_refusals_say_what_to_choose(tmp_path, monkeypatch):
+    from napari_training_assistant.annotate import runtime
+
+    assert "no SAM3 3D model folder chosen" in refused(None, "3d")
+    multiplex = refused(folder(tmp_path, "sam3.1_multiplex.pt"), "3d", "cpu")
+    assert "needs CUDA; on CPU choose a SAM3.0 Hugging Face folder (model.safetensors + config.json)" in multiplex
+    (tmp_path / "model" / "sam3.1_multiplex.pt").unlink()
+    assert "neither model.safetensors (+ config.json) nor sam3.1_multiplex.pt" in refused(tmp_path / "model", "3d")
+    (tmp_path / "model" / "sam3.pt").write_bytes(b"")
+    assert "sam3.pt is a SAM3.0 image model for 2D modes" in refused(tmp_path / "model", "3d")
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"")
+    assert "no config.json" in refused(tmp_path / "model", "3d")
+    (tmp_path / "model" / "config.json").write_bytes(b"")
+    monkeypatch.setattr(runtime, "transformers_has_sam3", lambda: False)
+    assert "pip install" in refused(tmp_path / "model", "3d")
+
+
+def test_propagation_uses_the_sam3_1_folder_when_valid_else_the_image_folder(tmp_path, monkeypatch):
+    from napari_training_assistant.annotate import runtime
+
+    sam31 = folder(tmp_path / "a", "sam3.1_multiplex.pt")
+    image = folder(tmp_path / "b", "model.safetensors", "config.json")
+    assert choose_propagation_folder(sam31, image, "cpu").path == image
+    assert choose_propagation_folder(None, image, "cpu").kind == "tracker_video"
+    monkeypatch.setattr(runtime, "cuda_available", lambda: True)
+    monkeypatch.setattr(runtime, "multiplex_builder_available", lambda: (True, ""))
+    assert choose_propagation_folder(sam31, image, "cuda").path == sam31
+
+
+def test_when_no_folder_fits_3d_the_more_relevant_refusal_is_shown(tmp_path):
+    def chosen(sam31, image) -> str:
+        with pytest.raises(Sam3Error) as info:
+            choose_propagation_folder(sam31, image, "cpu")
+        return str(info.value)
+
+    sam31 = folder(tmp_path / "a", "sam3.1_multiplex.pt")
+    image = folder(tmp_path / "b", "sam3.pt")
+    assert "no SAM3 3D model folder chosen" in chosen(None, " ")
+    assert "needs CUDA" in chosen(sam31, None) and "needs CUDA" in chosen(sam31, image)  # it holds SAM3.1 weights
+    assert "2D modes" in chosen(None, image) and "2D modes" in chosen(tmp_path / "typo", image)
+    assert "does not exist" in chosen(tmp_path / "typo", None)
 
 
 def test_an_unknown_mode_is_refused(tmp_path):

@@ -19,17 +19,12 @@ from napari_training_assistant.annotate.errors import Sam3Error  # noqa: E402
 from napari_training_assistant.annotate.image_prep import to_rgb_uint8  # noqa: E402
 from napari_training_assistant.annotate.loading import load_image_backend  # noqa: E402
 from napari_training_assistant.annotate.model_folder import validate_model_folder  # noqa: E402
-from napari_training_assistant.annotate.prompts import Box, FramePrompts, Point, Prompts  # noqa: E402
+from napari_training_assistant.annotate.prompts import Box, Point, Prompts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def image_backend(tiny_sam3_folder):
     return tb.TransformersImageBackend(tiny_sam3_folder, "cpu")
-
-
-@pytest.fixture(scope="module")
-def video_backend(tiny_sam3_folder):
-    return tv.TransformersVideoBackend(tiny_sam3_folder, "cpu")
 
 
 def _noise(shape, dtype=np.uint16, seed=0):
@@ -252,61 +247,3 @@ def test_unusable_prompts_are_refused(image_backend, prompts, match):
 def test_segment_before_set_image_is_refused(tiny_sam3_folder):
     with pytest.raises(Sam3Error, match="no image is embedded"):
         tb.TransformersImageBackend(tiny_sam3_folder, "cpu").segment(Prompts(points=(Point(1, 1),)))
-
-
-# ------------------------------------------------------------------------------------------------ 3D
-class CancelAfter:
-    def __init__(self, frames: int):
-        self.frames, self.seen = frames, 0
-
-    @property
-    def cancelled(self) -> bool:
-        return self.seen >= self.frames
-
-
-def test_propagation_yields_every_slice_once(video_backend):
-    volume = _noise((5, 64, 80), np.float32)
-    frames = list(video_backend.propagate(volume, FramePrompts({2: Prompts(boxes=(Box(10, 10, 40, 30),))})))
-    assert [z for z, _ in frames] == [2, 3, 4, 1, 0]
-    for _, labels in frames:
-        assert labels.shape == (64, 80) and labels.dtype == np.uint16 and labels.max() <= 1
-
-
-def test_propagation_from_several_slices(video_backend):
-    prompts = FramePrompts({3: Prompts(boxes=(Box(5, 5, 20, 20), Box(40, 30, 60, 50))), 1: Prompts(points=(Point(10, 10),))})
-    frames = list(video_backend.propagate(_noise((5, 32, 48, 3), np.uint8), prompts, threshold=0.3))
-    assert [z for z, _ in frames] == [1, 3, 2, 4, 0]
-    assert all(labels.max() <= 2 for _, labels in frames)
-
-
-def test_prompt_pixels_reach_the_video_session(video_backend, monkeypatch):
-    from transformers import Sam3TrackerVideoInferenceSession
-
-    added = []
-    original = Sam3TrackerVideoInferenceSession.add_point_inputs
-    monkeypatch.setattr(Sam3TrackerVideoInferenceSession, "add_point_inputs",
-                        lambda self, obj_idx, frame_idx, inputs: added.append(inputs) or original(self, obj_idx, frame_idx, inputs))
-    prompts = FramePrompts({0: Prompts(boxes=(Box(50, 60, 10, 20),), points=(Point(30, 40, positive=False),))})
-    list(video_backend.propagate(_noise((2, 100, 200)), prompts))
-    np.testing.assert_allclose(added[0]["point_coords"].numpy(), [[[[11.2, 44.8], [56.0, 134.4], [33.6, 89.6]]]], rtol=1e-6)
-    assert added[0]["point_labels"].tolist() == [[[2, 3, 0]]]
-
-
-def test_cancel_stops_propagation(video_backend):
-    cancel = CancelAfter(1)
-    seen = []
-    for z, _ in video_backend.propagate(_noise((5, 64, 80)), FramePrompts({2: Prompts(points=(Point(20, 20),))}), cancel=cancel):
-        seen.append(z)
-        cancel.seen += 1
-    assert seen == [2]
-
-
-@pytest.mark.parametrize("volume, prompts, match", [
-    (_noise((3, 16, 16)), FramePrompts(), "no prompt on any slice"),
-    (_noise((3, 16, 16)), FramePrompts({5: Prompts(points=(Point(1, 1),))}), "slices 0 to 2"),
-    (_noise((3, 16, 16)), FramePrompts({0: Prompts(exemplars=(Box(1, 1, 5, 5),))}), "2D prompt"),
-    (_noise((16, 16)), FramePrompts({0: Prompts(points=(Point(1, 1),))}), "stack"),
-])
-def test_unusable_propagation_requests_are_refused(video_backend, volume, prompts, match):
-    with pytest.raises(Sam3Error, match=match):
-        list(video_backend.propagate(volume, prompts))

@@ -19,8 +19,12 @@ def load_image_backend(folder: ModelFolder) -> ImageBackend:
 
 
 def load_propagation_backend(folder: ModelFolder) -> PropagationBackend:
-    if folder.kind != "multiplex":
-        raise ValueError(f"{folder.kind} folders are for 2D previews, not 3D propagation")
-    from .multiplex_backend import MultiplexPropagationBackend
+    if folder.kind == "tracker_video":
+        from .transformers_video import TransformersVideoBackend
 
-    return MultiplexPropagationBackend(folder.path, folder.device)
+        return TransformersVideoBackend(folder.path, folder.device)
+    if folder.kind == "multiplex":
+        from .multiplex_backend import MultiplexPropagationBackend
+
+        return MultiplexPropagationBackend(folder.path, folder.device)
+    raise ValueError(f"{folder.kind} folders are for 2D previews, not 3D propagation")

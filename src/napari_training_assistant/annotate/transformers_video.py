@@ -75,15 +75,12 @@ class TransformersVideoBackend:
             with inference_mode():
                 self._add_inputs(session, frame, plans[frame], shape)
                 self.model(session, frame_idx=frame)
-        done: set[int] = set()
-        for frame, reverse in self._order(sorted(plans), len(volume)):
+        for frame, reverse in self._order(min(plans), len(volume)):
             if cancel is not None and cancel.cancelled:
                 return
             with inference_mode():
                 labels = self._labels(self.model(session, frame_idx=frame, reverse=reverse), shape, threshold)
-            if frame not in done:
-                done.add(frame)
-                yield frame, labels
+            yield frame, labels
 
     def _plans(self, volume: np.ndarray, prompts: FramePrompts) -> dict[int, list[tuple[Box | None, tuple[Point, ...]]]]:
         """The objects to segment on each prompted slice (see `plan_objects`)."""
@@ -136,12 +133,11 @@ class TransformersVideoBackend:
         session.obj_with_new_inputs = list(range(1, len(objects) + 1))
 
     @staticmethod
-    def _order(prompted: list[int], depth: int) -> list[tuple[int, bool]]:
-        """(slice, reverse) in the order they are tracked: the prompted slices, then forward from the first
-        prompted slice to the last slice, then backward from it to slice 0."""
-        first = prompted[0]
-        return ([(z, False) for z in prompted] + [(z, False) for z in range(first + 1, depth)]
-                + [(z, True) for z in range(first - 1, -1, -1)])
+    def _order(first: int, depth: int) -> list[tuple[int, bool]]:
+        """(slice, reverse) in tracking order, each slice once: forward from the first prompted slice to the
+        last slice (on later prompted slices, the objects prompted there keep their conditioning masks), then
+        backward from the slice before it to slice 0."""
+        return [(z, False) for z in range(first, depth)] + [(z, True) for z in range(first - 1, -1, -1)]
 
     @staticmethod
     def _labels(output: Any, shape: tuple[int, int], threshold: float) -> np.ndarray:
