@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from napari_training_assistant.annotate import runtime
+from napari_training_assistant.annotate.detections import MIN_SCORE
 from napari_training_assistant.annotate.errors import Sam3Error
 from napari_training_assistant.annotate.image_prep import to_rgb_uint8
 from napari_training_assistant.annotate.object_plan import exemplar_cxcywh, plan_objects
@@ -247,6 +248,8 @@ class FakeImageModel(TinySam3):
         super().__init__()
         self.calls: list[dict] = []
         self.moved_to = None
+        self.texts_encoded: list[str] = []
+        self.backbone.forward_text = lambda captions, device=None: self.texts_encoded.extend(captions) or {"text": captions}
 
     def to(self, device):  # no GPU here
         self.moved_to = device
@@ -293,8 +296,17 @@ class FakeProcessor:
         for key in ("geometric_prompt", "masks", "masks_logits", "scores", "boxes"):
             state.pop(key, None)
 
+    def set_text_prompt(self, prompt, state):
+        self.model.backbone.forward_text([prompt], device=self.device)
+        self.prompts.append(prompt)
+        return self._found(state)
+
     def add_geometric_prompt(self, box, label, state):
         self.prompts.append((list(box), label))
+        return self._found(state)
+
+    @staticmethod
+    def _found(state):
         height, width = state["original_height"], state["original_width"]
         probabilities = torch.zeros(3, 1, height, width)
         probabilities[0, 0, :4, :4] = 0.9  # three instances; scores out of order
@@ -398,13 +410,28 @@ def test_exemplars_find_instances_labelled_by_score(fake_sam3):
     backend = Sam3PackageImageBackend(fake_sam3[0], "cuda")
     processor = FakeProcessor.instances[-1]
     backend.set_image(np.zeros((20, 40), np.uint8), "img")
-    labels = backend.segment(Prompts(exemplars=(Box(10, 10, 14, 14), Box(0, 0, 4, 4, positive=False))), threshold=0.7)
+    labels = backend.segment(Prompts(exemplars=(Box(10, 10, 14, 14), Box(0, 0, 4, 4, positive=False))), threshold=0.55)
     assert processor.prompts == [([0.3, 0.6, 0.1, 0.2], True), ([0.05, 0.1, 0.1, 0.2], False)]
-    assert processor.confidence_threshold == 0.7 and processor.resets == 2
-    assert (labels[10:14, 10:14] == 1).all() and (labels[:4, :4] == 2).all()
-    assert labels.max() == 2  # the third instance's mask is under the threshold
+    assert processor.confidence_threshold == MIN_SCORE and processor.resets == 2  # scores are cut afterwards
+    assert (labels[10:14, 10:14] == 1).all() and (labels[10:20, 0:4] == 2).all() and (labels[:4, :4] == 3).all()
+    assert backend.segment(Prompts(exemplars=(Box(10, 10, 14, 14),)), threshold=0.7).max() == 1  # 0.6 scores under it
     with pytest.raises(Sam3Error, match="all negative"):
         backend.segment(Prompts(exemplars=(Box(0, 0, 4, 4, positive=False),)))
+
+
+def test_a_text_prompt_finds_scored_instances_and_encodes_each_text_once(fake_sam3):
+    backend = Sam3PackageImageBackend(fake_sam3[0], "cuda")
+    processor = FakeProcessor.instances[-1]
+    backend.set_image(np.zeros((20, 40), np.uint8), "img")
+    found = backend.detect(Prompts(text=" nucleus ", exemplars=(Box(10, 10, 14, 14),)), threshold=0.5)
+    assert processor.prompts == ["nucleus", ([0.3, 0.6, 0.1, 0.2], True)]
+    assert [round(item.score, 2) for item in found.instances] == [0.95, 0.8, 0.6]
+    assert found.labels(0.7).max() == 2 and found.labels(0.9).max() == 1  # re-thresholded without the model
+    backend.detect(Prompts(text="nucleus"))
+    backend.detect(Prompts(text="mitochondrion"))
+    assert backend._model.texts_encoded == ["nucleus", "mitochondrion"] and backend.text_encodings == 2
+    with pytest.raises(Sam3Error, match="text prompt is empty"):
+        backend.detect(Prompts(text="  "))
 
 
 def test_segment_needs_an_image_and_a_prompt(fake_sam3):

@@ -1,7 +1,7 @@
 """A tiny random-weight SAM3 folder (`Sam3VideoModel`: detector + tracker), laid out like `facebook/sam3`.
 
 `write_tiny_sam3_folder(path)` writes `config.json` (model_type "sam3_video") + `model.safetensors` (24 MB)
-in well under a second once torch and transformers are imported. Other test folders load this file by path
+and a tiny CLIP tokenizer in well under a second once torch and transformers are imported. Other test folders load this file by path
 (tests run with `--import-mode=importlib`), as tests/conftest.py does for its `tiny_sam3_folder` fixture:
 
     spec = importlib.util.spec_from_file_location("tiny_sam3", Path(__file__).parents[1] / "annotate" / "tiny_sam3.py")
@@ -62,8 +62,26 @@ def tiny_sam3_config():
     return Sam3VideoConfig(detector_config=detector, tracker_config=tracker)
 
 
-def write_tiny_sam3_folder(path: str | Path, seed: int = 0) -> Path:
-    """Save a tiny random `Sam3VideoModel` (fixed seed) into `path`: config.json + model.safetensors.
+def write_tiny_tokenizer(path: str | Path) -> None:
+    """A CLIP tokenizer (`tokenizer.json` + `tokenizer_config.json`, as facebook/sam3 has) whose vocabulary is
+    the 26 letters, with CLIP's start and end ids: enough to turn any lower-case text into real ids."""
+    import json
+    import string
+    import tempfile
+
+    from transformers import CLIPTokenizer
+
+    vocab = {c: i for i, c in enumerate(string.ascii_lowercase)} | {c + "</w>": 26 + i for i, c in enumerate(string.ascii_lowercase)}
+    vocab |= {"<|startoftext|>": CLIP_VOCAB - 2, "<|endoftext|>": CLIP_VOCAB - 1}
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(scratch) / "merges.txt").write_text("#version: 0.2\n")
+        CLIPTokenizer(str(Path(scratch) / "vocab.json"), str(Path(scratch) / "merges.txt")).save_pretrained(path)
+
+
+def write_tiny_sam3_folder(path: str | Path, seed: int = 0, tokenizer: bool = True) -> Path:
+    """Save a tiny random `Sam3VideoModel` (fixed seed) into `path`: config.json + model.safetensors, and
+    (unless `tokenizer=False`) a tiny CLIP tokenizer for text prompts.
 
     The weights are stored under the model's own names (`detector_model.*`, `tracker_model.*`, `tracker_neck.*`)
     as in facebook/sam3; `save_pretrained` of transformers 5.x would write `tracker_model.tracker_model.*`.
@@ -83,4 +101,6 @@ def write_tiny_sam3_folder(path: str | Path, seed: int = 0) -> Path:
                 parameter.normal_(std=0.02)
     model.config.save_pretrained(path)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path / "model.safetensors", metadata={"format": "pt"})
+    if tokenizer:
+        write_tiny_tokenizer(path)
     return path

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import ImageBackend, PropagationBackend
+from .detections import Detections
 from .errors import Sam3Error
 from .loading import load_image_backend, load_propagation_backend
 from .model_folder import ModelFolder
@@ -26,6 +27,7 @@ class Preview:
     embedded: bool  # the image embedding was computed for this preview (not cached)
     embed_s: float
     segment_s: float
+    detections: Detections | None = None  # a concept prompt's scored instances (re-thresholded without the model)
 
     @property
     def objects(self) -> int:
@@ -60,15 +62,20 @@ class Annotator:
             setattr(self, slot, (key, loader(folder)))
         return getattr(self, slot)[1]
 
-    def preview(self, folder: ModelFolder, plane: np.ndarray, key: object, prompts: Prompts, threshold: float = 0.5) -> Preview:
-        """Labels for `prompts` on the 2D `plane` (embedding reused when `key` is the cached image)."""
-        if prompts.is_empty():
+    def preview(self, folder: ModelFolder, plane: np.ndarray, key: object, prompts: Prompts, threshold: float = 0.5,
+                score_threshold: float | None = None) -> Preview:
+        """Labels for `prompts` on the 2D `plane` (embedding reused when `key` is the cached image). A concept
+        prompt alone (text and/or exemplars) keeps its scored detections, labelled at `score_threshold`
+        (default: `threshold`)."""
+        if prompts.is_empty() and prompts.text is None:
             raise Sam3Error("no prompt on this image (or slice): draw a box or click a point in the SAM3 prompt layer first")
+        concept = prompts.is_concept and not (prompts.boxes or prompts.points)
         with self._lock:
             backend = self.image_backend(folder)
             start = time.perf_counter()
             embedded = backend.set_image(plane, key)
             middle = time.perf_counter()
-            labels = backend.segment(prompts, threshold)
+            found = backend.detect(prompts, threshold) if concept or prompts.text is not None else None
+            labels = found.labels(threshold if score_threshold is None else score_threshold) if found else backend.segment(prompts, threshold)
             end = time.perf_counter()
-        return Preview(np.asarray(labels, dtype=np.uint16), embedded, middle - start, end - middle)
+        return Preview(np.asarray(labels, dtype=np.uint16), embedded, middle - start, end - middle, found)

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .detections import Detections
 from .prompts import FramePrompts, Prompts
 
 
@@ -28,7 +29,11 @@ class ImageBackend(Protocol):
 
     def segment(self, prompts: Prompts, threshold: float = 0.5) -> np.ndarray:
         """Labels (H, W) uint16 for the current image: 0 background, objects 1..n (boxes in order, or one
-        object from points alone, or every object found from exemplars)."""
+        object from points alone, then every object found from the text and exemplars)."""
+
+    def detect(self, prompts: Prompts, threshold: float = 0.5) -> Detections:
+        """Every instance of the concept (text and/or exemplars) on the current image with its score, masks
+        cut at the probability `threshold`; the score threshold is chosen later (`Detections.labels`)."""
 
 
 class PropagationBackend(Protocol):

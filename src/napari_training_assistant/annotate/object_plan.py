@@ -9,6 +9,8 @@ import math
 from .errors import Sam3Error
 from .prompts import Box, Point, Prompts
 
+VISUAL_TEXT = "visual"  # what SAM3 reads as the text of an exemplar-only prompt
+
 
 def exemplar_cxcywh(box: Box, width: int, height: int) -> list[float]:
     """An exemplar box as `add_geometric_prompt` takes it: [centre x, centre y, width, height] in 0..1."""
@@ -52,3 +54,14 @@ def check_threshold(threshold: float) -> float:
     if not 0.0 < float(threshold) < 1.0:
         raise Sam3Error(f"SAM3 threshold must lie between 0 and 1 (exclusive), not {threshold}")
     return float(threshold)
+
+
+def check_concept(prompts: Prompts) -> str:
+    """The text a concept prompt reads ("visual" for exemplars alone), or a `Sam3Error` saying what is wrong."""
+    if prompts.text is not None and not prompts.text.strip():
+        raise Sam3Error("the text prompt is empty: type what to find (e.g. nucleus), or draw exemplar boxes")
+    if not prompts.is_concept:
+        raise Sam3Error("a concept prompt needs a text (e.g. nucleus) or exemplar boxes around example objects")
+    if not prompts.text and not any(box.positive for box in prompts.exemplars):
+        raise Sam3Error("the exemplar boxes are all negative: draw at least one positive exemplar around an object to find")
+    return prompts.text.strip() if prompts.text else VISUAL_TEXT

@@ -41,28 +41,33 @@ class Prompts:
     - `boxes`: each box segments one object (label 1, 2, ... in box order), refined by `points` that lie in it.
     - `points` without boxes: one object from all points together.
     - `exemplars`: boxes around example objects; SAM3 finds every similar object (instance labels).
+    - `text`: a concept ("nucleus"); SAM3 finds every instance of it, refined by the exemplars.
     """
 
     boxes: tuple[Box, ...] = ()
     points: tuple[Point, ...] = ()
     exemplars: tuple[Box, ...] = ()
+    text: str | None = None
 
     def is_empty(self) -> bool:
-        return not (self.boxes or self.points or self.exemplars)
+        return not (self.boxes or self.points or self.exemplars or self.text)
+
+    @property
+    def is_concept(self) -> bool:
+        """Find every instance (text and/or exemplars) rather than one object per box or point set."""
+        return bool(self.text or self.exemplars)
 
     def as_records(self, mode: str, frame: int | None = None) -> list[dict[str, Any]]:
         """JSON-ready description for the dataset manifest (`prompts` of a `sam3_preview` pair)."""
         kinds = [("box", self.boxes), ("point", self.points), ("exemplar", self.exemplars)]
-        records = []
+        records = [{"type": "text", "text": self.text, "mode": mode}] if self.text else []
         for kind, items in kinds:
             for item in items:
                 record = item.as_record() | {"mode": mode}
                 if kind == "exemplar":
                     record["type"] = "exemplar_box"
-                if frame is not None:
-                    record["frame"] = frame
                 records.append(record)
-        return records
+        return [r | {"frame": frame} for r in records] if frame is not None else records
 
 
 @dataclass

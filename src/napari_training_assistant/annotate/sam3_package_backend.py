@@ -15,8 +15,10 @@ What the package offers and how it is called here (sam3 0.1.4):
   once and returns a state dict that later prompts reuse (this is the per-key cache).
 - boxes and points: `model.predict_inst(state, point_coords=(N, 2) pixels, point_labels=(N,) 1/0,
   box=(4,) xyxy pixels, multimask_output, return_logits=True)` -> (C, H, W) logits, (C,) IoU scores.
-- exemplars: `processor.add_geometric_prompt([cx, cy, w, h] normalised, positive, state)` runs the detector
-  and leaves `state["masks_logits"]` (N, 1, H, W probabilities) and `state["scores"]` (N,).
+- concepts: `processor.set_text_prompt(prompt=text, state=state)` and, for each exemplar,
+  `processor.add_geometric_prompt([cx, cy, w, h] normalised, positive, state)` run the detector and leave
+  `state["masks_logits"]` (N, 1, H, W probabilities) and `state["scores"]` (N,). The text encoder's output is
+  cached per text by wrapping the loaded model's `backbone.forward_text`.
 
 The text encoder needs the CLIP BPE vocabulary, which the wheel does not ship: it is looked for in the model
 folder (`bpe_simple_vocab_16e6.txt.gz`, or the Hugging Face `merges.txt`, gzipped into a cache file because
@@ -34,17 +36,19 @@ import os
 import pickle
 import sys
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .detections import MIN_SCORE, Detections, Instance, paint_instances
 from .embedding_cache import EmbeddingCache
 from .errors import Sam3Error, one_line
 from .image_prep import to_rgb_uint8
 from .model_folder import SAM3_WEIGHTS
-from .object_plan import check_threshold, exemplar_cxcywh, logit, plan_objects
+from .object_plan import check_concept, check_threshold, exemplar_cxcywh, logit, plan_objects
 from .prompts import Box, Point, Prompts
 from .runtime import INSTALL_SAM3, cuda_inference, preserved_torch_state, require_cuda, sam3_construction
 
@@ -56,6 +60,7 @@ MERGES_NAME = "merges.txt"
 BPE_MERGES_NEEDED = 49152 - 256 - 2
 INSTALL_BPE = f"copy {BPE_NAME} (or the Hugging Face {MERGES_NAME}) into the model folder, or pip install open_clip_torch"
 CACHE_SIZE = 3  # image embeddings kept on the GPU (each a few hundred MB)
+TEXT_CACHE_SIZE = 16  # text prompts whose encoder output is kept
 
 
 # --------------------------------------------------------------------------- prompts -> sam3 arguments
@@ -215,6 +220,8 @@ class Sam3PackageImageBackend:
         del checkpoint
         self._model.eval()
         self._processor = processor_class(self._model, device=self.device)
+        self.text_encodings = 0
+        self._cache_text_features()
         self._states: EmbeddingCache[dict] = EmbeddingCache(CACHE_SIZE)
 
     def _build(self, builder, bpe: Path):
@@ -251,22 +258,23 @@ class Sam3PackageImageBackend:
     def segment(self, prompts: Prompts, threshold: float = 0.5) -> np.ndarray:
         threshold = check_threshold(threshold)
         state = self._states.current_for(prompts)
-        height, width = int(state["original_height"]), int(state["original_width"])
-        labels = np.zeros((height, width), dtype=np.uint16)
+        labels = np.zeros((int(state["original_height"]), int(state["original_width"])), dtype=np.uint16)
         objects = plan_objects(prompts) if (prompts.boxes or prompts.points) else []
         with cuda_inference(self.device):
             # label k is the k-th object (box order); an earlier object keeps the pixels two objects share
             for index, (box, points) in enumerate(objects, start=1):
                 mask = self._object_mask(state, box, points, threshold)
                 labels[mask & (labels == 0)] = index
-            found = self._exemplar_masks(state, prompts.exemplars, threshold, width, height) if prompts.exemplars else []
-        next_label = len(objects)
-        for mask in found:  # most confident first
-            free = mask & (labels == 0)
-            if free.any():
-                next_label += 1
-                labels[free] = next_label
+            if prompts.is_concept:
+                found = self._concept(state, prompts, threshold)
+                paint_instances(labels, found.instances, threshold, {index: 1.0 for index in range(1, len(objects) + 1)})
         return labels
+
+    def detect(self, prompts: Prompts, threshold: float = 0.5) -> Detections:
+        threshold = check_threshold(threshold)
+        state = self._states.current_for(prompts)
+        with cuda_inference(self.device):
+            return self._concept(state, prompts, threshold)
 
     def _object_mask(self, state: dict, box: Box | None, points: tuple[Point, ...], threshold: float) -> np.ndarray:
         # one click is ambiguous: SAM's three candidate masks, the best by predicted IoU
@@ -278,24 +286,49 @@ class Sam3PackageImageBackend:
         best = int(np.argmax(np.asarray(scores, dtype=np.float32).reshape(-1))) if masks.shape[0] > 1 else 0
         return masks[best] > logit(threshold)
 
-    def _exemplar_masks(self, state: dict, exemplars: tuple[Box, ...], threshold: float, width: int, height: int) -> list[np.ndarray]:
-        if not any(box.positive for box in exemplars):
-            raise Sam3Error("the exemplar boxes are all negative: draw at least one positive exemplar around an object to find")
+    def _concept(self, state: dict, prompts: Prompts, threshold: float) -> Detections:
+        """Every instance of the text (the processor's `set_text_prompt`) refined by the exemplars."""
+        text = check_concept(prompts)
+        height, width = int(state["original_height"]), int(state["original_width"])
         processor = self._processor
         processor.reset_all_prompts(state)
-        processor.set_confidence_threshold(threshold)
+        processor.set_confidence_threshold(MIN_SCORE)
         try:
-            for box in exemplars:
+            if prompts.text:
+                state = processor.set_text_prompt(prompt=text, state=state)
+            for box in prompts.exemplars:
                 state = processor.add_geometric_prompt(exemplar_cxcywh(box, width, height), bool(box.positive), state)
             probabilities = _numpy(state.get("masks_logits"))
             scores = _numpy(state.get("scores"))
         finally:
             processor.reset_all_prompts(state)
         if probabilities is None or probabilities.size == 0:
-            return []
+            return Detections((height, width))
         probabilities = probabilities.reshape(-1, height, width)
-        order = np.argsort(-scores.reshape(-1), kind="stable") if scores is not None else np.arange(len(probabilities))
-        return [probabilities[i] > threshold for i in order]
+        scores = scores.reshape(-1) if scores is not None else np.ones(len(probabilities), dtype=np.float32)
+        found = (Instance.from_full_mask(float(s), p > threshold) for s, p in zip(scores, probabilities, strict=True))
+        return Detections((height, width), [item for item in found if item is not None])
+
+    def _cache_text_features(self) -> None:
+        """The text encoder runs once per text: `backbone.forward_text` answers a text seen before (the
+        last `TEXT_CACHE_SIZE`) from memory."""
+        backbone = getattr(self._model, "backbone", None)
+        encode = getattr(backbone, "forward_text", None)
+        if encode is None:
+            return
+        cache: OrderedDict = OrderedDict()
+
+        def forward_text(captions, *args, **kwargs):
+            key = (tuple(captions), repr(args), repr(sorted(kwargs.items())))
+            if key not in cache:
+                cache[key] = encode(captions, *args, **kwargs)
+                self.text_encodings += 1
+                while len(cache) > TEXT_CACHE_SIZE:
+                    cache.popitem(last=False)
+            cache.move_to_end(key)
+            return cache[key]
+
+        backbone.forward_text = forward_text
 
 
 def _numpy(value: Any) -> np.ndarray | None:

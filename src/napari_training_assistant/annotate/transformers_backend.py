@@ -9,10 +9,12 @@ Each part is loaded from it with `local_files_only=True, use_safetensors=True` (
   `Sam3TrackerModel` alone finds no mask decoder or prompt encoder (left random); the mapping loads both
   layouts. Its `get_image_embeddings` adds the no-memory embedding to the neck's 0.5x level, which the tracker
   never uses; `_tracker_embeddings` adds it to the 1x level instead, as `Sam3TrackerVideoModel` does.
-- exemplars (2D): `Sam3Model` (the detector), loaded on first use. Detector and tracker share one ViT
-  backbone in the checkpoint, so the detector's features come from the cached backbone output through its
-  own FPN neck: the ViT runs once per image. The detector always reads a text prompt too; exemplar-only
-  prompts use "visual" (as `Sam3Processor` does), fed as its CLIP token ids, so no tokenizer is needed.
+- concepts (2D text and/or exemplars): `Sam3Model` (the detector), loaded on first use. Detector and tracker
+  share one ViT backbone in the checkpoint, so the detector's features come from the cached backbone output
+  through its own FPN neck: the ViT runs once per image. The detector always reads a text: the user's,
+  tokenized by the folder's CLIP tokenizer (`tokenizer.json`), or for exemplars alone "visual" (as
+  `Sam3Processor` does), fed as its known CLIP ids so that no tokenizer is needed. Text features are cached
+  per text.
 - 3D propagation: `transformers_video.py` (`Sam3TrackerVideoModel`).
 
 The transformers SAM3 image and video processors need torchvision, so images and prompts are prepared here
@@ -20,15 +22,17 @@ the same way: RGB squashed to image_size x image_size (bilinear), scaled to 0..1
 folder's processor mean/std (0.5 by default); prompt pixels scale by image_size / width and image_size /
 height; masks are resized back to the image (bilinear) before thresholding.
 
-Labels: boxes 1..n in box order, the object of loose points next, then exemplar instances by falling score;
-an earlier object keeps the pixels two objects share. `threshold` is the mask probability threshold and, for
-exemplars, also the detection score threshold.
+Labels: boxes 1..n in box order, the object of loose points next, then concept instances by falling score
+(`detections.paint_instances`); an earlier object keeps the pixels two objects share. `threshold` is the mask
+probability threshold and, in `segment`, also the detection score threshold; `detect` returns the scored
+instances so that the score threshold can change without running the model.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,11 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from .detections import MIN_SCORE, Detections, Instance, paint_instances
 from .embedding_cache import EmbeddingCache
-from .errors import Sam3Error
+from .errors import Sam3Error, one_line
 from .image_prep import to_rgb_uint8
 from .model_folder import HF_CONFIG, HF_WEIGHTS, INSTALL_TRANSFORMERS
-from .object_plan import check_threshold, exemplar_cxcywh, logit, plan_objects
+from .object_plan import VISUAL_TEXT, check_concept, check_threshold, exemplar_cxcywh, logit, plan_objects
 from .prompts import Box, Point, Prompts
 
 MODEL_TYPE = "sam3_video"
@@ -49,6 +54,9 @@ CACHE_SIZE = 4  # embedded images kept, so that stepping back and forth between 
 CLIP_VOCAB_SIZE = 49408
 VISUAL_TOKENS = (49406, 7195, 49407)
 TEXT_LENGTH = 32
+TEXT_CACHE_SIZE = 16  # text prompts whose features are kept
+UPSAMPLE_BATCH = 8  # detections brought to image size at once
+TOKENIZER_JSON, TOKENIZER_VOCAB = "tokenizer.json", ("vocab.json", "merges.txt")
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 BOX_LABELS = (2, 3)  # the tracker's point labels for a box's top-left and bottom-right corners
 
@@ -240,7 +248,9 @@ class TransformersImageBackend:
         self.tracker = load_part(transformers_class("Sam3TrackerModel"), self.folder, device, key_mapping={r"^tracker_model\.": ""})
         self.pixels = PixelSettings.for_folder(self.folder, int(self.tracker.config.image_size))
         self._detector: Any = None
-        self._text: tuple[Any, Any] | None = None
+        self._texts: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self._tokenizer_model: Any = None
+        self.text_encodings = 0  # texts run through the text encoder (each once while cached)
         self._cache: EmbeddingCache[Embedded] = EmbeddingCache(CACHE_SIZE)
 
     # ------------------------------------------------------------------ ImageBackend
@@ -262,10 +272,9 @@ class TransformersImageBackend:
         with inference_mode():
             for index, (box, points) in enumerate(objects, start=1):
                 paint(labels, self._object_mask(entry, box, points, threshold), index)
-            label = len(objects)
-            for mask in self._exemplar_masks(entry, prompts.exemplars, threshold) if prompts.exemplars else []:
-                if paint(labels, mask, label + 1):
-                    label += 1
+            if prompts.is_concept:
+                found = self._detect(entry, prompts, threshold)
+                paint_instances(labels, found.instances, threshold, {index: 1.0 for index in range(1, len(objects) + 1)})
         return labels
 
     # ------------------------------------------------------------------ tracker
@@ -294,24 +303,38 @@ class TransformersImageBackend:
         return (logits > logit(threshold)).cpu().numpy()
 
     # ------------------------------------------------------------------ detector
-    def _exemplar_masks(self, entry: Embedded, exemplars: tuple[Box, ...], threshold: float) -> list[np.ndarray]:
-        """Instance masks of everything like the positive exemplars, most confident first."""
+    def detect(self, prompts: Prompts, threshold: float = 0.5) -> Detections:
+        """Every instance of the concept (text and/or exemplars) on the current image, scored, masks cut at
+        `threshold`; the score threshold is applied later (`Detections.labels`)."""
+        threshold = check_threshold(threshold)
+        entry = self._cache.current_for(prompts)
+        with inference_mode():
+            return self._detect(entry, prompts, threshold)
+
+    def _detect(self, entry: Embedded, prompts: Prompts, threshold: float) -> Detections:
         import torch
 
-        if not any(box.positive for box in exemplars):
-            raise Sam3Error("the exemplar boxes are all negative: draw at least one positive exemplar around an object to find")
+        text = check_concept(prompts)
         detector = self._detector_model()
         height, width = entry.shape
-        boxes = torch.tensor([[exemplar_cxcywh(b, width, height) for b in exemplars]], dtype=torch.float32, device=self.device)
-        box_labels = torch.tensor([[int(b.positive) for b in exemplars]], dtype=torch.int64, device=self.device)
-        text, attention = self._visual_text(detector)
-        output = detector(vision_embeds=self._detector_features(entry, detector), text_embeds=text, attention_mask=attention,
-                          input_boxes=boxes, input_boxes_labels=box_labels)
+        geometry: dict[str, Any] = {}
+        if prompts.exemplars:
+            boxes = [[exemplar_cxcywh(b, width, height) for b in prompts.exemplars]]
+            geometry = {"input_boxes": torch.tensor(boxes, dtype=torch.float32, device=self.device),
+                        "input_boxes_labels": torch.tensor([[int(b.positive) for b in prompts.exemplars]], dtype=torch.int64, device=self.device)}
+        features, attention = self._text_features(detector, text)
+        output = detector(vision_embeds=self._detector_features(entry, detector), text_embeds=features,
+                          attention_mask=attention, **geometry)
         scores = output.pred_logits[0].sigmoid()
         if output.presence_logits is not None:
             scores = scores * output.presence_logits[0].sigmoid()
-        order = [int(i) for i in torch.argsort(scores, descending=True) if scores[i] > threshold]
-        return [(upsample(output.pred_masks[0, i : i + 1].sigmoid(), entry.shape)[0] > threshold).cpu().numpy() for i in order]
+        kept = [int(i) for i in torch.argsort(scores, descending=True) if scores[i] >= MIN_SCORE]
+        instances = []
+        for start in range(0, len(kept), UPSAMPLE_BATCH):
+            chosen = kept[start : start + UPSAMPLE_BATCH]
+            masks = (upsample(output.pred_masks[0, chosen].sigmoid(), entry.shape) > threshold).cpu().numpy()
+            instances += [Instance.from_full_mask(float(scores[i]), mask) for i, mask in zip(chosen, masks, strict=True)]
+        return Detections(entry.shape, [item for item in instances if item is not None])
 
     def _detector_model(self) -> Any:
         """The detector, loaded on first use; its ViT is the tracker's (one copy of the shared weights)."""
@@ -338,13 +361,43 @@ class TransformersImageBackend:
             entry.detector = Sam3VisionEncoderOutput(last_hidden_state=entry.backbone, fpn_hidden_states=fpn, fpn_position_encoding=positions)
         return entry.detector
 
-    def _visual_text(self, detector: Any) -> tuple[Any, Any]:
-        """The text features of the "visual" prompt and their attention mask, computed once."""
-        if self._text is None:
-            import torch
+    def _text_features(self, detector: Any, text: str) -> tuple[Any, Any]:
+        """The detector's features of `text` and their attention mask, computed once per text (the last
+        `TEXT_CACHE_SIZE` kept). "visual" (exemplars alone) needs no tokenizer: its CLIP ids are known."""
+        import torch
 
-            ids = torch.full((1, TEXT_LENGTH), VISUAL_TOKENS[-1], dtype=torch.int64, device=self.device)
-            ids[0, : len(VISUAL_TOKENS)] = torch.tensor(VISUAL_TOKENS)
-            attention = (torch.arange(TEXT_LENGTH, device=self.device) < len(VISUAL_TOKENS)).long()[None]
-            self._text = (detector.get_text_features(input_ids=ids, attention_mask=attention), attention)
-        return self._text
+        if text not in self._texts:
+            if text == VISUAL_TEXT:
+                ids = torch.full((1, TEXT_LENGTH), VISUAL_TOKENS[-1], dtype=torch.int64)
+                ids[0, : len(VISUAL_TOKENS)] = torch.tensor(VISUAL_TOKENS)
+                attention = (torch.arange(TEXT_LENGTH) < len(VISUAL_TOKENS)).long()[None]
+            else:
+                tokens = self._tokenizer()(text, padding="max_length", max_length=TEXT_LENGTH, truncation=True, return_tensors="pt")
+                ids, attention = tokens["input_ids"], tokens["attention_mask"]
+            ids, attention = ids.to(self.device), attention.to(self.device)
+            self._texts[text] = (detector.get_text_features(input_ids=ids, attention_mask=attention), attention)
+            self.text_encodings += 1
+            while len(self._texts) > TEXT_CACHE_SIZE:
+                self._texts.popitem(last=False)
+        self._texts.move_to_end(text)
+        return self._texts[text]
+
+    def _tokenizer(self) -> Any:
+        """The folder's CLIP tokenizer (loaded on the first text prompt), or a `Sam3Error` naming what is missing."""
+        if self._tokenizer_model is None:
+            if not has_tokenizer(self.folder):
+                raise Sam3Error(
+                    f"{self.folder} has no text tokenizer ({TOKENIZER_JSON}, or {' + '.join(TOKENIZER_VOCAB)}), which text prompts "
+                    "need: copy the complete facebook/sam3 folder (boxes, points and exemplars work without it)"
+                )
+            try:
+                self._tokenizer_model = transformers_class("AutoTokenizer").from_pretrained(self.folder, local_files_only=True)
+            except Exception as exc:
+                raise Sam3Error(f"the text tokenizer in {self.folder} cannot be loaded ({one_line(exc)}): copy the complete facebook/sam3 folder") from exc
+        return self._tokenizer_model
+
+
+def has_tokenizer(folder: Path) -> bool:
+    """The folder holds a text tokenizer: `tokenizer.json`, or CLIP's `vocab.json` + `merges.txt`."""
+    folder = Path(folder)
+    return (folder / TOKENIZER_JSON).is_file() or all((folder / name).is_file() for name in TOKENIZER_VOCAB)
