@@ -204,41 +204,74 @@ def test_the_frame_writer_batches_frames_per_tick(make_napari_viewer, qtbot):
     assert writer.refreshes <= 12 // 4 + 1  # a few refreshes, not one per frame
 
 
-def use_cpu_propagation(tab, folder_path, monkeypatch) -> None:
-    """The tab's 3D path with the CPU-capable SAM3.0 tracker in place of SAM3.1 multiplex (CUDA only)."""
-    from napari_training_assistant.annotate.model_folder import ModelFolder
-    from napari_training_assistant.annotate.transformers_video import TransformersVideoBackend
-
-    folder = ModelFolder(folder_path, "multiplex", folder_path / "model.safetensors", "cpu")
-    monkeypatch.setattr(tab, "_folder", lambda spatial: folder)
-    tab.annotator._propagation_loader = lambda chosen: TransformersVideoBackend(chosen.path, chosen.device)
+def stack_in_3d_mode(tab, folder, depth: int):
+    """A `depth`-slice stack, the tiny SAM3 as image model on CPU, and the 3D prompt layer."""
+    ready(tab, folder, image=np.stack([cells() for _ in range(depth)]), name="stack")
+    return set_mode(tab, "3d_multiplex")
 
 
-def test_propagation_streams_into_the_propagated_layer(make_tab, qtbot, tiny_sam3_folder, monkeypatch):
+def test_propagation_on_cpu_runs_the_sam3_0_tracker_into_the_propagated_layer(make_tab, qtbot, tiny_sam3_folder, tmp_path, monkeypatch):
+    from napari_training_assistant.napari.frame_writer import FrameWriter
+
+    put = []
+    original = FrameWriter.put
+    monkeypatch.setattr(FrameWriter, "put", lambda self, z, labels: put.append((z, labels)) or original(self, z, labels))
     tab = make_tab()
-    stack = np.stack([cells() for _ in range(6)])
-    ready(tab, tiny_sam3_folder, image=stack, name="stack")
-    use_cpu_propagation(tab, tiny_sam3_folder, monkeypatch)
-    layer = set_mode(tab, "3d_multiplex")
+    assert tab.mode.itemText(tab.mode.findData("3d_multiplex")) == "3D propagation"
+    layer = stack_in_3d_mode(tab, tiny_sam3_folder, 6)
+    (tmp_path / "sam3.1_multiplex.pt").write_bytes(b"")
+    tab.multiplex_folder.setText(str(tmp_path))  # SAM3.1 needs CUDA: on CPU the image folder's tracker runs
     assert layer.name == "SAM3 3D prompts" and layer.ndim == 3
-    layer.add([[2, 20, 22]])
+    layer.add([[4, 20, 22], [1, 45, 50]])
     assert tab.run(), tab.message.text()
+    assert tab.message.text() == "Propagating with the SAM3.0 tracker (transformers) on cpu from slice(s) 1, 4…"
     qtbot.waitUntil(lambda: tab.worker is None, timeout=60_000)
     assert not is_error(tab), tab.message.text()
-    assert "Propagated through 6 slice(s)" in tab.message.text()
-    propagated = tab.viewer.layers["SAM3 propagated labels"]
-    assert propagated.data.shape == (6, 64, 80)
+    assert tab.message.text() == "Propagated through 6 slice(s) with the SAM3.0 tracker (transformers) on cpu."
+    assert sorted(z for z, _ in put) == list(range(6))  # every slice once
+    propagated = tab.viewer.layers["SAM3 propagated labels"].data
+    assert propagated.shape == (6, 64, 80)
+    for z, labels in put:
+        np.testing.assert_array_equal(propagated[z], labels)
 
 
-def test_closing_the_widget_stops_a_propagation(make_napari_viewer, qtbot, tiny_sam3_folder, monkeypatch):
+def test_stop_ends_a_propagation(make_tab, qtbot, tiny_sam3_folder):
+    tab = make_tab()
+    stack_in_3d_mode(tab, tiny_sam3_folder, 60).add([[30, 20, 22]])
+    assert tab.run(), tab.message.text()
+    qtbot.waitUntil(lambda: tab.writer is not None and tab.writer.count >= 2, timeout=60_000)
+    assert tab.stop_button.isEnabled()
+    tab.stop_button.click()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=60_000)
+    assert tab.message.text().startswith("Stopped after") and not is_error(tab)
+    assert int(tab.message.text().split()[2]) < 60 and not tab.stop_button.isEnabled()
+
+
+def test_refused_propagation_is_one_red_line_and_leaves_the_layers_unchanged(make_tab, tiny_sam3_folder, tmp_path):
+    tab = make_tab()
+    stack_in_3d_mode(tab, tmp_path / "empty", 4)
+    previous = tab.viewer.add_labels(np.ones((4, 64, 80), np.uint16), name="SAM3 propagated labels")
+    layers = [(layer.name, layer.data.copy()) for layer in tab.viewer.layers]
+    (tmp_path / "sam3.1_multiplex.pt").write_bytes(b"")
+    tab.multiplex_folder.setText(str(tmp_path))
+    tab.image_folder.setText("")
+    assert not tab.run() and is_error(tab) and "needs CUDA; on CPU choose a SAM3.0 Hugging Face folder" in tab.message.text()
+    tab.image_folder.setText(str(tiny_sam3_folder))
+    assert not tab.run() and is_error(tab) and "on one or more slices of the stack first" in tab.message.text()
+    assert "\n" not in tab.message.text() and tab.worker is None
+    assert [layer.name for layer in tab.viewer.layers] == [name for name, _ in layers]
+    for layer, (_, data) in zip(tab.viewer.layers, layers, strict=True):
+        np.testing.assert_array_equal(layer.data, data)
+    assert previous.data.all()
+
+
+def test_closing_the_widget_stops_a_propagation(make_napari_viewer, qtbot, tiny_sam3_folder):
     from napari_training_assistant.napari.widget import TrainingAssistantWidget
 
     widget = TrainingAssistantWidget(make_napari_viewer())
     qtbot.addWidget(widget)
     tab = widget.page("SAM3")
-    ready(tab, tiny_sam3_folder, image=np.stack([cells() for _ in range(200)]), name="stack")
-    use_cpu_propagation(tab, tiny_sam3_folder, monkeypatch)
-    set_mode(tab, "3d_multiplex").add([[1, 20, 22]])
+    stack_in_3d_mode(tab, tiny_sam3_folder, 200).add([[1, 20, 22]])
     assert tab.run(), tab.message.text()
     qtbot.waitUntil(lambda: tab.writer is not None and tab.writer.count >= 2, timeout=60_000)
     assert widget.close()

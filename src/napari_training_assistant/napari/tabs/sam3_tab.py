@@ -27,7 +27,12 @@ from ...annotate.accept import AcceptForm
 from ...annotate.annotator import Annotator
 from ...annotate.errors import Sam3Error
 from ...annotate.from_layers import frame_prompts, image_plane, prompts_for_mode
-from ...annotate.model_folder import SAM3_DEVICES, validate_model_folder
+from ...annotate.model_folder import (
+    SAM3_DEVICES,
+    ModelFolder,
+    choose_propagation_folder,
+    validate_model_folder,
+)
 from ...annotate.prompts import FramePrompts, Prompts
 from ...cancel import CancelToken
 from ...project.errors import ProjectError
@@ -43,7 +48,7 @@ MODE_LABELS = {  # shown text of each prompt mode (`Sam3Config.prompt_mode`)
     "2d_points": "2D points",
     "live_points": "Live points",
     "2d_exemplar": "2D exemplar (find similar)",
-    "3d_multiplex": "3D / multiplex propagation",
+    "3d_multiplex": "3D propagation",  # the key is stored in project configs
 }
 FORM_LABELS = {"slice": "slice pair (2D)", "slices": "one pair per labelled slice", "stack": "stack pair (3D)"}  # of `AcceptForm`
 LIVE_DEBOUNCE_MS = 150
@@ -69,11 +74,15 @@ class Sam3Tab(ProjectTab):
 
         self.image_combo = QComboBox()
         self.image_combo.setToolTip("The image layer to annotate (2D, RGB or a 3D stack)")
-        self.image_folder, image_row = self._folder_edit("SAM3.0 image model folder: model.safetensors + config.json, or sam3.pt")
-        self.multiplex_folder, multiplex_row = self._folder_edit("SAM3.1 model folder with sam3.1_multiplex.pt (3D propagation, CUDA)")
+        self.image_folder, image_row = self._folder_edit(
+            "SAM3.0 image model folder: model.safetensors + config.json (also 3D propagation with the SAM3.0 "
+            "tracker, CPU or CUDA), or sam3.pt")
+        self.multiplex_folder, multiplex_row = self._folder_edit(
+            "SAM3.1 model folder with sam3.1_multiplex.pt: 3D propagation on CUDA; when it is empty or cannot run "
+            "here, 3D propagation uses the image model folder's SAM3.0 tracker")
         self.device = QComboBox()
         self.device.addItems(SAM3_DEVICES)
-        self.device.setToolTip("auto: CUDA when present; CPU is valid for 2D modes only")
+        self.device.setToolTip("auto: CUDA when present; on CPU, 3D propagation runs the SAM3.0 tracker of a Hugging Face folder")
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.05, 0.95)
         self.threshold.setSingleStep(0.05)
@@ -337,9 +346,13 @@ class Sam3Tab(ProjectTab):
             self.show_message(str(exc), error=True)
             return False
 
-    def _folder(self, spatial: str):
-        edit = self.image_folder if spatial == "2d" else self.multiplex_folder
-        return validate_model_folder(edit.text().strip() or None, spatial, self.device.currentText())
+    def _folder(self, spatial: str) -> ModelFolder:
+        """2D: the image model folder; 3D: the SAM3.1 folder when it is set and valid for the device, else the
+        image model folder's SAM3.0 tracker (`choose_propagation_folder`)."""
+        image, device = self.image_folder.text().strip() or None, self.device.currentText()
+        if spatial == "2d":
+            return validate_model_folder(image, "2d", device)
+        return choose_propagation_folder(self.multiplex_folder.text().strip() or None, image, device)
 
     def _start_preview(self) -> bool:
         layer = self.image_layer()
@@ -400,14 +413,14 @@ class Sam3Tab(ProjectTab):
         self._prompts = [r for z, p in frames.frames.items() for r in p.as_records("3d_multiplex", frame=z)]
         self._preview_slice = None
 
-        def work() -> int:
+        def work() -> None:
             backend = self.annotator.propagation_backend(folder)
             for index, labels in backend.propagate(volume, frames, threshold, cancel):
                 writer.put(index, labels)
 
         self.writer.start()
-        self.show_message(f"Propagating from slice(s) {', '.join(map(str, frames.frames))}…")
-        self._start(work, self._propagated)
+        self.show_message(f"Propagating with the {folder.describe()} from slice(s) {', '.join(map(str, sorted(frames.frames)))}…")
+        self._start(work, lambda _: self._propagated(folder))
         return True
 
     def read_frame_prompts(self, layer) -> FramePrompts:
@@ -415,11 +428,11 @@ class Sam3Tab(ProjectTab):
             raise Sam3Error(f"click objects in {self.layer_names()['3d_multiplex']!r} on one or more slices of the stack first")
         return frame_prompts(np.asarray(layer.data), positive=sam3_layers.polarity(layer))
 
-    def _propagated(self, _count) -> None:
+    def _propagated(self, folder: ModelFolder) -> None:
         writer, self.writer = self.writer, None
         writer.finish()
         stopped = self.cancel is not None and self.cancel.cancelled
-        self.show_message(f"{'Stopped after' if stopped else 'Propagated through'} {writer.count} slice(s).")
+        self.show_message(f"{'Stopped after' if stopped else 'Propagated through'} {writer.count} slice(s) with the {folder.describe()}.")
 
     def stop(self) -> None:
         if self.cancel is not None:
