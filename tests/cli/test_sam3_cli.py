@@ -1,4 +1,5 @@
-"""`nta sam3-check`: the backend a folder needs, refusals as exit 2 with one line, and --load timing one prompt."""
+"""`nta sam3-check`: the backend a folder needs, refusals as exit 2 with one line, and --load timing one prompt
+(2d) or one propagation (3d)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,18 @@ def test_a_folder_without_weights_is_exit_2_with_one_line(tmp_path):
     assert "neither model.safetensors" in done.stderr
 
 
-def test_3d_on_cpu_is_refused(tmp_path, capsys):
+def test_sam3_1_weights_on_cpu_are_refused_with_what_runs_there(tmp_path, capsys):
     (tmp_path / "sam3.1_multiplex.pt").write_bytes(b"")
     assert main(["sam3-check", str(tmp_path), "--mode", "3d", "--device", "cpu"]) == 2
-    assert "needs a CUDA GPU" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs CUDA; on CPU choose a SAM3.0 Hugging Face folder (model.safetensors + config.json)" in err
+
+
+def test_3d_load_on_cpu_propagates_through_a_generated_stack_with_the_sam3_0_tracker(tiny_sam3_folder, capsys):
+    assert main(["sam3-check", str(tiny_sam3_folder), "--mode", "3d", "--device", "cpu", "--load", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["backend"], report["runs"]) == ("tracker_video", "SAM3.0 tracker (transformers) on cpu")
+    assert report["slices"] == 8 and report["load_s"] > 0 and report["per_slice_s"] > 0
 
 
 def test_load_times_a_box_and_a_point_prompt(tiny_sam3_folder, capsys):
