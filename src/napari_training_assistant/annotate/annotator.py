@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import ImageBackend, PropagationBackend
+from .backend import CancelFlag, ImageBackend, PropagationBackend
 from .detections import Detections
 from .errors import Sam3Error
 from .loading import load_image_backend, load_propagation_backend
 from .model_folder import ModelFolder
+from .object_plan import check_concept
 from .prompts import Prompts
+from .tiling import PlaneSource, TiledDetections, Window, shift_prompts
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,27 @@ class Annotator:
             labels = found.labels(threshold if score_threshold is None else score_threshold) if found else backend.segment(prompts, threshold)
             end = time.perf_counter()
         return Preview(np.asarray(labels, dtype=np.uint16), embedded, middle - start, end - middle, found)
+
+    def scan(self, folder: ModelFolder, source: PlaneSource, key: object, windows: list[Window], prompts: Prompts,
+             threshold: float = 0.5, cancel: CancelFlag | None = None,
+             on_tile: Callable[[int, Detections], None] | None = None) -> TiledDetections:
+        """A concept prompt (text, exemplars) on each window of a large image, one tile in memory at a time:
+        each tile is embedded (cached by `key` and window) and searched; `on_tile(index, detections)` gets
+        what each tile found, in image coordinates. Stops between tiles when `cancel.cancelled`."""
+        check_concept(prompts)
+        found = TiledDetections(source.shape)
+        for index, window in enumerate(windows):
+            if cancel is not None and cancel.cancelled:
+                break
+            local = shift_prompts(prompts, window)
+            if not local.text and not local.exemplars:
+                continue  # exemplars alone only search the tiles that hold them
+            rgb = source.read(window)
+            with self._lock:
+                backend = self.image_backend(folder)
+                backend.set_image(rgb, (key, window))
+                tile = backend.detect(local, threshold).moved((window[0], window[2]))
+            found.tiles.append(tile)
+            if on_tile is not None:
+                on_tile(index, tile)
+        return found

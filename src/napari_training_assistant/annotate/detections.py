@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -52,6 +52,16 @@ class Detections:
         labels = np.zeros(self.shape, dtype=np.uint32)
         paint_instances(labels, self.instances, score_threshold)
         return labels
+
+    def moved(self, offset: tuple[int, int]) -> Detections:
+        """The same instances with the image placed at `offset` (y, x) of a larger one (a tile of it)."""
+        dy, dx = offset
+
+        def move(item: Instance) -> Instance:
+            y0, y1, x0, x1 = item.seen
+            return replace(item, top_left=(item.top_left[0] + dy, item.top_left[1] + dx), seen=(y0 + dy, y1 + dy, x0 + dx, x1 + dx))
+
+        return Detections(self.shape, [move(item) for item in self.instances])
 
 
 def paint_instances(canvas, instances: Iterable[Instance], score_threshold: float, scores: dict[int, float] | None = None) -> dict[int, float]:
