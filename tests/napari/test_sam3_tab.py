@@ -65,7 +65,7 @@ def test_box_mode_creates_its_layer_and_previews(make_tab, qtbot, tiny_sam3_fold
     assert type(layer).__name__ == "Shapes" and layer.name == "SAM3 boxes" and layer.mode == "add_rectangle"
     layer.add_rectangles(np.array([[8, 10], [32, 36]]))
     labels = preview(tab, qtbot)
-    assert labels.shape == (64, 80) and labels.dtype == np.uint16 and set(np.unique(labels)) <= {0, 1}
+    assert labels.shape == (64, 80) and labels.dtype == np.uint32 and set(np.unique(labels)) <= {0, 1}
     assert "object(s)" in tab.message.text() and "embedded" in tab.message.text()
     assert tab.last_preview.embedded
     preview(tab, qtbot)  # same image: the embedding is reused
@@ -277,3 +277,101 @@ def test_closing_the_widget_stops_a_propagation(make_napari_viewer, qtbot, tiny_
     assert widget.close()
     assert tab.worker is None and "Stopped after" in tab.message.text()
     assert tab.viewer.layers["SAM3 propagated labels"].data.shape[0] == 200
+
+
+# ------------------------------------------------------------------------------------------------ concepts, large images
+def count_detections(tab, tiny_sam3_folder, monkeypatch) -> list:
+    """Wrap the loaded backend's `detect` so that the test sees each model run."""
+    from napari_training_assistant.annotate.model_folder import validate_model_folder
+
+    backend = tab.annotator.image_backend(validate_model_folder(tiny_sam3_folder, "2d", "cpu"))
+    calls, original = [], backend.detect
+    monkeypatch.setattr(backend, "detect", lambda *a, **kw: calls.append(a) or original(*a, **kw))
+    return calls
+
+
+def test_a_text_prompt_finds_scored_instances_and_the_score_relabels_without_sam3(make_tab, qtbot, tiny_sam3_folder, monkeypatch):
+    tab = make_tab()
+    ready(tab, tiny_sam3_folder)
+    calls = count_detections(tab, tiny_sam3_folder, monkeypatch)
+    layer = set_mode(tab, "2d_text")
+    assert type(layer).__name__ == "Shapes" and tab.plane.text.isEnabled() and tab.plane.scan_button.isEnabled()
+    tab.plane.text.setText("")
+    assert not tab.run() and is_error(tab) and "text prompt is empty" in tab.message.text()
+    assert "SAM3 preview labels" not in tab.viewer.layers and calls == []
+    tab.plane.text.setText("nucleus")
+    tab.plane.score.setValue(0.05)
+    low = preview(tab, qtbot).copy()
+    assert len(calls) == 1 and tab.plane.result is not None
+    found = tab.plane.result.found
+    assert np.array_equal(low, found.labels(0.05))
+    tab.plane.score.setValue(0.95)  # re-labelled at once, no model run
+    assert len(calls) == 1 and "re-labelled" in tab.message.text()
+    assert np.array_equal(tab.viewer.layers["SAM3 preview labels"].data, found.labels(0.95))
+    set_mode(tab, "2d_box")
+    assert not tab.plane.scan_button.isEnabled() and not tab.plane.text.isEnabled()
+
+
+def test_a_scan_of_a_large_image_streams_every_tile_and_stop_ends_it(make_tab, qtbot, tiny_sam3_folder):
+    tab = make_tab()
+    ready(tab, tiny_sam3_folder, image=cells((700, 900)))
+    set_mode(tab, "2d_text")
+    tab.plane.text.setText("nucleus")
+    tab.plane.score.setValue(0.05)
+    tab.plane.scan_button.click()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    assert not is_error(tab), tab.message.text()
+    assert "Scanned 24 of 24 tile(s)" in tab.message.text()  # 224-pixel tiles, 56 overlap: 4 rows of 6
+    labels = tab.viewer.layers["SAM3 preview labels"].data
+    assert labels.dtype == np.uint32 and np.array_equal(labels, tab.plane.result.found.labels(0.05))
+    tab.plane.scan_button.click()
+    tab.stop()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    assert "Stopped after" in tab.message.text() and len(tab.plane.result.found.tiles) < 24
+
+
+def test_run_in_view_segments_only_the_tiles_on_screen(make_tab, qtbot, tiny_sam3_folder):
+    tab = make_tab()
+    ready(tab, tiny_sam3_folder, image=cells((700, 900)))
+    set_mode(tab, "2d_text")
+    tab.plane.text.setText("nucleus")
+    image = tab.viewer.layers["cells"]
+    image.corner_pixels = np.array([[0, 0], [100, 100]])  # what napari sets when the view shows the top-left corner
+    assert tab.plane.visible_window(image, (700, 900)) == (0, 101, 0, 101)
+    tab.plane.view_button.click()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    assert "1 of 1 tile(s)" in tab.message.text(), tab.message.text()
+
+
+def test_a_box_on_a_large_image_is_segmented_in_a_window_around_it(make_tab, qtbot, tiny_sam3_folder):
+    tab = make_tab()
+    ready(tab, tiny_sam3_folder, image=cells((700, 900)))
+    layer = set_mode(tab, "2d_box")
+    layer.add_rectangles(np.array([[500, 600], [560, 680]]))
+    labels = preview(tab, qtbot)
+    assert "in the window" in tab.message.text() and labels.shape == (700, 900)
+    assert not labels[:300].any() and not labels[:, :400].any()  # nothing outside the 224-pixel window
+    tab.plane.tile.setValue(100)
+    assert not tab.run() and "tile size 100 is smaller than the model's input of 224 px" in tab.message.text()
+
+
+def test_accepting_from_a_large_image_keeps_the_labelled_region(make_tab, qtbot, tiny_sam3_folder, make_project):
+    from napari_training_assistant.napari.session import ProjectSession
+
+    project = make_project(output_mode="instance", splits=())
+    session = ProjectSession()
+    session.open(project.root)
+    tab = make_tab(session)
+    ready(tab, tiny_sam3_folder, image=cells((700, 900)))
+    set_mode(tab, "2d_text")
+    tab.plane.text.setText("nucleus")
+    tab.plane.scan_button.click()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    found = np.zeros((700, 900), np.uint32)
+    found[300:340, 400:450] = 1  # what the user keeps after correcting
+    tab.viewer.layers["SAM3 preview labels"].data = found
+    [record] = tab.accept()
+    assert record.image_shape[-2:] == [40 + 128, 50 + 128], tab.message.text()
+    assert {"type": "region", "yx": [236, 336], "shape": [168, 178], "image_shape": [700, 900]} in record.prompts
+    assert any(p["type"] == "text" and p["text"] == "nucleus" for p in record.prompts)
+    assert project.sam3.text == "nucleus"

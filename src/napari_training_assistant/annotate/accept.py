@@ -30,11 +30,18 @@ def accept_preview(
     target_class: str | int | None = None,
     image_layer: str | None = None,
     mask_layer: str | None = None,
+    crop_margin: int | None = None,
 ) -> list[PairRecord]:
-    """Add the preview as pair(s) with source `sam3_preview` and the prompts that made it; returns the records."""
-    image, labels = np.asarray(image), np.asarray(labels)
+    """Add the preview as pair(s) with source `sam3_preview` and the prompts that made it; returns the records.
+    With `crop_margin` (a 2D preview of a large image), the pair is the labelled region plus that margin, and
+    a `region` record says where it lies in the image."""
+    labels = np.asarray(labels)
     if not np.any(labels):
         raise Sam3Error("the preview is empty: run a prompt that finds an object before accepting")
+    if crop_margin is not None and labels.ndim == 2:
+        image, labels, region = crop_to_labels(image, labels, crop_margin)
+        prompts = [*prompts, region]
+    image = np.asarray(image)
     channel_axis = image.ndim - 1 if rgb else None
     spatial = image.ndim - (1 if rgb else 0)
     common = dict(
@@ -64,3 +71,13 @@ def accept_preview(
     else:
         chosen = [z for z in range(labels.shape[0]) if np.any(labels[z])]
     return [project.dataset.add(image, labels, slice_index=z, prompts=prompts, **common) for z in chosen]
+
+
+def crop_to_labels(image, labels: np.ndarray, margin: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The bounding box of the labelled pixels grown by `margin`, cut from a 2D (or RGB) image and its labels
+    (only that region of the image is read); the region as a record."""
+    rows, cols = np.flatnonzero(labels.any(axis=1)), np.flatnonzero(labels.any(axis=0))
+    y0, x0 = max(int(rows[0]) - margin, 0), max(int(cols[0]) - margin, 0)
+    y1, x1 = min(int(rows[-1]) + 1 + margin, labels.shape[0]), min(int(cols[-1]) + 1 + margin, labels.shape[1])
+    region = {"type": "region", "yx": [y0, x0], "shape": [y1 - y0, x1 - x0], "image_shape": list(labels.shape)}
+    return np.asarray(image[y0:y1, x0:x1]), labels[y0:y1, x0:x1], region

@@ -92,11 +92,15 @@ def prompts_for_mode(
     spatial_ndim: int,
     slice_index: int | None,
     plane_shape: tuple[int, int],
+    text: str | None = None,
 ) -> Prompts:
     """A 2D mode's prompt layer data -> `Prompts` on the current plane: boxes (positive only) for `2d_box`,
-    exemplar boxes (both polarities) for `2d_exemplar`, points for the point modes."""
-    if mode in ("2d_box", "2d_exemplar"):
+    exemplar boxes (both polarities) for `2d_exemplar`, `text` with optional exemplars for `2d_text`, points
+    for the point modes."""
+    if mode in ("2d_box", "2d_exemplar", "2d_text"):
         boxes = boxes_from_shapes(data, positive=positive, spatial_ndim=spatial_ndim, slice_index=slice_index, plane_shape=plane_shape)
+        if mode == "2d_text":
+            return Prompts(exemplars=boxes, text=text if text is not None else "")
         return Prompts(exemplars=boxes) if mode == "2d_exemplar" else Prompts(boxes=tuple(b for b in boxes if b.positive))
     return Prompts(points=points_from_layer(data, positive=positive, spatial_ndim=spatial_ndim, slice_index=slice_index))
 

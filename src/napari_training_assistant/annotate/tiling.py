@@ -27,6 +27,7 @@ SAM3_INPUT = 1008  # facebook/sam3's image size
 TILE_SLACK = 1.5  # images up to this many tiles wide are embedded whole, as before tiling
 OVERLAP_FRACTION = 0.25  # of the tile: objects up to this size are whole in at least one tile
 LIMIT_SAMPLES = 1 << 22  # pixels read to find the intensity range of a large image
+IN_MEMORY_PIXELS = 1 << 26  # label images up to this size are numpy arrays (256 MB as uint32), larger ones zarr
 
 Window = tuple[int, int, int, int]  # (y0, y1, x0, x1) in image pixels
 
@@ -135,7 +136,7 @@ class PlaneSource:
         return to_rgb_uint8(np.asarray(self.data[y0:y1, x0:x1]), self.limits)
 
 
-def new_canvas(shape: tuple[int, int], in_memory_pixels: int = 1 << 26) -> Any:
+def new_canvas(shape: tuple[int, int], in_memory_pixels: int = IN_MEMORY_PIXELS) -> Any:
     """An empty uint32 label image: numpy up to `in_memory_pixels`, else a chunked in-memory zarr array that
     stores only the chunks painted (a 60,000 x 60,000 slide with few objects stays small)."""
     if shape[0] * shape[1] <= in_memory_pixels:

@@ -12,7 +12,7 @@ import numpy as np
 from .layer_choice import image_data
 
 POSITIVE, NEGATIVE = "#33dd55", "#ff4040"
-SHAPES_MODES = ("2d_box", "2d_exemplar")
+SHAPES_MODES = ("2d_box", "2d_exemplar", "2d_text")
 
 
 def _layer_named(viewer, name: str, kind: type):
@@ -75,8 +75,9 @@ def polarity(layer) -> list[bool]:
     return [bool(v) for v in features["positive"]]
 
 
-def ensure_labels_layer(viewer, name: str, shape: tuple[int, ...], image_layer):
-    """A Labels layer `name` of `shape` over the image (replaced when its shape no longer fits)."""
+def ensure_labels_layer(viewer, name: str, shape: tuple[int, ...], image_layer, empty=None):
+    """A Labels layer `name` of `shape` over the image (replaced when its shape no longer fits); a new one
+    holds `empty()` (e.g. a chunked array for a large image), else zeros."""
     from napari.layers import Labels
 
     layer = _layer_named(viewer, name, Labels)
@@ -85,4 +86,5 @@ def ensure_labels_layer(viewer, name: str, shape: tuple[int, ...], image_layer):
     if layer is not None:
         viewer.layers.remove(layer)
     geometry = spatial_geometry(image_layer) if image_layer is not None else {}
-    return viewer.add_labels(np.zeros(shape, dtype=np.uint16), name=name, opacity=0.5, **geometry)
+    data = empty() if empty is not None else np.zeros(shape, dtype=np.uint16)
+    return viewer.add_labels(data, name=name, opacity=0.5, **geometry)

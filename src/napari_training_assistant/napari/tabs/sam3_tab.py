@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
 from ...annotate.accept import AcceptForm
 from ...annotate.annotator import Annotator
 from ...annotate.errors import Sam3Error
-from ...annotate.from_layers import frame_prompts, image_plane, prompts_for_mode
+from ...annotate.from_layers import frame_prompts, prompts_for_mode
 from ...annotate.model_folder import (
     SAM3_DEVICES,
     ModelFolder,
@@ -42,16 +42,19 @@ from ..frame_writer import FrameWriter
 from ..layer_choice import chosen_image, image_data, refill_image_combo
 from ..workers import TaskFailed, task_worker
 from .base import ProjectTab
+from .sam3_plane import PlanePanel
 
 MODE_LABELS = {  # shown text of each prompt mode (`Sam3Config.prompt_mode`)
     "2d_box": "2D box",
     "2d_points": "2D points",
     "live_points": "Live points",
     "2d_exemplar": "2D exemplar (find similar)",
+    "2d_text": "2D text (find all)",
     "3d_multiplex": "3D propagation",  # the key is stored in project configs
 }
 FORM_LABELS = {"slice": "slice pair (2D)", "slices": "one pair per labelled slice", "stack": "stack pair (3D)"}  # of `AcceptForm`
 LIVE_DEBOUNCE_MS = 150
+CROP_MARGIN = 64  # pixels of context kept around the labelled region of a large image
 LAYER_KEY = "sam3_image"
 
 
@@ -125,6 +128,7 @@ class Sam3Tab(ProjectTab):
         self.target_class = QComboBox()
         self.accept_button = QPushButton("Accept preview to Dataset")
         self.accept_button.clicked.connect(self.accept)
+        self.plane = PlanePanel(self)
 
         form = QFormLayout()
         form.addRow("Image layer", self.image_combo)
@@ -134,6 +138,8 @@ class Sam3Tab(ProjectTab):
         form.addRow("Threshold", self.threshold)
         form.addRow("Prompt mode", mode_row)
         form.addRow("New prompts", polarity)
+        for label, widget in self.plane.rows():
+            form.addRow(label, widget)
         buttons = QHBoxLayout()
         buttons.addWidget(self.preview_button, 1)
         buttons.addWidget(self.stop_button)
@@ -151,7 +157,7 @@ class Sam3Tab(ProjectTab):
         self.live_timer.setInterval(LIVE_DEBOUNCE_MS)
         self.live_timer.timeout.connect(self._live_preview)
         for signal in (self.device.currentTextChanged, self.threshold.valueChanged, self.image_folder.editingFinished,
-                       self.multiplex_folder.editingFinished):
+                       self.multiplex_folder.editingFinished, self.plane.text.editingFinished, self.plane.tile.valueChanged):
             signal.connect(self._save_config)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.positive.toggled.connect(self._polarity_changed)
@@ -293,6 +299,9 @@ class Sam3Tab(ProjectTab):
             self.device.setCurrentText(config.device)
             self.threshold.setValue(config.threshold)
             self.mode.setCurrentIndex(self.mode.findData(config.prompt_mode))
+            self.plane.text.setText(config.text)
+            self.plane.score.setValue(config.score_threshold)
+            self.plane.tile.setValue(config.tile_size)
         finally:
             self._loading_config = False
         self._fill_images()
@@ -321,6 +330,9 @@ class Sam3Tab(ProjectTab):
             config.device = self.device.currentText()
             config.threshold = round(self.threshold.value(), 4)
             config.prompt_mode = self.current_mode()
+            config.text = self.plane.text.text().strip()[:200]
+            config.score_threshold = round(self.plane.score.value(), 4)
+            config.tile_size = self.plane.tile.value()
 
         try:
             project.update_sam3(change)
@@ -335,13 +347,30 @@ class Sam3Tab(ProjectTab):
         self.layer_button.setEnabled(has_image)
         self.stop_button.setEnabled(not idle and self.cancel is not None)
         self.accept_button.setEnabled(idle and self.session.project is not None)
+        self.plane.set_enabled(idle, has_image, self.current_mode())
 
     def run(self) -> bool:
         """Run the current mode: a 2D preview, or 3D propagation. False (red message) when refused."""
+        if self.current_mode() == "3d_multiplex":
+            return self._refusing(self._start_propagation)
+        return self.run_2d()
+
+    def run_2d(self, *, in_view: bool = False, scan: bool = False) -> bool:
+        """A 2D run (`PlanePanel.start`): the plane, a window on a large image, the tiles in view, or a scan."""
+
+        def start() -> bool:
+            layer = self.image_layer()
+            if layer is None:
+                raise Sam3Error("choose an image layer to annotate first")
+            self._save_config()  # the text, score and tile size used are the ones restored on reopen
+            self.plane.start(self._folder("2d"), layer, self.current_mode(), in_view=in_view, scan=scan)
+            return True
+
+        return self._refusing(start)
+
+    def _refusing(self, start) -> bool:
         try:
-            if self.current_mode() == "3d_multiplex":
-                return self._start_propagation()
-            return self._start_preview()
+            return start()
         except (Sam3Error, ValueError) as exc:
             self.show_message(str(exc), error=True)
             return False
@@ -354,45 +383,15 @@ class Sam3Tab(ProjectTab):
             return validate_model_folder(image, "2d", device)
         return choose_propagation_folder(self.multiplex_folder.text().strip() or None, image, device)
 
-    def _start_preview(self) -> bool:
-        layer = self.image_layer()
-        if layer is None:
-            raise Sam3Error("choose an image layer to annotate first")
-        folder = self._folder("2d")
-        mode = self.current_mode()
-        data = image_data(layer)
-        rgb = bool(getattr(layer, "rgb", False))
-        spatial = self._spatial_ndim(layer)
-        z = self.viewer_slice()
-        plane = image_plane(data, rgb=rgb, slice_index=z)
-        prompts = self.read_prompts(mode, spatial, z, plane.shape[:2])
-        key = (id(data), z)
-        records = prompts.as_records(mode, frame=z)
-        self.show_message("Running SAM3 (the first preview of an image loads the model and embeds the image)…")
-        self._start(lambda: self.annotator.preview(folder, plane, key, prompts, self.threshold.value()),
-                    lambda preview: self._show_preview(preview, layer, z, records))
-        return True
-
-    def read_prompts(self, mode: str, spatial: int, z: int | None, plane_shape) -> Prompts:
+    def read_prompts(self, mode: str, spatial: int, z: int | None, plane_shape, text: str | None = None) -> Prompts:
+        """The current mode's prompts on the plane shown; in text mode the exemplar boxes are optional."""
         layer = self.prompt_layer(create=False)
         if layer is None or len(layer.data) == 0:
+            if mode == "2d_text":
+                return Prompts(text=text or "")
             raise Sam3Error(f"the layer {self.layer_names()[mode]!r} has no prompt yet: draw in it, then run the preview")
         return prompts_for_mode(mode, layer.data, positive=sam3_layers.polarity(layer), spatial_ndim=spatial,
-                                slice_index=z, plane_shape=plane_shape)
-
-    def _show_preview(self, preview, layer, z: int | None, records: list[dict[str, Any]]) -> None:
-        shape = np.shape(image_data(layer))[: layer.ndim]
-        target = sam3_layers.ensure_labels_layer(self.viewer, self.layer_names()["preview"], tuple(shape), layer)
-        if z is None:
-            target.data[...] = preview.labels
-        else:
-            target.data[z] = preview.labels
-        target.refresh()
-        self.last_preview = preview
-        self._prompts, self._preview_slice = records, z
-        cached = "cached image embedding" if not preview.embedded else f"image embedded in {preview.embed_s:.1f} s"
-        where = f" on slice {z}" if z is not None else ""
-        self.show_message(f"{preview.objects} object(s){where} in {preview.segment_s:.2f} s ({cached}).")
+                                slice_index=z, plane_shape=plane_shape, text=text)
 
     def _start_propagation(self) -> bool:
         layer = self.image_layer()
@@ -496,8 +495,11 @@ class Sam3Tab(ProjectTab):
         options: dict[str, Any] = {"mask_mode": self.mask_mode.currentText()}
         if options["mask_mode"] == "target-class":
             options["target_class"] = self.target_class.currentText()
+        image = image_data(layer) if self.plane.large and z is None else np.asarray(image_data(layer))
+        if self.plane.large and z is None:
+            options["crop_margin"] = CROP_MARGIN  # a large image: only the labelled region becomes the pair
         records = self.run_action(
-            accept_preview, project, np.asarray(image_data(layer)), labels, prompts=self._prompts, form=form,
+            accept_preview, project, image, labels, prompts=self._prompts, form=form,
             slice_index=z, rgb=bool(getattr(layer, "rgb", False)), image_layer=layer.name, mask_layer=name, **options,
         )
         if records:
