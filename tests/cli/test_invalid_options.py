@@ -99,6 +99,8 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("export", "--license"): [(["not-a-license"], "SPDX"), ([""], "SPDX")],
     ("demo", "--dir"): [(["{root}/proj"], "not a demo project")],
     ("sam3-check", "--device"): [(["bogus"], None)],
+    ("sam3-check", "--text"): [([""], "--text is empty"), (["  "], "--text is empty")],
+    ("sam3-check", "--scan-size"): [(["-1"], "--scan-size must be 0"), (["x"], None), (["512"], "--scan-size scans with a text prompt")],
 }
 EXEMPT: dict[tuple[str, str], str] = {  # (command, option) -> why no value of it is invalid
     ("assign-synapses", "--checkpoint"): "any id may exist in the spec's project: checked after the spec is read (tests/assign)",

@@ -39,3 +39,18 @@ def test_load_times_a_box_and_a_point_prompt(tiny_sam3_folder, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["backend"] == "transformers" and report["weights"] == "model.safetensors" and report["device"] == "cpu"
     assert report["embed_s"] > 0 and report["box_prompt_s"] > 0 and report["point_reused_embedding"] is True
+
+
+def test_load_with_text_times_a_concept_prompt_and_a_tiled_scan(tiny_sam3_folder, capsys):
+    args = ["sam3-check", str(tiny_sam3_folder), "--device", "cpu", "--load", "--text", "nucleus", "--scan-size", "500", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["text"] == "nucleus" and report["text_first_s"] > 0 and report["text_cached_s"] > 0
+    assert (report["scan_tile"], report["scan_tiles"]) == (224, 9) and report["scan_tiles_per_s"] > 0
+
+
+def test_a_tile_smaller_than_the_model_input_is_refused_before_loading(tiny_sam3_folder, capsys):
+    args = ["sam3-check", str(tiny_sam3_folder), "--device", "cpu", "--load", "--text", "cell", "--scan-size", "900", "--tile-size", "100"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tile size 100 is smaller than the model's input of 224 px" in err
