@@ -317,7 +317,7 @@ def test_unsafe_or_foreign_checkpoints_never_reach_the_builder(multiplex):
 
 def test_cpu_and_missing_builders_are_refused(multiplex, monkeypatch):
     folder, _ = multiplex
-    with pytest.raises(Sam3Error, match="needs a CUDA GPU.*only valid for 2D"):
+    with pytest.raises(Sam3Error, match="needs a CUDA GPU.*SAM3.0 tracker of a Hugging Face folder"):
         MultiplexPropagationBackend(folder, "cpu")
     _fake_sam3(monkeypatch, builder=None, version="0.1.4")
     with pytest.raises(Sam3Error, match="0.1.4 lacks"):

@@ -1,4 +1,4 @@
-"""The transformers SAM3 backend on a tiny random-weight folder: wiring, caching, prompt geometry, propagation.
+"""The transformers SAM3 backend on a tiny random-weight folder: wiring, caching, prompt geometry (3D: test_transformers_video.py).
 
 Random weights make arbitrary masks, so these tests check shapes, label ranges, what reaches the model and
 what is (not) recomputed, never mask quality. `tiny_sam3_folder` comes from tests/conftest.py."""

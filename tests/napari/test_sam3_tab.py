@@ -375,3 +375,23 @@ def test_accepting_from_a_large_image_keeps_the_labelled_region(make_tab, qtbot,
     assert {"type": "region", "yx": [236, 336], "shape": [168, 178], "image_shape": [700, 900]} in record.prompts
     assert any(p["type"] == "text" and p["text"] == "nucleus" for p in record.prompts)
     assert project.sam3.text == "nucleus"
+
+
+def test_a_scan_works_on_dask_and_multiscale_layers(make_tab, qtbot, tiny_sam3_folder):
+    da = pytest.importorskip("dask.array")
+    tab = make_tab()
+    full = cells((700, 900))
+    tab.viewer.add_image([da.from_array(full, chunks=256), full[::2, ::2]], name="pyramid", multiscale=True)
+    ready(tab, tiny_sam3_folder, image=da.from_array(full, chunks=256), name="lazy")
+    for name in ("pyramid", "lazy"):
+        tab.image_combo.setCurrentText(name)
+        set_mode(tab, "2d_text")
+        tab.plane.text.setText("nucleus")
+        tab.plane.scan_button.click()
+        qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+        assert "Scanned 24 of 24 tile(s)" in tab.message.text(), (name, tab.message.text())
+        assert tab.viewer.layers["SAM3 preview labels"].data.shape == (700, 900)
+    pyramid = tab.viewer.layers["pyramid"]
+    pyramid.corner_pixels = np.array([[0, 0], [50, 50]])  # on screen at level 1: 100 x 100 level-0 pixels
+    pyramid._data_level = 1
+    assert tab.plane.visible_window(pyramid, (700, 900)) == (0, 102, 0, 102)

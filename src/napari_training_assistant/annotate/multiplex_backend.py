@@ -200,7 +200,7 @@ class MultiplexPropagationBackend:
 
     def __init__(self, folder: Path, device: str) -> None:
         self.folder = Path(folder)
-        self.device = require_cuda(device, "SAM3.1 multiplex propagation", "CPU is only valid for 2D modes")
+        self.device = require_cuda(device, "SAM3.1 multiplex propagation", "on CPU, 3D propagation runs the SAM3.0 tracker of a Hugging Face folder (model.safetensors + config.json)")
         weights = self.folder / MULTIPLEX_WEIGHTS
         if not weights.is_file():
             raise Sam3Error(f"{self.folder} has no {MULTIPLEX_WEIGHTS}: choose the SAM3.1 model folder")

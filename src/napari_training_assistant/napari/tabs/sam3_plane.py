@@ -201,10 +201,11 @@ class PlanePanel:
         corners = np.asarray(layer.corner_pixels, dtype=float)[:, -2:]
         if not corners.any():
             return 0, shape[0], 0, shape[1]
-        if getattr(layer, "multiscale", False):
+        factor = np.ones(2)
+        if getattr(layer, "multiscale", False):  # corners are pixels of the level on screen
             level_shape = np.shape(layer.data[layer.data_level])[-2 - (1 if layer.rgb else 0) :][:2]
-            corners *= np.asarray(shape, dtype=float) / np.asarray(level_shape, dtype=float)
-        (y0, x0), (y1, x1) = np.floor(corners[0]), np.ceil(corners[1]) + 1
+            factor = np.asarray(shape, dtype=float) / np.asarray(level_shape, dtype=float)
+        (y0, x0), (y1, x1) = np.floor(corners[0] * factor), np.ceil((corners[1] + 1) * factor)
         return int(max(y0, 0)), int(min(y1, shape[0])), int(max(x0, 0)), int(min(x1, shape[1]))
 
 
