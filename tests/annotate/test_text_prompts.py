@@ -85,3 +85,16 @@ def test_the_annotator_keeps_the_detections_of_a_concept_preview(tiny_sam3_folde
     assert np.array_equal(preview.labels, preview.detections.labels(0.05))
     records = Prompts(text="nucleus").as_records("2d_text", frame=3)
     assert records == [{"type": "text", "text": "nucleus", "mode": "2d_text", "frame": 3}]
+
+
+def test_a_folder_without_the_text_encoder_says_so(tiny_sam3_folder, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = {k: v for k, v in load_file(tiny_sam3_folder / "model.safetensors").items() if ".text_encoder." not in k}
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    shutil.copy(tiny_sam3_folder / "config.json", tmp_path)
+    backend = tb.TransformersImageBackend(tmp_path, "cpu")  # boxes and points need no detector
+    backend.set_image(np.zeros((32, 32), np.uint8), "image")
+    with pytest.raises(Sam3Error, match="lacks the text encoder") as info:
+        backend.detect(Prompts(text="nucleus"))
+    assert "\n" not in str(info.value) and "facebook/sam3" in str(info.value)

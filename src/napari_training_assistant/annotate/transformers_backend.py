@@ -54,6 +54,7 @@ CACHE_SIZE = 4  # embedded images kept, so that stepping back and forth between 
 CLIP_VOCAB_SIZE = 49408
 VISUAL_TOKENS = (49406, 7195, 49407)
 TEXT_LENGTH = 32
+TEXT_ENCODER_KEYS = ("text_encoder.", "text_projection.")  # Sam3Model weights only text prompts use
 TEXT_CACHE_SIZE = 16  # text prompts whose features are kept
 UPSAMPLE_BATCH = 8  # detections brought to image size at once
 TOKENIZER_JSON, TOKENIZER_VOCAB = "tokenizer.json", ("vocab.json", "merges.txt")
@@ -102,7 +103,9 @@ def load_part(model_class: Any, folder: Path, device: str, **kwargs: Any) -> Any
         raise Sam3Error(f"{folder} could not be loaded as {model_class.__name__} ({type(exc).__name__}: {first}): use the complete facebook/sam3 folder") from exc
     missing = sorted(info.get("missing_keys") or [])
     if missing:
-        raise Sam3Error(f"{folder / HF_WEIGHTS} lacks {len(missing)} {model_class.__name__} weights (e.g. {missing[0]}): use the complete facebook/sam3 folder")
+        text = [key for key in missing if key.startswith(TEXT_ENCODER_KEYS)]
+        what = f"the text encoder ({len(text)} weights, e.g. {text[0]})" if text else f"{len(missing)} {model_class.__name__} weights (e.g. {missing[0]})"
+        raise Sam3Error(f"{folder / HF_WEIGHTS} lacks {what}: use the complete facebook/sam3 folder")
     return model.to(device).eval()
 
 
