@@ -548,3 +548,22 @@ def test_the_mode_picked_is_the_projects_and_the_status_follows(make_tab, sessio
     assert session.status()["state"] == "point-windowed: train from a spec or from layers"
     session.open(project.root)
     assert tab.mode.currentData() == "point_windows"
+
+
+def test_the_decisions_table_fills_when_the_run_starts(make_tab, session, make_project):
+    """The run writes its decisions before its first step; the STARTED event shows them (not only the run's end)."""
+    from napari_training_assistant.progress import EventKind, ProgressEvent
+    from napari_training_assistant.project.schemas.project_config import AutoConfigDecision
+
+    project = make_project()
+    session.open(project.root)
+    tab = make_tab()
+    assert tab.decisions.rowCount() == 0
+
+    def change(config) -> None:  # what the child process writes as the run starts
+        config.auto_configuration_decisions = [AutoConfigDecision(setting="patch_size", value=[64, 64], reason="a long reason " * 12)]
+
+    project.update_config(change)
+    tab._on_item(ProgressEvent(EventKind.STARTED, epochs=3, message="run started"))
+    assert tab.decisions.rowCount() == 1 and tab.decisions.item(0, 0).text() == "patch_size"
+    assert tab.decisions.item(0, 3).toolTip().startswith("a long reason")

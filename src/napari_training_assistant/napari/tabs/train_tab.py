@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...progress import ProgressEvent
+from ...progress import EventKind, ProgressEvent
 from ...project.devices import DEVICE_NAMES
 from ...project.errors import ProjectError
 from ...project.run_options import TrainOptions
@@ -204,6 +204,11 @@ class TrainTab(ProjectTab):
         if not self.running and self._start_spec() != default_start(project):
             self._set_start(default_start(project))  # set elsewhere (Checkpoints tab, nta start), or the first checkpoint
         self._fill_start_ids()
+        self._fill_decisions(project)
+
+    def _fill_decisions(self, project) -> None:
+        """The decisions the project holds: the last run's, or this run's once it has started (the run writes
+        them before its first step)."""
         self.decisions.setRowCount(0)
         for decision in project.config.auto_configuration_decisions:
             row = self.decisions.rowCount()
@@ -396,6 +401,8 @@ class TrainTab(ProjectTab):
     def _on_item(self, item: Any) -> None:
         if isinstance(item, ProgressEvent):
             self.monitor.on_event(item)
+            if item.kind == EventKind.STARTED and self.session.project is not None:
+                self._fill_decisions(self.session.project)
         elif isinstance(item, TaskFailed):
             self.show_message(item.message, error=True)
             self.monitor.note(f"failed: {item.message}")
