@@ -139,3 +139,20 @@ def test_the_image_just_added_becomes_the_prediction_input(make_napari_viewer, q
     assert tab.image_combo.currentText() == "second"
     viewer.add_labels(np.zeros((16, 16), np.uint8), name="a result")  # a labels layer leaves the choice alone
     assert tab.image_combo.currentText() == "second"
+
+
+def test_probabilities_come_as_an_optional_image_layer_under_the_labels(setup, qtbot):
+    from napari.layers import Image, Labels
+
+    project, viewer, session, tab = setup
+    tab.probabilities.setChecked(True)
+    tab.predict_button.click()
+    _wait_done(qtbot, tab)
+    record = project.predictions.registry.predictions[-1]
+    assert record.probabilities_path is not None, tab.message.text()
+    names = [layer.name for layer in viewer.layers]
+    [probability] = [name for name in names if "probability" in name]
+    layer = viewer.layers[probability]
+    assert isinstance(layer, Image) and layer.data.shape == (40, 56) and tuple(layer.scale) == (0.5, 0.5)
+    assert float(layer.data.min()) >= 0.0 and float(layer.data.max()) <= 1.0
+    assert isinstance(viewer.layers[-1], Labels) and names.index(probability) < len(names) - 1  # the labels stay on top

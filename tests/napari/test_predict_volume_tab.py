@@ -176,3 +176,17 @@ def test_the_gui_process_never_imports_the_prediction_stack(make_project, fast_o
     assert report["message"].startswith("Saved predictions/prediction_001.zarr/labels"), report
     assert report["layers"] == ["big", "big prediction (unet_run_001)"]
     assert report["imported"] == [], f"the GUI process imported {report['imported']}"
+
+
+def test_block_wise_probabilities_are_shown_with_the_labels(setup, qtbot):
+    from napari.layers import Image
+
+    project, viewer, tab = setup
+    tab.probabilities.setChecked(True)
+    tab.predict_button.click()
+    _wait_done(qtbot, tab)
+    [name] = [layer.name for layer in viewer.layers if "probability" in layer.name]
+    layer = viewer.layers[name]
+    assert isinstance(layer, Image) and layer.multiscale and layer.data[0].shape == SHAPE, tab.message.text()
+    assert tuple(layer.contrast_limits) == (0, 255)  # stored as uint8 x255
+    np.testing.assert_array_equal(np.asarray(layer.data[0]), _output(project)["probabilities"]["0"][0])

@@ -1,5 +1,6 @@
 """A saved prediction as Labels layer data: a TIFF read whole, an OME-Zarr output opened lazily (its
-levels as a multiscale layer), one layer per channel of a multilabel prediction. No torch here."""
+levels as a multiscale layer), one layer per channel of a multilabel prediction; its probabilities, when
+saved, as Image layers. No torch here."""
 
 from __future__ import annotations
 
@@ -56,6 +57,25 @@ def _layer(levels: list, name: str, meta: dict[str, Any]) -> LayerData:
     return levels, {"name": name, "multiscale": True, **meta}, "labels"
 
 
+def probability_layer(data: Any, name: str, class_names: list[str], **meta: Any) -> LayerData:
+    """The (C, *spatial) probabilities (an array or a list of levels; uint8 means x255) as one Image layer
+    per channel, drawn over the image additively."""
+    levels = data if isinstance(data, list) else [data]
+    count = levels[0].shape[0]
+    names = [f"{name} {class_names[c] if c < len(class_names) else f'channel_{c}'}" for c in range(count)]
+    top = 255 if str(levels[0].dtype) == "uint8" else 1.0
+    own = {"name": names, "channel_axis": 0, "contrast_limits": [[0, top]] * count, "colormap": "magma",
+           "blending": "additive", "opacity": 0.7, **meta}
+    if len(levels) > 1:
+        own["multiscale"] = True
+    return (levels if len(levels) > 1 else levels[0]), own, "image"
+
+
 def add_labels(viewer, layers: list[LayerData], **meta: Any) -> list:
-    """Add `labels_layers` output to the viewer (`meta`, e.g. scale and translate, added to each)."""
-    return [viewer.add_labels(data, **own, **meta) for data, own, _ in layers]
+    """Add `labels_layers` (and `probability_layer`) output to the viewer (`meta`, e.g. scale and translate,
+    added to each)."""
+    added = []
+    for data, own, kind in layers:
+        made = viewer.add_labels(data, **own, **meta) if kind == "labels" else viewer.add_image(data, **own, **meta)
+        added += made if isinstance(made, list) else [made]
+    return added

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -40,7 +41,13 @@ from ...project.run_options import IN_MEMORY_VOXELS
 from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
 from ..layer_choice import image_data, image_layers, inserted_layer, refill_image_combo
 from ..plot_widget import duration
-from ..prediction_layers import add_labels, has_channel_axis, labels_layers, ome_zarr_levels
+from ..prediction_layers import (
+    add_labels,
+    has_channel_axis,
+    labels_layers,
+    ome_zarr_levels,
+    probability_layer,
+)
 from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 from .suggest_panel import LATEST, SOURCE_KEY, SuggestPanel
@@ -186,6 +193,11 @@ class PredictTab(ProjectTab):
             "Edge of the blocks a large, dask/zarr or multiscale layer is predicted in, into OME-Zarr "
             "(auto: about 4096 in 2D, 384 in 3D)"
         )
+        self.probabilities = QCheckBox("also show probabilities")
+        self.probabilities.setToolTip(
+            "Save the network's probabilities next to the labels and show them as an Image layer per output channel "
+            "(float32 TIFF in memory, uint8 x255 block-wise)"
+        )
         self.predict_button = QPushButton("Predict")
         self.predict_button.clicked.connect(self.predict)
         self.stop_button = QPushButton("Stop")
@@ -211,6 +223,7 @@ class PredictTab(ProjectTab):
         form.addRow("Tile size", self.tile_size)
         form.addRow("Tile overlap", self.overlap)
         form.addRow("Block size", self.block_size)
+        form.addRow("Probabilities", self.probabilities)
         self.layout().addLayout(form)
         buttons, progress = QHBoxLayout(), QHBoxLayout()
         buttons.addWidget(self.predict_button, 1)
@@ -368,11 +381,13 @@ class PredictTab(ProjectTab):
                 stop_reason="stopped from the Predict tab",
                 source_name=f"napari layer {name}",
                 block_shape=self.block_size.value() or None,
+                probabilities="uint8" if self.probabilities.isChecked() else None,
                 **options,
             )
             then = None
         else:
-            self.task = ChildTask(predict_into_project, str(project.root), image_data(layer), label="prediction", source=source, **options)
+            self.task = ChildTask(predict_into_project, str(project.root), image_data(layer), label="prediction", source=source,
+                                  save_probabilities=self.probabilities.isChecked(), **options)
             then = partial(_read_back, project)
         how = " block by block" if blocks else ""
         self.start_child(
@@ -467,6 +482,8 @@ class PredictTab(ProjectTab):
         image = output / "labels"
         title = f"{self._context['name']} prediction ({checkpoint_id})"
         self.live_layers = self._add_layers(ome_zarr_levels(image), title, has_channel_axis(image), cache=False)
+        if (output / "probabilities").is_dir():
+            self.live_layers += self._add_probabilities(ome_zarr_levels(output / "probabilities"), title, cache=False)
         self._refreshed_at = time.monotonic()
 
     def _refresh_live(self) -> None:
@@ -497,11 +514,15 @@ class PredictTab(ProjectTab):
             details = instance_details(result.record.parameters)
             self._saved(result.record, f"{result.blocks} blocks" + (f"; {details}" if details else ""))
 
-    def add_prediction_layer(self, record, labels: np.ndarray, *, layer, name: str, channel_axis: int | None) -> list:
+    def add_prediction_layer(self, record, labels: np.ndarray, probabilities: np.ndarray | None = None, *, layer, name: str,
+                             channel_axis: int | None) -> list:
         """Show a saved prediction as a Labels layer over its image (one layer per output channel for a
-        multilabel checkpoint)."""
+        multilabel checkpoint), and its probabilities, when saved, as Image layers below it."""
         multilabel = record.parameters.get("output_mode") == "multilabel"
-        added = self._add_layers(labels, f"{name} prediction ({record.checkpoint_id})", multilabel)
+        title = f"{name} prediction ({record.checkpoint_id})"
+        if probabilities is not None:
+            self._add_probabilities(probabilities, title)
+        added = self._add_layers(labels, title, multilabel)
         if not multilabel:  # one labels layer (instance: object ids): the user may correct it and accept it as a training pair
             added[0].metadata[PREDICTION_KEY] = {"prediction_id": record.prediction_id, "image_layer": name, "channel_axis": channel_axis}
             self.accept_button.setEnabled(True)
@@ -551,14 +572,21 @@ class PredictTab(ProjectTab):
         context = self._context
         return add_labels(self.viewer, layers, **spatial_transform(context["layer"], context["channel_axis"], np.ndim(level0)))
 
+    def _add_probabilities(self, data: Any, title: str, **meta: Any) -> list:
+        """Image layers of (C, *spatial) probabilities (an array or a list of levels) over the source image."""
+        level0 = data[0] if isinstance(data, list) else data
+        layer = probability_layer(data, f"{title} probability", self.session.project.config.class_names, **meta)
+        return add_labels(self.viewer, [layer], **spatial_transform(self._context["layer"], self._context["channel_axis"], np.ndim(level0) - 1))
+
     def _saved(self, record, what: str = "") -> None:  # what: blocks done, or an instance prediction's objects
         duration_s = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""
         count = f" ({what})" if what else ""
         self.show_message(f"Saved {record.path} ({record.prediction_id}) from {record.checkpoint_id}{duration_s}{count}.")
 
 
-def _read_back(project, record) -> tuple[Any, np.ndarray]:
-    """(record, labels): the prediction TIFF the child saved, read in the worker thread."""
+def _read_back(project, record) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """(record, labels, probabilities or None): what the child saved, read in the worker thread."""
     from ...project.image_io import read_tiff
 
-    return record, read_tiff(project.layout.absolute(record.path))
+    path = record.probabilities_path
+    return record, read_tiff(project.layout.absolute(record.path)), read_tiff(project.layout.absolute(path)) if path else None
