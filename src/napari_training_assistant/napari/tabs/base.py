@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDoubleSpinBox, QLabel, QVBoxLayout, QWidget
 
 from ...project.errors import ProjectError
 
@@ -67,3 +67,14 @@ class ProjectTab(QWidget):
             self.show_message(success)
         self.session.updated()
         return result
+
+
+def probability_spin(tip: str, low: float = 0.01, high: float = 0.99) -> QDoubleSpinBox:
+    """A spin box for a probability or score threshold in [low, high], steps of 0.05, starting at 0.5."""
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(0.05)
+    spin.setDecimals(2)
+    spin.setValue(0.5)
+    spin.setToolTip(tip)
+    return spin

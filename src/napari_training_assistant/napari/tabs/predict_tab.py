@@ -49,7 +49,7 @@ from ..prediction_layers import (
     probability_layer,
 )
 from ..workers import ChildTask, TaskFailed, child_worker
-from .base import ProjectTab
+from .base import ProjectTab, probability_spin
 from .suggest_panel import LATEST, SOURCE_KEY, SuggestPanel
 
 PREDICTION_KEY = "nta_prediction"  # metadata of a prediction layer: prediction id, image layer, channel axis
@@ -119,8 +119,8 @@ class ObjectsRow(QWidget):
         self.min_size.setRange(0, 10_000_000)
         self.min_size.setSpecialValueText("auto")
         self.min_size.setToolTip("Objects smaller than this many pixels/voxels are removed (auto: 12 in 2D, 40 in 3D)")
-        self.foreground_threshold = _probability("Foreground probability above which a pixel is inside an object")
-        self.boundary_threshold = _probability("Boundary probability below which a foreground pixel seeds an object")
+        self.foreground_threshold = probability_spin("Foreground probability above which a pixel is inside an object")
+        self.boundary_threshold = probability_spin("Boundary probability below which a foreground pixel seeds an object")
         self.split_depth = QDoubleSpinBox()
         self.split_depth.setRange(-1, 100)
         self.split_depth.setSingleStep(0.5)
@@ -145,16 +145,6 @@ class ObjectsRow(QWidget):
             "boundary_threshold": round(self.boundary_threshold.value(), 2),
             "split_depth": None if self.split_depth.value() < 0 else round(self.split_depth.value(), 2),
         }
-
-
-def _probability(tip: str) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(0.01, 0.99)
-    spin.setSingleStep(0.05)
-    spin.setDecimals(2)
-    spin.setValue(0.5)
-    spin.setToolTip(tip)
-    return spin
 
 
 class PredictTab(ProjectTab):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from qtpy.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidget
 
 from ...annotate.detections import Detections, paint_instances
 from ...annotate.errors import Sam3Error
@@ -31,6 +31,7 @@ from ...project.schemas.sam3 import CONCEPT_MODES
 from .. import sam3_layers
 from ..frame_writer import FrameWriter
 from ..layer_choice import image_data
+from .base import probability_spin
 
 
 @dataclass
@@ -51,11 +52,8 @@ class PlanePanel:
         self.text = QLineEdit()
         self.text.setPlaceholderText("what to find, e.g. nucleus")
         self.text.setToolTip("2D text mode: SAM3 finds every instance of this concept; exemplar boxes (optional) refine it")
-        self.score = QDoubleSpinBox()
-        self.score.setRange(0.05, 0.95)
-        self.score.setSingleStep(0.05)
-        self.score.setValue(0.5)
-        self.score.setToolTip("Text and exemplar detections scoring less are left out; changing it re-labels the last result at once")
+        self.score = probability_spin("Text and exemplar detections scoring less are left out; changing it re-labels the last result at once",
+                                      low=0.05, high=0.95)
         self.tile = QSpinBox()
         self.tile.setRange(0, 65536)
         self.tile.setSingleStep(256)

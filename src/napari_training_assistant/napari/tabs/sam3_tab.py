@@ -13,7 +13,6 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -41,7 +40,7 @@ from .. import sam3_layers
 from ..frame_writer import FrameWriter
 from ..layer_choice import chosen_image, image_data, refill_image_combo
 from ..workers import TaskFailed, task_worker
-from .base import ProjectTab
+from .base import ProjectTab, probability_spin
 from .sam3_plane import PlanePanel
 
 MODE_LABELS = {  # shown text of each prompt mode (`Sam3Config.prompt_mode`)
@@ -86,11 +85,8 @@ class Sam3Tab(ProjectTab):
         self.device = QComboBox()
         self.device.addItems(SAM3_DEVICES)
         self.device.setToolTip("auto: CUDA when present; on CPU, 3D propagation runs the SAM3.0 tracker of a Hugging Face folder")
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.05, 0.95)
-        self.threshold.setSingleStep(0.05)
-        self.threshold.setValue(0.5)
-        self.threshold.setToolTip("Mask probability (and exemplar detection score) threshold")
+        self.threshold = probability_spin("Mask probability threshold (box, point and exemplar modes: also the detection score)",
+                                          low=0.05, high=0.95)
         self.mode = QComboBox()
         for key in get_args(PromptMode):
             self.mode.addItem(MODE_LABELS[key], key)
