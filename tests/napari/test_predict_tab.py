@@ -156,3 +156,23 @@ def test_probabilities_come_as_an_optional_image_layer_under_the_labels(setup, q
     assert isinstance(layer, Image) and layer.data.shape == (40, 56) and tuple(layer.scale) == (0.5, 0.5)
     assert float(layer.data.min()) >= 0.0 and float(layer.data.max()) <= 1.0
     assert isinstance(viewer.layers[-1], Labels) and names.index(probability) < len(names) - 1  # the labels stay on top
+
+
+def test_predicting_again_reuses_the_unedited_layer_and_keeps_an_edited_one(setup, qtbot):
+    """A new Labels layer costs napari hundreds of ms of GUI time (its visuals); an unedited prediction layer of
+    the same image takes the new labels instead. One someone painted in is never overwritten."""
+    project, viewer, session, tab = setup
+    tab.predict_button.click()
+    _wait_done(qtbot, tab)
+    [first] = [layer for layer in viewer.layers if "prediction" in layer.name]
+    tab.predict_button.click()
+    _wait_done(qtbot, tab)
+    layers = [layer for layer in viewer.layers if "prediction" in layer.name]
+    assert layers == [first] and first.metadata["nta_prediction"]["prediction_id"] == "prediction_002", tab.message.text()
+    first.paint((5, 5), 7)  # the user corrects it
+    assert first.metadata["nta_edited"] is True
+    tab.predict_button.click()
+    _wait_done(qtbot, tab)
+    layers = [layer for layer in viewer.layers if "prediction" in layer.name]
+    assert len(layers) == 2 and layers[0] is first and first.metadata["nta_prediction"]["prediction_id"] == "prediction_002"
+    assert layers[1].metadata["nta_prediction"]["prediction_id"] == "prediction_003"

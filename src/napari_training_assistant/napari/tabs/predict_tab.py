@@ -53,6 +53,7 @@ from .base import ProjectTab, probability_spin
 from .suggest_panel import LATEST, SOURCE_KEY, SuggestPanel
 
 PREDICTION_KEY = "nta_prediction"  # metadata of a prediction layer: prediction id, image layer, channel axis
+EDITED_KEY = "nta_edited"  # a prediction layer someone painted in: never replaced by the next prediction
 BEST = "best"  # the highest benchmark Dice on the current benchmark pairs
 LAYER_KEY = "predict_image"
 REFRESH_S = 0.5  # while blocks complete, the output layer is redrawn at most this often
@@ -512,12 +513,28 @@ class PredictTab(ProjectTab):
         title = f"{name} prediction ({record.checkpoint_id})"
         if probabilities is not None:
             self._add_probabilities(probabilities, title)
-        added = self._add_layers(labels, title, multilabel)
+        reused = None if multilabel else self._unedited_prediction(name, np.shape(labels))
+        if reused is not None:  # new data for the image's unedited prediction layer: no new layer for napari to build
+            reused.data, reused.name = labels, title
+            added = [reused]
+        else:
+            added = self._add_layers(labels, title, multilabel)
         if not multilabel:  # one labels layer (instance: object ids): the user may correct it and accept it as a training pair
             added[0].metadata[PREDICTION_KEY] = {"prediction_id": record.prediction_id, "image_layer": name, "channel_axis": channel_axis}
+            added[0].metadata[EDITED_KEY] = False
+            if reused is None:
+                added[0].events.paint.connect(partial(_mark_edited, added[0]))
             self.accept_button.setEnabled(True)
         self._saved(record, instance_details(record.parameters))
         return added
+
+    def _unedited_prediction(self, image_name: str, shape: tuple[int, ...]):
+        """The newest prediction layer of `image_name` with that shape that nobody painted in, else None."""
+        for layer in reversed(self.viewer.layers):
+            info = layer.metadata.get(PREDICTION_KEY)
+            if info and info["image_layer"] == image_name and layer.metadata.get(EDITED_KEY) is False and layer.data.shape == tuple(shape):
+                return layer
+        return None
 
     def _correction_layer(self):
         """The selected prediction layer, else the newest one still in the viewer."""
@@ -572,6 +589,10 @@ class PredictTab(ProjectTab):
         duration_s = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""
         count = f" ({what})" if what else ""
         self.show_message(f"Saved {record.path} ({record.prediction_id}) from {record.checkpoint_id}{duration_s}{count}.")
+
+
+def _mark_edited(layer, event=None) -> None:
+    layer.metadata[EDITED_KEY] = True
 
 
 def _read_back(project, record) -> tuple[Any, np.ndarray, np.ndarray | None]:
