@@ -5,8 +5,11 @@ widget docked, a project open); the gaps between its ticks are what a user feels
 `idle` (no run), `training` (a short pair training started from the Train tab; it runs in a child
 process) and `training_plus_competing_process` (the same, while one more CPU-bound process, a Python
 busy loop, runs). The training conditions measure from Start until the run's end has been handled
-(plot, log, status bar). Goal: longest gap < 100 ms in all three. Each condition runs `--repeats`
-times (interleaved); medians are reported, with every run's numbers. Prints one JSON object.
+(plot, log, status bar). Two more conditions predict the 512x512 image from the Predict tab (in a child
+process) with the project's checkpoint, from the click until the labels are shown: `predict_new_layer`
+(napari builds a new Labels layer) and `predict_again` (the image's unedited prediction layer takes the new
+labels). Goal: longest gap < 100 ms in all of them. Each condition runs `--repeats` times (interleaved);
+medians are reported, with every run's numbers. Prints one JSON object.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_gui_latency.py
     ... bench_gui_latency.py --repeats 1 --epochs 2     # quicker
@@ -31,7 +34,7 @@ from typing import Any
 import numpy as np
 
 GOAL_MS = 100.0
-CONDITIONS = ("idle", "training", "training_plus_competing_process")
+CONDITIONS = ("idle", "training", "training_plus_competing_process", "predict_new_layer", "predict_again")
 BUSY_LOOP = "while True: pass"
 
 
@@ -100,13 +103,31 @@ def make_project(root: Path):
     return project
 
 
-def measure(condition: str, viewer, tab, idle_s: float) -> dict[str, Any]:
+def predict(viewer, tab, new_layer: bool) -> float:
+    """Predict the image from the Predict tab; seconds from the click until the labels are shown."""
+    if new_layer:
+        for layer in [layer for layer in viewer.layers if "prediction" in layer.name]:
+            viewer.layers.remove(layer)
+    started = time.perf_counter()
+    tab.predict_button.click()
+    while not tab.predict_button.isEnabled():
+        wait_ms(10)
+    if "Saved" not in tab.message.text():
+        raise SystemExit(f"prediction failed: {tab.message.text()}")
+    return time.perf_counter() - started
+
+
+def measure(condition: str, viewer, widget, idle_s: float) -> dict[str, Any]:
+    tab = widget.page("Train")
     competitor = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if condition.endswith("competing_process") else None
     try:
         with PanTimer(viewer) as pan:
             started = time.perf_counter()
             if condition == "idle":
                 wait_ms(int(idle_s * 1000))
+            elif condition.startswith("predict"):
+                seconds = predict(viewer, widget.page("Predict"), condition == "predict_new_layer")
+                wait_ms(100)
             else:
                 if not tab.start():
                     raise SystemExit(f"training did not start: {tab.message.text()}")
@@ -118,7 +139,9 @@ def measure(condition: str, viewer, tab, idle_s: float) -> dict[str, Any]:
             competitor.kill()
             competitor.wait()
     result = pan.summary()
-    if condition != "idle":
+    if condition.startswith("predict"):
+        result["prediction_s"] = round(seconds, 2)
+    elif condition != "idle":
         if tab.last_result is None or tab.last_result.status != "completed":
             raise SystemExit(f"training did not complete: {tab.message.text()}")
         result["training_s"] = round(duration, 2)
@@ -153,7 +176,7 @@ def main() -> None:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONDITIONS}
         for _ in range(args.repeats):
             for name in CONDITIONS:
-                runs[name].append(measure(name, viewer, tab, args.idle_s))
+                runs[name].append(measure(name, viewer, widget, args.idle_s))
         widget.close()
         viewer.close()
 
