@@ -82,7 +82,9 @@ def test_screenshots_of_every_tab(make_napari_viewer, qtbot, tmp_path, tiny_sam3
     assert sam3.run()
     qtbot.waitUntil(lambda: sam3.worker is None, timeout=LONG)
     assert "object(s)" in sam3.message.text()
-    for name in ("SAM3 preview labels", "SAM3 boxes"):  # random weights: the preview itself means nothing
+    sam3.mode.setCurrentIndex(sam3.mode.findData("2d_text"))  # the tab as it looks for a concept prompt
+    sam3.plane.text.setText("nucleus")
+    for name in ("SAM3 preview labels", "SAM3 boxes", "SAM3 exemplar boxes"):  # random weights: the preview means nothing
         viewer.layers[name].visible = False
     viewer.layers.selection.active = viewer.layers["nuclei_4"]
     viewer.reset_view()

@@ -494,7 +494,8 @@ class PredictTab(ProjectTab):
             self.add_prediction_layer(*result, **self._context)
         if getattr(result, "status", "completed") == "completed":
             self.progress.setValue(self.progress.maximum())
-        self.session.updated()
+        # no session.updated(): no other tab shows predictions, and re-reading the project in every tab would hold
+        # the GUI thread as long again as drawing the labels
 
     def _volume_finished(self, result: VolumeSummary) -> None:
         self._refresh_live()
