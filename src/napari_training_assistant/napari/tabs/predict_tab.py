@@ -49,11 +49,11 @@ from ..prediction_layers import (
     probability_layer,
 )
 from ..workers import ChildTask, TaskFailed, child_worker
+from . import prediction_correction
 from .base import ProjectTab, probability_spin
+from .prediction_correction import EDITED_KEY, PREDICTION_KEY
 from .suggest_panel import LATEST, SOURCE_KEY, SuggestPanel
 
-PREDICTION_KEY = "nta_prediction"  # metadata of a prediction layer: prediction id, image layer, channel axis
-EDITED_KEY = "nta_edited"  # a prediction layer someone painted in: never replaced by the next prediction
 BEST = "best"  # the highest benchmark Dice on the current benchmark pairs
 LAYER_KEY = "predict_image"
 REFRESH_S = 0.5  # while blocks complete, the output layer is redrawn at most this often
@@ -514,7 +514,7 @@ class PredictTab(ProjectTab):
         title = f"{name} prediction ({record.checkpoint_id})"
         if probabilities is not None:
             self._add_probabilities(probabilities, title)
-        reused = None if multilabel else self._unedited_prediction(name, np.shape(labels))
+        reused = None if multilabel else prediction_correction.unedited_prediction(self.viewer, name, np.shape(labels))
         if reused is not None:  # new data for the image's unedited prediction layer: no new layer for napari to build
             reused.data, reused.name = labels, title
             added = [reused]
@@ -524,54 +524,14 @@ class PredictTab(ProjectTab):
             added[0].metadata[PREDICTION_KEY] = {"prediction_id": record.prediction_id, "image_layer": name, "channel_axis": channel_axis}
             added[0].metadata[EDITED_KEY] = False
             if reused is None:
-                added[0].events.paint.connect(partial(_mark_edited, added[0]))
+                added[0].events.paint.connect(partial(prediction_correction.mark_edited, added[0]))
             self.accept_button.setEnabled(True)
         self._saved(record, instance_details(record.parameters))
         return added
 
-    def _unedited_prediction(self, image_name: str, shape: tuple[int, ...]):
-        """The newest prediction layer of `image_name` with that shape that nobody painted in, else None."""
-        for layer in reversed(self.viewer.layers):
-            info = layer.metadata.get(PREDICTION_KEY)
-            if info and info["image_layer"] == image_name and layer.metadata.get(EDITED_KEY) is False and layer.data.shape == tuple(shape):
-                return layer
-        return None
-
-    def _correction_layer(self):
-        """The selected prediction layer, else the newest one still in the viewer."""
-        active = self.viewer.layers.selection.active
-        if active is not None and PREDICTION_KEY in active.metadata:
-            return active
-        return next((layer for layer in reversed(self.viewer.layers) if PREDICTION_KEY in layer.metadata), None)
-
     def accept_correction(self):
-        """Image + the (corrected) prediction layer -> a training pair (`add_corrected_prediction`)."""
-        from ...project.corrections import add_corrected_prediction
-
-        project = self.session.project
-        layer = self._correction_layer()
-        if layer is None:
-            self.show_message("Predict an image first: its prediction layer, corrected or not, is what is accepted.", error=True)
-            return None
-        info = layer.metadata[PREDICTION_KEY]
-        if info["image_layer"] not in self.viewer.layers:
-            self.show_message(f"the image layer {info['image_layer']!r} of {info['prediction_id']} is no longer in the viewer: add it back", error=True)
-            return None
-        output_mode = project.architecture.output_mode
-        mode = output_mode if output_mode in ("multiclass", "instance") else "binary"  # instance: object ids kept
-        record = self.run_action(
-            add_corrected_prediction, project, info["prediction_id"], np.asarray(layer.data),
-            image=image_data(self.viewer.layers[info["image_layer"]]), channel_axis=info["channel_axis"],
-            mask_mode=mode, image_layer=info["image_layer"], mask_layer=layer.name,
-        )  # fmt: skip
-        if record is not None:
-            c = record.correction
-            ranked = f"; it was suggested #{record.suggestion['rank']} of {record.suggestion['of']}" if record.suggestion else ""
-            self.show_message(
-                f"Added {record.pair_id} ({record.split}) from {c['prediction_id']}: {c['changed_pixels']} pixels and "
-                f"{c['objects_edited']} objects corrected ({c['objects_predicted']} predicted, {c['objects_corrected']} now){ranked}."
-            )
-        return record
+        """Image + the (corrected) prediction layer -> a training pair (`prediction_correction.accept`)."""
+        return prediction_correction.accept(self)
 
     def _add_layers(self, data: Any, title: str, multilabel: bool, **meta: Any) -> list:
         """Labels layers of `data` (an array or a list of levels) with the source layer's scale and translate."""
@@ -590,10 +550,6 @@ class PredictTab(ProjectTab):
         duration_s = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""
         count = f" ({what})" if what else ""
         self.show_message(f"Saved {record.path} ({record.prediction_id}) from {record.checkpoint_id}{duration_s}{count}.")
-
-
-def _mark_edited(layer, event=None) -> None:
-    layer.metadata[EDITED_KEY] = True
 
 
 def _read_back(project, record) -> tuple[Any, np.ndarray, np.ndarray | None]:
