@@ -54,3 +54,13 @@ def test_a_tile_smaller_than_the_model_input_is_refused_before_loading(tiny_sam3
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "tile size 100 is smaller than the model's input of 224 px" in err
+
+
+def test_a_text_prompt_to_a_folder_without_a_tokenizer_is_refused_before_loading(tiny_sam3_folder, tmp_path, capsys):
+    import shutil
+
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_sam3_folder / name, tmp_path)
+    assert main(["sam3-check", str(tmp_path), "--device", "cpu", "--load", "--text", "cell"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no text tokenizer (tokenizer.json, or vocab.json + merges.txt)" in err

@@ -305,6 +305,8 @@ def test_a_text_prompt_finds_scored_instances_and_the_score_relabels_without_sam
     assert len(calls) == 1 and tab.plane.result is not None
     found = tab.plane.result.found
     assert np.array_equal(low, found.labels(0.05))
+    scores = tab.viewer.layers["SAM3 preview labels"].features
+    assert list(scores["index"]) == [0, *sorted(set(np.unique(low)) - {0})] and scores["score"][1:].between(0.05, 1).all()
     tab.plane.score.setValue(0.95)  # re-labelled at once, no model run
     assert len(calls) == 1 and "re-labelled" in tab.message.text()
     assert np.array_equal(tab.viewer.layers["SAM3 preview labels"].data, found.labels(0.95))
@@ -395,3 +397,19 @@ def test_a_scan_works_on_dask_and_multiscale_layers(make_tab, qtbot, tiny_sam3_f
     pyramid.corner_pixels = np.array([[0, 0], [50, 50]])  # on screen at level 1: 100 x 100 level-0 pixels
     pyramid._data_level = 1
     assert tab.plane.visible_window(pyramid, (700, 900)) == (0, 102, 0, 102)
+
+
+def test_a_text_prompt_to_a_folder_without_a_tokenizer_changes_no_layer(make_tab, tiny_sam3_folder, tmp_path):
+    import shutil
+
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_sam3_folder / name, tmp_path)
+    tab = make_tab()
+    ready(tab, tmp_path, image=cells((700, 900)))
+    set_mode(tab, "2d_text")
+    tab.plane.text.setText("nucleus")
+    before = [layer.name for layer in tab.viewer.layers]
+    for start in (tab.run, tab.plane.scan_button.click):
+        start()
+        assert is_error(tab) and "no text tokenizer" in tab.message.text() and tab.worker is None
+        assert [layer.name for layer in tab.viewer.layers] == before

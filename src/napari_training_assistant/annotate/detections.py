@@ -49,9 +49,12 @@ class Detections:
         self.instances = sorted(self.instances, key=lambda item: -item.score)
 
     def labels(self, score_threshold: float) -> np.ndarray:
+        return self.scored_labels(score_threshold)[0]
+
+    def scored_labels(self, score_threshold: float) -> tuple[np.ndarray, dict[int, float]]:
+        """The labels at `score_threshold` and {label: score} of their objects."""
         labels = np.zeros(self.shape, dtype=np.uint32)
-        paint_instances(labels, self.instances, score_threshold)
-        return labels
+        return labels, paint_instances(labels, self.instances, score_threshold)
 
     def moved(self, offset: tuple[int, int]) -> Detections:
         """The same instances with the image placed at `offset` (y, x) of a larger one (a tile of it)."""

@@ -28,6 +28,7 @@ SAM3_DEVICE_HELP = "auto, cpu or cuda[:N] (3d on cpu needs a SAM3.0 Hugging Face
 HF_WEIGHTS, HF_CONFIG = "model.safetensors", "config.json"
 SAM3_WEIGHTS = "sam3.pt"
 MULTIPLEX_WEIGHTS = "sam3.1_multiplex.pt"
+TOKENIZER_JSON, TOKENIZER_VOCAB = "tokenizer.json", ("vocab.json", "merges.txt")  # text prompts need one
 BACKEND_NAMES = {  # shown where the choice is reported (tab message, `nta sam3-check`)
     "transformers": "SAM3.0 image model (transformers)",
     "sam3_package": "SAM3.0 image model (sam3 package)",
@@ -152,3 +153,21 @@ def _folder_3d(path: Path, device: str) -> ModelFolder:
                         f"or a SAM3.1 folder with {MULTIPLEX_WEIGHTS} (CUDA)")
     raise Sam3Error(f"{path} has neither {HF_WEIGHTS} (+ {HF_CONFIG}) nor {MULTIPLEX_WEIGHTS}: for 3D propagation choose {hf} "
                     f"(CPU or CUDA) or a SAM3.1 folder (CUDA)")
+
+
+def check_tokenizer(path: Path) -> None:
+    """A `Sam3Error` unless a Hugging Face folder holds a text tokenizer: `tokenizer.json`, or CLIP's
+    `vocab.json` + `merges.txt`."""
+    path = Path(path)
+    if not ((path / TOKENIZER_JSON).is_file() or all((path / name).is_file() for name in TOKENIZER_VOCAB)):
+        raise Sam3Error(
+            f"{path} has no text tokenizer ({TOKENIZER_JSON}, or {' + '.join(TOKENIZER_VOCAB)}), which text prompts need: "
+            "copy the complete facebook/sam3 folder (boxes, points and exemplars work without it)"
+        )
+
+
+def check_reads_text(folder: ModelFolder) -> None:
+    """Refuse a text prompt before anything loads when the folder cannot read text (a Hugging Face folder
+    without its tokenizer; the sam3 package's BPE vocabulary is looked for when it loads)."""
+    if folder.kind == "transformers":
+        check_tokenizer(folder.path)

@@ -153,12 +153,15 @@ class TiledDetections:
     shape: tuple[int, int]
     tiles: list[Detections] = field(default_factory=list)
 
-    def labels(self, score_threshold: float, canvas: Any = None) -> Any:
-        canvas = new_canvas(self.shape) if canvas is None else canvas
-        scores: dict[int, float] = {}
+    def labels(self, score_threshold: float) -> Any:
+        return self.scored_labels(score_threshold)[0]
+
+    def scored_labels(self, score_threshold: float) -> tuple[Any, dict[int, float]]:
+        """A new label image of every tile's instances at `score_threshold`, and {label: score}."""
+        canvas, scores = new_canvas(self.shape), {}
         for found in self.tiles:
             paint_instances(canvas, found.instances, score_threshold, scores)
-        return canvas
+        return canvas, scores
 
     @property
     def instances(self) -> int:

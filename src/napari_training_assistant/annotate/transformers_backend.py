@@ -44,7 +44,7 @@ from .detections import MIN_SCORE, Detections, Instance, paint_instances
 from .embedding_cache import EmbeddingCache
 from .errors import Sam3Error, one_line
 from .image_prep import to_rgb_uint8
-from .model_folder import HF_CONFIG, HF_WEIGHTS, INSTALL_TRANSFORMERS
+from .model_folder import HF_CONFIG, HF_WEIGHTS, INSTALL_TRANSFORMERS, check_tokenizer
 from .object_plan import VISUAL_TEXT, check_concept, check_threshold, exemplar_cxcywh, logit, plan_objects
 from .prompts import Box, Point, Prompts
 
@@ -57,7 +57,6 @@ TEXT_LENGTH = 32
 TEXT_ENCODER_KEYS = ("text_encoder.", "text_projection.")  # Sam3Model weights only text prompts use
 TEXT_CACHE_SIZE = 16  # text prompts whose features are kept
 UPSAMPLE_BATCH = 8  # detections brought to image size at once
-TOKENIZER_JSON, TOKENIZER_VOCAB = "tokenizer.json", ("vocab.json", "merges.txt")
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 BOX_LABELS = (2, 3)  # the tracker's point labels for a box's top-left and bottom-right corners
 
@@ -388,19 +387,9 @@ class TransformersImageBackend:
     def _tokenizer(self) -> Any:
         """The folder's CLIP tokenizer (loaded on the first text prompt), or a `Sam3Error` naming what is missing."""
         if self._tokenizer_model is None:
-            if not has_tokenizer(self.folder):
-                raise Sam3Error(
-                    f"{self.folder} has no text tokenizer ({TOKENIZER_JSON}, or {' + '.join(TOKENIZER_VOCAB)}), which text prompts "
-                    "need: copy the complete facebook/sam3 folder (boxes, points and exemplars work without it)"
-                )
+            check_tokenizer(self.folder)
             try:
                 self._tokenizer_model = transformers_class("AutoTokenizer").from_pretrained(self.folder, local_files_only=True)
             except Exception as exc:
                 raise Sam3Error(f"the text tokenizer in {self.folder} cannot be loaded ({one_line(exc)}): copy the complete facebook/sam3 folder") from exc
         return self._tokenizer_model
-
-
-def has_tokenizer(folder: Path) -> bool:
-    """The folder holds a text tokenizer: `tokenizer.json`, or CLIP's `vocab.json` + `merges.txt`."""
-    folder = Path(folder)
-    return (folder / TOKENIZER_JSON).is_file() or all((folder / name).is_file() for name in TOKENIZER_VOCAB)

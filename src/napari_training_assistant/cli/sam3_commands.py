@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..annotate.errors import Sam3Error
-from ..annotate.model_folder import SAM3_DEVICE_HELP, SAM3_SPATIAL, validate_model_folder
+from ..annotate.model_folder import SAM3_DEVICE_HELP, SAM3_SPATIAL, check_reads_text, validate_model_folder
 from ..annotate.tiling import TileGrid, model_input_size
 from ..project.schemas.sam3 import Sam3Config
 from .output import JSON_HELP, emit_json
@@ -47,6 +47,8 @@ def sam3_check(args: argparse.Namespace) -> int:
     folder = validate_model_folder(args.folder, args.mode, args.device)
     report = {"folder": str(folder.path), "backend": folder.kind, "runs": folder.describe(), "weights": folder.weights.name,
               "device": folder.device}
+    if args.text and args.mode == "2d":
+        check_reads_text(folder)
     grid = None
     if args.scan_size:  # refused (tile smaller than the model input) before anything loads
         grid = TileGrid.for_model((args.scan_size, args.scan_size), model_input_size(folder.path), args.tile_size)

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLineEdit, QPushButton, QSpinBox, QWidge
 from ...annotate.detections import Detections, paint_instances
 from ...annotate.errors import Sam3Error
 from ...annotate.from_layers import image_plane
+from ...annotate.model_folder import check_reads_text
 from ...annotate.object_plan import check_concept
 from ...annotate.tiling import (
     PlaneSource,
@@ -95,7 +96,9 @@ class PlanePanel:
             raise Sam3Error("Run in view and Scan image find every instance of a concept: choose the 2D text or 2D exemplar mode")
         prompts = tab.read_prompts(mode, layer.ndim, z, shape, text=self.text.text() if mode == "2d_text" else None)
         if concept:
-            check_concept(prompts)  # an empty text is refused here, before any layer changes
+            check_concept(prompts)  # an empty text, or a folder that cannot read text, is refused before any layer changes
+        if prompts.text:
+            check_reads_text(folder)
         records = prompts.as_records(mode, frame=z)
         key = (id(data), z)
         self.result, self.large = None, grid.is_large
@@ -119,6 +122,7 @@ class PlanePanel:
         self._write(target, z, (slice(y0, y1), slice(x0, x1)), preview.labels)
         if preview.detections is not None:
             self.result = ConceptResult(preview.detections, target.name, z, window)
+            show_scores(target, preview.detections.scored_labels(self.score.value())[1])
         tab = self.tab
         tab.last_preview = preview
         tab._prompts, tab._preview_slice = records, z
@@ -154,6 +158,8 @@ class PlanePanel:
         writer.finish()
         stopped = tab.cancel is not None and tab.cancel.cancelled
         self.result = ConceptResult(found, layer_name, z, (0, *found.shape[:1], 0, *found.shape[1:]))
+        if layer_name in tab.viewer.layers:
+            show_scores(tab.viewer.layers[layer_name], scores)
         verb = "Stopped after" if stopped else "Scanned"
         tab.show_message(f"{verb} {len(found.tiles)} of {planned} tile(s): {len(scores)} object(s) at score ≥ {self.score.value():.2f}.")
 
@@ -165,12 +171,13 @@ class PlanePanel:
             return
         target = tab.viewer.layers[result.layer_name]
         y0, y1, x0, x1 = result.window
-        labels = result.found.labels(self.score.value())
+        labels, scores = result.found.scored_labels(self.score.value())
+        show_scores(target, scores)
         if isinstance(result.found, TiledDetections):
             self._clear(target, result.slice_index)
             y0, y1, x0, x1 = 0, labels.shape[0], 0, labels.shape[1]
         self._write(target, result.slice_index, (slice(y0, y1), slice(x0, x1)), np.asarray(labels[:]))
-        tab.show_message(f"{len(np.unique(labels[:])) - 1} object(s) at score ≥ {self.score.value():.2f} (re-labelled, SAM3 not run).")
+        tab.show_message(f"{len(scores)} object(s) at score ≥ {self.score.value():.2f} (re-labelled, SAM3 not run).")
         tab._save_config()
 
     # ------------------------------------------------------------------ layers
@@ -210,3 +217,8 @@ class PlanePanel:
 def coarse_level(layer) -> Any:
     """A multiscale 2D image's coarsest level (for the intensity range of a scan), else None."""
     return layer.data[-1] if getattr(layer, "multiscale", False) and layer.ndim == 2 else None
+
+
+def show_scores(layer, scores: dict[int, float]) -> None:
+    """Each object's detection score as a feature of the labels layer (napari shows it under the cursor)."""
+    layer.features = {"index": [0, *scores], "score": [float("nan"), *(round(s, 3) for s in scores.values())]}
