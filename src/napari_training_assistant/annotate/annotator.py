@@ -69,7 +69,7 @@ class Annotator:
         """Labels for `prompts` on the 2D `plane` (embedding reused when `key` is the cached image). A concept
         prompt alone (text and/or exemplars) keeps its scored detections, labelled at `score_threshold`
         (default: `threshold`)."""
-        if prompts.is_empty() and prompts.text is None:
+        if prompts.is_empty() and not prompts.is_concept:
             raise Sam3Error("no prompt on this image (or slice): draw a box or click a point in the SAM3 prompt layer first")
         concept = prompts.is_concept and not (prompts.boxes or prompts.points)
         with self._lock:
@@ -77,7 +77,7 @@ class Annotator:
             start = time.perf_counter()
             embedded = backend.set_image(plane, key)
             middle = time.perf_counter()
-            found = backend.detect(prompts, threshold) if concept or prompts.text is not None else None
+            found = backend.detect(prompts, threshold) if concept else None
             labels = found.labels(threshold if score_threshold is None else score_threshold) if found else backend.segment(prompts, threshold)
             end = time.perf_counter()
         return Preview(np.asarray(labels, dtype=np.uint16), embedded, middle - start, end - middle, found)

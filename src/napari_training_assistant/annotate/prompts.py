@@ -54,8 +54,9 @@ class Prompts:
 
     @property
     def is_concept(self) -> bool:
-        """Find every instance (text and/or exemplars) rather than one object per box or point set."""
-        return bool(self.text or self.exemplars)
+        """Find every instance (a text, even an empty one that `check_concept` refuses, and/or exemplars)
+        rather than one object per box or point set."""
+        return self.text is not None or bool(self.exemplars)
 
     def as_records(self, mode: str, frame: int | None = None) -> list[dict[str, Any]]:
         """JSON-ready description for the dataset manifest (`prompts` of a `sam3_preview` pair)."""
