@@ -34,3 +34,9 @@ class ProgressEvent:
 
 
 Listener = Callable[[ProgressEvent], None]
+
+
+def duration(seconds: float) -> str:
+    """h:mm:ss, or m:ss under an hour (ETAs and elapsed times)."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"

@@ -42,6 +42,7 @@ BASE: dict[str, list[str]] = {
     "assign-synapses": ["{root}/spec.yaml"],
     "suggest": ["{root}/proj", "--images", "{root}"],
     "export": ["{root}/proj", "--format", "bioimageio", "--output", "{root}/model.zip"],
+    "stop": ["{root}/proj"],  # nothing runs: the option's own refusal must come first
 }
 # Values of free-text options, or those whose range depends on the project or the image:
 # (tokens, fragment the error line must hold; None: the flag or the value itself).
@@ -100,6 +101,8 @@ SPECIFIC: dict[tuple[str, str], list[tuple[list[str], str | None]]] = {
     ("demo", "--dir"): [(["{root}/proj"], "not a demo project")],
     ("sam3-check", "--device"): [(["bogus"], None)],
     ("sam3-check", "--text"): [([""], "--text is empty"), (["  "], "--text is empty")],
+    ("stop", "--run"): [(["run_999"], None)],
+    ("stop", "--wait"): [(["-1"], "--wait must be 0 or more")],
     ("sam3-check", "--scan-size"): [(["-1"], "--scan-size must be 0"), (["x"], None), (["512"], "--scan-size scans with a text prompt")],
 }
 EXEMPT: dict[tuple[str, str], str] = {  # (command, option) -> why no value of it is invalid

@@ -54,3 +54,22 @@ def _refuse():
 def unreadable(*, listener, cancel):
     listener(OnlyInTheChild())
     time.sleep(600)
+
+
+def outlive_parent(marker: str, *, listener, cancel) -> str:
+    """Steps (sending events) until its parent process has ended, then a few more, then writes `marker`
+    with how it ended: "cancelled: <reason>" or "finished" (a detached task must finish)."""
+    import multiprocessing
+    from pathlib import Path
+
+    parent = multiprocessing.parent_process()
+    while parent is not None and parent.is_alive() and not cancel.cancelled:
+        listener(ProgressEvent(EventKind.STEP, step=1, steps=2))
+        time.sleep(0.05)
+    for _ in range(10):  # events after the parent's end go nowhere, and must not stop the task
+        listener(ProgressEvent(EventKind.STEP, step=2, steps=2))
+        print("a line to the parent's terminal, which may be gone", flush=True)
+        time.sleep(0.05)
+    outcome = f"cancelled: {cancel.reason}" if cancel.cancelled else "finished"
+    Path(marker).write_text(f"{outcome} {os.getsid(0) == os.getpid()}")
+    return outcome

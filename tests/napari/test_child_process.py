@@ -143,3 +143,46 @@ def test_quitting_the_parent_during_a_run_stops_the_child_without_waiting_for_th
     child = int(done.stdout.split()[-1])
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
+
+
+def _wait_for(path: Path, timeout_s: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return path.read_text() if path.exists() else ""
+
+
+def _parent_script(tmp_path: Path, marker: Path, detach: bool) -> Path:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import child_test_tasks\n"
+        "from napari_training_assistant.napari.child_process import ChildTask\n"
+        f"task = ChildTask(child_test_tasks.outlive_parent, {str(marker)!r}, label='training')\n"
+        "results = task.results()\n"
+        "next(results)\n"
+        + ("task.detach()\ntry:\n    while True: next(results)\nexcept StopIteration as end:\n    print(end.value.kind, end.value.message)\n" if detach else "")
+        + "print(task.pid, flush=True)\n"
+    )
+    return script
+
+
+def test_a_detached_child_outlives_its_parent_and_finishes(tmp_path):
+    """"Keep running in the background": the parent exits at once (it does not join the child), the child
+    finishes its work in its own session, its events and prints after the parent's end harm nothing."""
+    marker = tmp_path / "outcome.txt"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(_parent_script(tmp_path, marker, detach=True))], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - started < 60
+    lines = done.stdout.split("\n")
+    assert lines[0].startswith("Detached the training process (pid") and "left running in the background" in lines[0]
+    assert _wait_for(marker) == "finished True"  # not cancelled; its own session leader
+
+
+def test_without_detach_the_parents_end_cancels_the_child(tmp_path):
+    marker = tmp_path / "outcome.txt"
+    done = subprocess.run([sys.executable, str(_parent_script(tmp_path, marker, detach=False))], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _wait_for(marker).startswith("cancelled: ")

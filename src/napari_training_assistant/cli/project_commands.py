@@ -1,11 +1,14 @@
-"""`nta init`, `nta status`, `nta doctor`, `nta demo`."""
+"""`nta init`, `nta status`, `nta stop`, `nta doctor`, `nta demo`."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
+from ..progress import duration
 from ..project import TrainingProject
+from ..project.runs import describe_process
 from ..project.schemas import PRESETS, ArchitectureConfig, ProjectConfig
 from ..project.status import project_status
 from .errors import UserError
@@ -31,6 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path, help="Training Project Folder")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=status)
+
+    p = sub.add_parser(
+        "stop",
+        help="stop a training run from any process or machine sharing the folder (it is saved as cancelled)",
+        description="The run ends after its current step and is saved as cancelled, with its checkpoint, like Stop in "
+        "the viewer that started it. It sees the request within a second, wherever it runs.",
+    )
+    p.add_argument("project", type=Path, help="Training Project Folder")
+    p.add_argument("--run", dest="run_id", default=None, help="the run to stop (default: the one running)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait up to this long for the run to end and say how (default: 0, do not wait)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+    p.set_defaults(handler=stop)
 
     p = sub.add_parser("doctor", help="check a project and repair what can be repaired safely")
     p.add_argument("project", type=Path, help="Training Project Folder")
@@ -98,11 +113,49 @@ def status(args: argparse.Namespace) -> int:
     print(f"start from   {info['starting_weights']}")
     for run in info["runs"]:
         if run["status"] == "running":
-            print(f"running      {run['run_id']} ({run['process']})")
+            print(f"running      {run['run_id']} ({run['process']}){_progress_text(run['progress'])}; `nta stop {project.root}` stops it")
         elif run["status"] == "interrupted":
             print(f"interrupted  {run['run_id']}: its process stopped without ending it; continue it with `nta train {project.root} --resume`")
     for decision in info["auto_configuration_decisions"]:
         print(f"auto-config  {decision['setting']} = {decision['value']} ({decision['source']}: {decision['reason']})")
+    return 0
+
+
+def _progress_text(progress: dict | None) -> str:
+    if not progress:
+        return ""
+    if progress["event"] == "started":
+        return f": about to take its first step ({progress['epochs']} epochs)"
+    parts = [f"epoch {progress['epoch']}/{progress['epochs']}"]
+    if progress["steps"]:
+        parts.append(f"step {progress['step']}/{progress['steps']}")
+    if progress["eta_s"] is not None:
+        parts.append(f"about {duration(progress['eta_s'])} left")
+    dice = progress["metrics"].get("val_dice")
+    if isinstance(dice, int | float):
+        parts.append(f"val Dice {dice:.3f}")
+    return ": " + ", ".join(parts)
+
+
+def stop(args: argparse.Namespace) -> int:
+    from ..project.run_control import stop_run, wait_for_end
+
+    if not math.isfinite(args.wait) or args.wait < 0:
+        raise UserError(f"--wait must be 0 or more seconds, not {args.wait:g}")
+    project = TrainingProject.open(args.project)
+    run = stop_run(project, args.run_id)
+    ended = wait_for_end(project, run.run_id, args.wait) if args.wait > 0 else None
+    outcome = {"run_id": run.run_id, "process": describe_process(run), "requested": True, "status": ended.status if ended else "running"}
+    if ended is not None:
+        outcome |= {"checkpoint_id": ended.checkpoint_id, "reason": ended.reason}
+    if args.json:
+        emit_json(outcome)
+    elif ended is None:
+        after = f"; it had not ended after {args.wait:g} s" if args.wait > 0 else ""
+        print(f"asked {run.run_id} ({outcome['process']}) to stop: it ends after its current step and is saved as cancelled{after}")
+    else:
+        kept = f", checkpoint {ended.checkpoint_id}" if ended.checkpoint_id else ""
+        print(f"{run.run_id} {ended.status}{kept}")
     return 0
 
 

@@ -10,6 +10,12 @@ Stop is cooperative: a `multiprocessing.Event` that the child's `CancelToken` re
 the child has not ended `hard_stop_s` after Stop, it is terminated, then killed. When the process ends
 its memory returns to the system. The child runs at a lower CPU priority (`NICENESS`), so on a busy
 machine the viewer gets the CPU first and the run takes what is left. No Qt and no torch here.
+
+Detach ("Keep running in the background" when the viewer closes): the reader stops following, the
+child is let go (never joined, stopped or terminated at exit) and, told so through a second event,
+drops its events and ignores its parent's end instead of cancelling. It runs in its own session, so a
+closed terminal or a Ctrl-C meant for napari never reaches it; what it writes to the project (a run's
+progress file, checkpoint and record, a prediction, an export) is how it is followed from then on.
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class ChildTask:
         self.hard_stop_s, self.niceness, self.poll_s = hard_stop_s, niceness, poll_s
         self._context = multiprocessing.get_context("spawn")
         self._stop = self._context.Event()
+        self._detach = self._context.Event()
         self._stop_at: float | None = None
         self._process = None
         self.pid: int | None = None
@@ -100,12 +107,22 @@ class ChildTask:
             self._stop_at = time.monotonic()
             self._stop.set()
 
+    @property
+    def detached(self) -> bool:
+        return self._detach.is_set()
+
+    def detach(self) -> None:
+        """Let the child run on without this process: the reader returns a `TaskFailed` of kind `Detached`
+        at its next poll, and the child outlives the interpreter."""
+        if self._stop_at is None:
+            self._detach.set()
+
     def results(self) -> Generator[Any, None, Any]:
         """Start the child, yield each `ProgressEvent` it sends; return its value or a `TaskFailed`."""
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_child_main,
-            args=(sender, self._stop, self.stop_reason, self.niceness, self.function, self.args, self.kwargs),
+            args=(sender, self._stop, self._detach, self.stop_reason, self.niceness, self.function, self.args, self.kwargs),
             name=f"nta-{self.label}",
         )
         try:
@@ -121,6 +138,9 @@ class ChildTask:
         outcome: Any = None
         try:
             while True:
+                if self.detached:
+                    outcome = TaskFailed(f"the {self.label} process (pid {self.pid}) was left running in the background", "Detached")
+                    break
                 item = self._receive(receiver)
                 if isinstance(item, _Done | TaskFailed):
                     outcome = item.value if isinstance(item, _Done) else item
@@ -167,7 +187,12 @@ class ChildTask:
         return TaskFailed(f"the {self.label} process ended unexpectedly ({describe_exit(code)})", "ChildDied")
 
     def _end(self, process) -> None:
-        """Join the child (terminated if it is still running: the reader was closed early)."""
+        """Join the child (terminated if it is still running: the reader was closed early); a detached
+        child is only forgotten."""
+        _running.discard(self)
+        if self.detached and process.is_alive():
+            multiprocessing.process._children.discard(process)  # else multiprocessing joins it at exit
+            return
         if process.is_alive():
             self._stop.set()  # no effect once the task has returned; a reader closed early stops it
             process.join(END_GRACE_S)
@@ -176,7 +201,6 @@ class ChildTask:
         process.join()
         self.exit_code = process.exitcode
         process.close()
-        _running.discard(self)
 
 
 _ENDED = object()
@@ -214,21 +238,26 @@ def _terminate(process, grace_s: float = 5.0) -> None:
 
 
 # ---------------------------------------------------------------------------------- in the child
-def _child_main(sender, stop_event, stop_reason: str, niceness: int, function, args, kwargs) -> None:
+def _child_main(sender, stop_event, detach_event, stop_reason: str, niceness: int, function, args, kwargs) -> None:
     """Entry point of the child process: run the task, send its events and then its outcome."""
     if niceness and hasattr(os, "nice"):
         os.nice(niceness)
+    if hasattr(os, "setsid"):
+        os.setsid()  # its own session: a closed terminal or napari's Ctrl-C does not reach it
     cancel = CancelToken(stop_event, default_reason=stop_reason)
     lock = threading.Lock()
 
     def send(item: Any) -> None:
+        if detach_event.is_set():  # nobody follows: the task's files say what it did
+            return
         try:
             with lock:
                 sender.send(item)
         except OSError:  # the GUI process is gone: nobody to tell, the work goes on to a clean end
-            cancel.cancel("the napari process ended")
+            if not detach_event.is_set():
+                cancel.cancel("the napari process ended")
 
-    _cancel_when_parent_ends(cancel)
+    _cancel_when_parent_ends(cancel, detach_event)
     try:
         outcome: Any = _Done(function(*args, listener=send, cancel=cancel, **kwargs))
     except BaseException as exc:
@@ -240,14 +269,22 @@ def _child_main(sender, stop_event, stop_reason: str, niceness: int, function, a
     sender.close()
 
 
-def _cancel_when_parent_ends(cancel: CancelToken) -> None:
+def _cancel_when_parent_ends(cancel: CancelToken, detach_event) -> None:
+    """The parent's end cancels the task, unless it was detached: then the task runs on, its output to the
+    parent's terminal (which may be gone) sent to the null device."""
     parent = multiprocessing.parent_process()
     if parent is None:
         return
 
     def watch() -> None:
         parent.join()
-        cancel.cancel("the napari process ended")
+        if not detach_event.is_set():
+            cancel.cancel("the napari process ended")
+            return
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                os.dup2(null, fd)
 
     threading.Thread(target=watch, name="nta-parent-watch", daemon=True).start()
 

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..progress import EventKind, ProgressEvent
+from ..progress import EventKind, ProgressEvent, duration
 
 
 class LivePlot(QWidget):
@@ -195,8 +195,3 @@ class RunMonitor(QWidget):
         if completed:
             self.progress.setValue(self.progress.maximum())
         self.eta.setText("")
-
-
-def duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"

@@ -61,16 +61,21 @@ def project_status(project: TrainingProject) -> dict[str, Any]:
 def _runs(project: TrainingProject) -> list[dict[str, Any]]:
     """Each run with its effective status: `running` only while its process is alive, else `interrupted`."""
     from .clock import now
+    from .run_control import progress_summary
     from .runs import describe_process, effective_status
 
     moment = now()
-    return [
-        {
-            "run_id": run.run_id,
-            "status": effective_status(run, moment),
-            "checkpoint_id": run.checkpoint_id,
-            "process": describe_process(run),
-            "started_at": run.started_at.isoformat(timespec="seconds"),
-        }
-        for run in project.history.runs
-    ]
+    runs = []
+    for run in project.history.runs:
+        status = effective_status(run, moment)
+        runs.append(
+            {
+                "run_id": run.run_id,
+                "status": status,
+                "checkpoint_id": run.checkpoint_id,
+                "process": describe_process(run),
+                "started_at": run.started_at.isoformat(timespec="seconds"),
+                "progress": progress_summary(project, run.run_id) if status == "running" else None,
+            }
+        )
+    return runs

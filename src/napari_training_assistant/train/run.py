@@ -16,6 +16,7 @@ from typing import Any
 from ..project import TrainingProject
 from ..project.clock import now
 from ..project.errors import ProjectError
+from ..project.run_control import PROGRESS_FILE, ProgressRecorder, clear_stop_request
 from ..project.runs import describe_process, is_alive, this_process
 from ..project.schemas import TrainingRun
 from .events import CancelToken, EventKind, Listener, ProgressEvent
@@ -63,6 +64,9 @@ def execute_run(
     prepared = prepare(project, options, run_id)  # validation, plan, data, starting weights: errors before any write
     logger = _project_logger(project) if rank_zero else logging.getLogger("nta.worker")
     if rank_zero:
+        run_dir = project.layout.run_dir(run_id)
+        clear_stop_request(run_dir)  # a request left from before a resume must not stop this run
+        emit = ProgressRecorder(run_dir / PROGRESS_FILE, emit, keep_earlier=bool(resume_ckpt))
         _record_start(project, run_id, prepared, training_mode)
         prepared.record_decisions(project)
         logger.info("%s started: %s", run_id, prepared.summary())
@@ -70,7 +74,7 @@ def execute_run(
     os.environ[RUN_ID_VARIABLE] = run_id
     trainer = prepared.build_trainer(listener=emit, cancel=cancel, launcher=launcher)
     try:
-        with _sigint_cancels(cancel), Heartbeat(project, run_id, enabled=rank_zero):
+        with _sigint_cancels(cancel), Heartbeat(project, run_id, enabled=rank_zero, cancel=cancel):
             trainer.fit(
                 prepared.module,
                 train_dataloaders=prepared.train_loader,
@@ -202,13 +206,16 @@ def _close_finished(project: TrainingProject, run, checkpoint_id: str) -> None:
 
 class Heartbeat:
     """While the run trains, a daemon thread renews the run record's heartbeat every
-    `runs.HEARTBEAT_EVERY_S` (a thread, so long steps or validation do not delay it)."""
+    `runs.HEARTBEAT_EVERY_S` (a thread, so long steps or validation do not delay it) and, every
+    `run_control.STOP_CHECK_S`, turns a stop request from another process (`nta stop`, a viewer
+    following the run) into a cooperative cancel."""
 
-    def __init__(self, project: TrainingProject, run_id: str, *, enabled: bool = True):
-        from ..project import runs
+    def __init__(self, project: TrainingProject, run_id: str, *, enabled: bool = True, cancel: CancelToken | None = None):
+        from ..project import run_control, runs
 
-        self.project, self.run_id, self.enabled = project, run_id, enabled
-        self.every = runs.HEARTBEAT_EVERY_S
+        self.project, self.run_id, self.enabled, self.cancel = project, run_id, enabled, cancel
+        self.every, self.check_every = runs.HEARTBEAT_EVERY_S, run_control.STOP_CHECK_S
+        self.run_dir = project.layout.run_dir(run_id)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -219,7 +226,17 @@ class Heartbeat:
         return self
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.every):
+        from ..project.run_control import requested_stop
+
+        last_beat = time.monotonic()
+        while not self._stop.wait(min(self.every, self.check_every)):
+            reason = requested_stop(self.run_dir) if self.cancel is not None and not self.cancel.cancelled else None
+            if reason is not None:
+                logging.getLogger("nta").info("%s: stop requested (%s)", self.run_id, reason)
+                self.cancel.cancel(reason)
+            if time.monotonic() - last_beat < self.every:
+                continue
+            last_beat = time.monotonic()
             try:
                 self.project.history.beat(self.run_id, this_process(now()))
             except Exception:  # a busy lock or a full disk must not end the run; the next beat retries

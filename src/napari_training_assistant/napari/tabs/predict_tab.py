@@ -35,12 +35,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...progress import EventKind, ProgressEvent
+from ...progress import EventKind, ProgressEvent, duration
 from ...project.errors import ProjectError
 from ...project.run_options import IN_MEMORY_VOXELS
 from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
 from ..layer_choice import image_data, image_layers, inserted_layer, refill_image_combo
-from ..plot_widget import duration
 from ..prediction_layers import (
     add_labels,
     has_channel_axis,
