@@ -14,8 +14,7 @@ import pytest
 
 from napari_training_assistant.cli.main import main
 from napari_training_assistant.progress import EventKind, ProgressEvent
-from napari_training_assistant.project import ProjectError
-from napari_training_assistant.project import run_control
+from napari_training_assistant.project import ProjectError, run_control
 from napari_training_assistant.project.run_control import (
     ProgressRecorder,
     read_progress,
@@ -134,7 +133,7 @@ def test_nta_stop_ends_a_run_started_in_a_terminal(make_project, capsys):
             assert time.monotonic() < deadline, "the run did not start within 180 s"
             time.sleep(0.2)
         assert main(["status", str(project.root)]) == 0
-        line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("running"))
+        line = next(text for text in capsys.readouterr().out.splitlines() if text.startswith("running"))
         assert re.search(r"run_001 \(pid \d+ on .*\): epoch \d+/2000, step \d+/4000, about .* left.*`nta stop .*` stops it", line), line
         assert main(["stop", str(project.root), "--wait", "120", "--json"]) == 0
         outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

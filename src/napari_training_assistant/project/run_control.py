@@ -75,10 +75,8 @@ class ProgressRecorder:
         self._write()
 
     def _write(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # a full disk or a read-only folder must not end the run; the next event retries
             _replace_text(self.path, json.dumps(self.progress.as_json(), default=str))
-        except OSError:  # a full disk or a read-only folder must not end the run; the next event retries
-            pass
 
 
 def read_progress(path: Path) -> RunProgress | None:
