@@ -217,3 +217,30 @@ def test_screenshots_of_the_new_project_dialog_and_the_point_mode(make_napari_vi
     for path in paths:
         pixels = np.asarray(Image.open(path).convert("L"))
         assert pixels.shape[0] > 150 and pixels.std() > 5
+
+
+def test_screenshot_of_the_close_question(make_napari_viewer, qtbot, images):
+    """The question the viewer's close asks while a run goes: Stop and close / Keep running in the background / Cancel."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication, QMessageBox, QPushButton
+
+    from napari_training_assistant.napari.widget import TrainingAssistantWidget
+
+    widget = TrainingAssistantWidget(make_napari_viewer())
+    qtbot.addWidget(widget)
+    saved = []
+
+    def grab_then_cancel() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox) or not box.isVisible():
+            QTimer.singleShot(50, grab_then_cancel)
+            return
+        saved.append(_save(box, images, "close_question"))
+        next(b for b in box.findChildren(QPushButton) if b.text().replace("&", "") == "Cancel").click()
+
+    QTimer.singleShot(100, grab_then_cancel)
+    assert widget._ask_close(["a training run"]) == "cancel"
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(saved[0]).convert("L"))
+    assert pixels.shape[0] > 80 and pixels.std() > 5

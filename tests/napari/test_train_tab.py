@@ -385,14 +385,14 @@ def test_closing_the_widget_during_a_run_asks_then_stops_cleanly(make_napari_vie
     tab = widget.page("Train")
     small_run(tab, epochs=200, samples=4)
     asked = []
-    widget.ask_close = lambda work: asked.append(("no", work)) or False
+    widget.ask_close = lambda work: asked.append(("no", work)) or "cancel"
     assert tab.start()
     qtbot.waitUntil(lambda: tab.monitor.progress.value() >= 1, timeout=LONG)
 
     assert not widget.close()  # "No": stays open, the run goes on
     assert asked == [("no", ["a training run"])] and tab.running and not tab.task.stopping
 
-    widget.ask_close = lambda work: asked.append(("yes", work)) or True
+    widget.ask_close = lambda work: asked.append(("yes", work)) or "stop"
     assert widget.close()  # "Yes": stops the run and waits for it to be saved
     assert asked[-1] == ("yes", ["a training run"]) and not tab.running
     assert tab.last_result.status == "cancelled"
@@ -414,7 +414,7 @@ def test_closing_the_viewer_window_or_the_dock_asks_the_plugin_first(make_napari
     tab = widget.page("Train")
     small_run(tab, epochs=200, samples=4)
     asked = []
-    widget.ask_close = lambda work: asked.append(work) or False
+    widget.ask_close = lambda work: asked.append(work) or "cancel"
     assert tab.start()
     qtbot.waitUntil(lambda: tab.monitor.progress.value() >= 1, timeout=LONG)
     window = viewer.window._qt_window
@@ -422,15 +422,19 @@ def test_closing_the_viewer_window_or_the_dock_asks_the_plugin_first(make_napari
     assert not dock.close() and not window.close()
     assert asked == [["a training run"], ["a training run"]] and tab.running and dock.isVisible()
 
-    widget.ask_close = lambda work: asked.append(work) or True
+    widget.ask_close = lambda work: asked.append(work) or "stop"
     assert dock.close()
     assert not tab.running and tab.last_result.status == "cancelled"
     assert project.history.runs[-1].status == "cancelled" and not tab.task
 
 
-def test_confirm_close_without_a_run_does_not_ask(make_tab):
-    tab = make_tab()
-    assert tab.confirm_close(ask=lambda: pytest.fail("asked without a run"))
+def test_confirm_close_without_a_run_does_not_ask(make_napari_viewer, qtbot):
+    from napari_training_assistant.napari.widget import TrainingAssistantWidget
+
+    widget = TrainingAssistantWidget(make_napari_viewer())
+    qtbot.addWidget(widget)
+    widget.ask_close = lambda work: pytest.fail("asked without a run")
+    assert widget.confirm_close()
 
 
 # ------------------------------------------------------------------------------- point-windowed

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     import napari
 
 
+STOP, KEEP, CANCEL = "stop", "keep", "cancel"  # the answers to "close while work runs?"
+
+
 class TrainingAssistantWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
@@ -31,7 +34,7 @@ class TrainingAssistantWidget(QWidget):
         layout.addWidget(self.tabs, 1)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.session.project_changed.connect(self._restore_tab)
-        self.ask_close = self._ask_close  # replaceable (tests): (what runs) -> True to stop it and close
+        self.ask_close = self._ask_close  # replaceable (tests): (what runs) -> one of CLOSE_CHOICES
         self._close_guard = CloseGuard(self)
         self._default_project()
 
@@ -86,34 +89,51 @@ class TrainingAssistantWidget(QWidget):
         return work
 
     def confirm_close(self, timeout_s: float = 600.0) -> bool:
-        """True when the plugin may close: nothing runs, or the user agreed to stop it and it has ended (a
-        training run is saved as cancelled); never leaves a child process behind."""
+        """True when the plugin may close: nothing runs, or the user chose to stop it (it has ended; a
+        training run is saved as cancelled) or to keep it running in the background (let go: it finishes
+        on its own and a training run is followed again when its project reopens). Never an orphan
+        thread, never a child process stopped without saving."""
         work = self.running_work()
-        if work and not self.ask_close(work):
+        choice = self.ask_close(work) if work else STOP
+        if choice not in (STOP, KEEP):
             return False
         train, predict, checkpoints = self.pages["Train"], self.pages["Predict"], self.pages["Checkpoints"]
-        if train.running and not train.confirm_close(ask=lambda: True, timeout_s=timeout_s):
+        if choice == KEEP:
+            train.let_go()
+            for task in (predict.task, checkpoints.export_task):
+                if task is not None:
+                    task.detach()
+        elif train.running and not train.stop_and_wait(timeout_s):
             return False
-        for task in (predict.task, checkpoints.export_task):
-            if task is not None:
-                task.stop()
-        wait_until(lambda: not predict.running and checkpoints.export_task is None, timeout_s)
+        else:
+            for task in (predict.task, checkpoints.export_task):
+                if task is not None:
+                    task.stop()
+        wait_until(lambda: not train.running and not predict.running and checkpoints.export_task is None, timeout_s)
         sam3 = self.pages.get("SAM3")
         if sam3 is not None:  # a preview or propagation only fills layers: stop it without asking
             sam3.stop()
             sam3.wait(60)
         return not self.running_work()
 
-    def _ask_close(self, work: list[str]) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Training Assistant is working",
-            f"{' and '.join(work).capitalize()} {'is' if len(work) == 1 else 'are'} in progress. Stop "
-            f"{'it' if len(work) == 1 else 'them'} (a training run is saved as cancelled) and close?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
+    def _ask_close(self, work: list[str]) -> str:
+        one = len(work) == 1
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Training Assistant is working")
+        box.setText(f"{' and '.join(work).capitalize()} {'is' if one else 'are'} in progress.")
+        box.setInformativeText(
+            "Stop and close: a training run is saved as cancelled, with its checkpoint.\n"
+            "Keep running in the background: the work finishes on its own and is saved in the project; "
+            "reopen the project to follow a training run again (or stop it with `nta stop`)."
         )
-        return answer == QMessageBox.StandardButton.Yes
+        buttons = {
+            box.addButton("Stop and close", QMessageBox.ButtonRole.DestructiveRole): STOP,
+            box.addButton("Keep running in the background", QMessageBox.ButtonRole.AcceptRole): KEEP,
+        }
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        box.exec()
+        return buttons.get(box.clickedButton(), CANCEL)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         if not self.confirm_close():

@@ -5,10 +5,14 @@ receives `ProgressEvent`s: a STEP sets the progress bar and the ETA text (no fil
 an EPOCH appends one point to the plot and one log line, the project is re-read once the run has
 ended. Stop is cooperative (the run ends after the current step and is saved as cancelled); a child
 that has not ended `hard_stop_s` later is terminated, and the tab says so.
+
+A run this viewer did not start (kept running when a viewer closed, `nta train` in a terminal) is
+followed when its project opens (`run_follower`): the same monitor, and Stop writes a stop request.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,6 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -42,6 +45,7 @@ from ...project.user_input import field_choices
 from ..child_process import HARD_STOP_S
 from ..child_tasks import train_pairs
 from ..plot_widget import RunMonitor
+from ..run_follower import DETACHED, follow_run
 from ..workers import ChildTask, TaskFailed, child_worker
 from .base import ProjectTab
 from .train_points_panel import PointsPanel, number, row, spin
@@ -97,7 +101,8 @@ class TrainTab(ProjectTab):
         self.hard_stop_s = HARD_STOP_S  # after Stop, how long the run may take to end before it is terminated
         self.last_result = None
         self.last_task: ChildTask | None = None
-        self.ask_close = self._ask_close  # replaceable (tests): returns True to stop the run and close
+        self.followed_run: str | None = None  # a run of another process this tab follows
+        self._let_go = threading.Event()  # set: stop following (the followed run goes on)
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -191,6 +196,9 @@ class TrainTab(ProjectTab):
         super()._project_changed(project)
         if project is not None and not self.running:
             self._restore(project)
+            live = project.history.live_runs()
+            if live:
+                self.follow(live[-1])
 
     def refresh(self) -> None:
         project = self.session.project
@@ -380,11 +388,41 @@ class TrainTab(ProjectTab):
             raise ProjectError("no training pairs: add image/mask pairs in the Dataset tab (benchmark pairs are never trained on)")
         return (train_pairs, str(project.root), options), f"pair training of {project.name}; {text[0].lower()}{text[1:]}"
 
+    def follow(self, run) -> None:
+        """Follow `run` (a live `TrainingRun` of another process) until it ends or the tab lets it go."""
+        from napari.qt.threading import thread_worker
+
+        from ...project.runs import describe_process
+
+        self.followed_run, self._let_go = run.run_id, threading.Event()
+        self.worker = thread_worker(follow_run, start_thread=False)(str(self.session.project.root), run.run_id, stop=self._let_go)
+        self.worker.yielded.connect(self._on_item)
+        self.worker.returned.connect(self._on_item)
+        self.worker.finished.connect(self._worker_done)
+        where = describe_process(run)
+        self.monitor.begin(f"following {run.run_id} ({where}), started {run.started_at:%Y-%m-%d %H:%M}: it runs outside this viewer")
+        self._set_running(True)
+        self.last_result = None
+        self.show_message(f"{run.run_id} is running in the background ({where}): followed here; Stop stops it.")
+        self.worker.start()
+
     def stop(self) -> None:
         if self.task is not None and not self.task.stopping:
             self.task.stop()
-            self.stop_button.setEnabled(False)
-            self.monitor.eta.setText("stopping after the current step…")
+        elif self.followed_run is not None and self.stop_button.isEnabled():
+            from ...project.run_control import request_stop
+
+            self.run_action(request_stop, self.session.project, self.followed_run, "stopped from the Train tab of a viewer following the run")
+        else:
+            return
+        self.stop_button.setEnabled(False)
+        self.monitor.eta.setText("stopping after the current step…")
+
+    def let_go(self) -> None:
+        """Closing with "Keep running in the background": the run goes on without this viewer."""
+        if self.task is not None:
+            self.task.detach()
+        self._let_go.set()
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -403,6 +441,9 @@ class TrainTab(ProjectTab):
             self.monitor.on_event(item)
             if item.kind == EventKind.STARTED and self.session.project is not None:
                 self._fill_decisions(self.session.project)
+        elif isinstance(item, TaskFailed) and item.kind == DETACHED:
+            self.show_message(item.message)
+            self.monitor.note(item.message)
         elif isinstance(item, TaskFailed):
             self.show_message(item.message, error=True)
             self.monitor.note(f"failed: {item.message}")
@@ -426,17 +467,14 @@ class TrainTab(ProjectTab):
     def _worker_done(self) -> None:
         completed = self.last_result is not None and self.last_result.status == "completed"
         self.last_task, self.worker, self.task = self.task, None, None  # last_task: pid and exit code
+        self.followed_run = None
         self.monitor.end(completed)
         self._set_running(False)
         self.session.updated()  # status bar and tabs re-read the project once
 
-    # ---- closing
-    def confirm_close(self, ask=None, timeout_s: float = 600.0) -> bool:
-        """True when the widget may close: no run, or the user agreed to stop it (then waits for it)."""
-        if not self.running:
-            return True
-        if not (ask or self.ask_close)():
-            return False
+    # ---- closing (the widget asks the user)
+    def stop_and_wait(self, timeout_s: float = 600.0) -> bool:
+        """Stop the run and wait until it is saved; True when no run is left."""
         self.stop()
         self.wait(timeout_s)
         return not self.running
@@ -450,13 +488,3 @@ class TrainTab(ProjectTab):
         QTimer.singleShot(int(timeout_s * 1000), loop.quit)
         if self.worker is not None:
             loop.exec()
-
-    def _ask_close(self) -> bool:
-        answer = QMessageBox.question(
-            self,
-            "Training is running",
-            "A training run is in progress. Stop it (it is saved as cancelled) and close?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
