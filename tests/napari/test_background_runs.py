@@ -167,3 +167,30 @@ def test_the_close_question_offers_stop_keep_and_cancel(make_napari_viewer, qtbo
     assert widget._ask_close(["a training run"]) == answer
     assert seen["buttons"] == ["Cancel", "Keep running in the background", "Stop and close"]
     assert seen["text"].startswith("A training run is in progress.") and "nta stop" in seen["text"]
+
+
+def test_keep_running_lets_a_prediction_go_on_too(make_napari_viewer, qtbot, monkeypatch):
+    """A prediction (or export) child is let go the same way: not stopped, not waited for; it saves into the
+    project on its own. (Here a stand-in task that runs until its stop event is set.)"""
+    from pathlib import Path
+
+    from napari_training_assistant.napari.child_process import ChildTask
+    from napari_training_assistant.napari.widget import TrainingAssistantWidget
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import child_test_tasks
+
+    widget = TrainingAssistantWidget(make_napari_viewer())
+    qtbot.addWidget(widget)
+    predict = widget.page("Predict")
+    outcomes = []
+    task = ChildTask(child_test_tasks.until_stopped, label="prediction")
+    predict.start_child(task, outcomes.append, busy=predict.predict_button, busy_text="Predicting…", message="Predicting…")
+    qtbot.waitUntil(lambda: task.pid is not None, timeout=LONG)
+    widget.ask_close = lambda work: work == ["a prediction"] and "keep"
+    assert widget.close()
+    assert not predict.running and task.detached and outcomes[0].kind == "Detached"
+    os.kill(task.pid, 0)  # still predicting
+    task._stop.set()  # the test's own clean-up: the stand-in ends when told
+    _reap(task.pid)
+    sys.modules.pop("child_test_tasks", None)
