@@ -49,26 +49,34 @@ def _small_run(tab, epochs: int) -> None:
     tab.device.setCurrentText("cpu")
 
 
+def _training_widget(make_widget, project, qtbot):
+    """(widget, its Train tab, the training child's pid): a long run started and past its first step; the
+    widget answers "keep" when it closes."""
+    widget = make_widget(project)
+    tab = widget.page("Train")
+    _small_run(tab, epochs=300)
+    assert tab.start()
+    qtbot.waitUntil(lambda: tab.monitor.progress.value() >= 1, timeout=LONG)
+    widget.ask_close = lambda work: "keep"
+    return widget, tab, tab.task.pid
+
+
 def _reap(pid: int, timeout_s: float = 120.0) -> None:
-    """Wait for a child this process let go of (it is no longer joined by multiprocessing)."""
+    """Wait until a child this process let go of is gone: it ends and is reaped (no zombie left that would
+    look alive to a heartbeat check)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
             return
         time.sleep(0.1)
-    raise AssertionError(f"process {pid} did not end within {timeout_s:.0f} s")
+    raise AssertionError(f"process {pid} is still there {timeout_s:.0f} s later")
 
 
 def test_keep_running_lets_the_run_go_on_and_a_reopened_project_follows_and_stops_it(make_widget, make_project, qtbot):
     project = make_project()
-    first = make_widget(project)
-    tab = first.page("Train")
-    _small_run(tab, epochs=300)
-    assert tab.start()
-    qtbot.waitUntil(lambda: tab.monitor.progress.value() >= 1, timeout=LONG)
-    pid = tab.task.pid
-    first.ask_close = lambda work: "keep"
+    first, tab, pid = _training_widget(make_widget, project, qtbot)
 
     assert first.close()  # at once: the run is not stopped and not waited for
     assert not tab.running and not first.session.busy and tab.last_task.detached
@@ -128,13 +136,7 @@ def test_closing_while_following_with_keep_running_only_stops_following(make_wid
     from napari_training_assistant.project.run_control import stop_run, wait_for_end
 
     project = make_project()
-    first = make_widget(project)
-    tab = first.page("Train")
-    _small_run(tab, epochs=300)
-    assert tab.start()
-    qtbot.waitUntil(lambda: tab.monitor.progress.value() >= 1, timeout=LONG)
-    pid = tab.task.pid
-    first.ask_close = lambda work: "keep"
+    first, tab, pid = _training_widget(make_widget, project, qtbot)
     assert first.close()
     second = make_widget(project)
     second.ask_close = lambda work: "keep"

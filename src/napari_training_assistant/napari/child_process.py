@@ -192,6 +192,8 @@ class ChildTask:
         _running.discard(self)
         if self.detached and process.is_alive():
             multiprocessing.process._children.discard(process)  # else multiprocessing joins it at exit
+            # reaped when it ends while this process lives (no zombie that looks alive to a heartbeat check)
+            threading.Thread(target=process.join, name=f"nta-reap-{self.pid}", daemon=True).start()
             return
         if process.is_alive():
             self._stop.set()  # no effect once the task has returned; a reader closed early stops it
