@@ -132,16 +132,23 @@ def test_a_run_started_in_a_terminal_is_followed_and_stop_and_close_waits_for_it
     assert project.history.runs[-1].status == "cancelled"
 
 
-def test_closing_while_following_with_keep_running_only_stops_following(make_widget, make_project, qtbot):
+def test_stop_following_or_keep_running_while_following_leave_the_run_alone(make_widget, make_project, qtbot):
     from napari_training_assistant.project.run_control import stop_run, wait_for_end
 
     project = make_project()
-    first, tab, pid = _training_widget(make_widget, project, qtbot)
+    first, _, pid = _training_widget(make_widget, project, qtbot)
     assert first.close()
     second = make_widget(project)
-    second.ask_close = lambda work: "keep"
-    assert second.page("Train").followed_run == "run_001"
-    assert second.close() and not second.page("Train").running
+    follower = second.page("Train")
+    assert follower.followed_run == "run_001" and follower.unfollow_button.isVisibleTo(follower)
+    follower.unfollow_button.click()  # "Stop following": this viewer is free again, the run goes on
+    qtbot.waitUntil(lambda: not follower.running, timeout=LONG)
+    assert not second.session.busy and follower.start_button.isEnabled() and not follower.unfollow_button.isVisibleTo(follower)
+    assert "goes on in the background" in follower.message.text() and project.history.live_runs()
+    third = make_widget(project)
+    third.ask_close = lambda work: "keep"
+    assert third.page("Train").followed_run == "run_001"
+    assert third.close() and not third.page("Train").running
     assert project.history.live_runs()  # still training, followed by nobody
     stop_run(project)  # `nta stop`
     assert wait_for_end(project, "run_001", 120).status == "cancelled"

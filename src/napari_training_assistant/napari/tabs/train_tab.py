@@ -136,6 +136,10 @@ class TrainTab(ProjectTab):
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
+        self.unfollow_button = QPushButton("Stop following")
+        self.unfollow_button.setToolTip("The run goes on in its own process; reopen the project to follow it again")
+        self.unfollow_button.clicked.connect(self.let_go)
+        self.unfollow_button.setVisible(False)
         self.monitor = RunMonitor()
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -144,7 +148,7 @@ class TrainTab(ProjectTab):
         run = QWidget()
         run_layout = QVBoxLayout(run)
         run_layout.setContentsMargins(0, 0, 0, 0)
-        run_layout.addWidget(row(self.start_button, self.stop_button))
+        run_layout.addWidget(row(self.start_button, self.stop_button, self.unfollow_button))
         run_layout.addWidget(self.monitor, 1)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(scroll)
@@ -402,6 +406,7 @@ class TrainTab(ProjectTab):
         where = describe_process(run)
         self.monitor.begin(f"following {run.run_id} ({where}), started {run.started_at:%Y-%m-%d %H:%M}: it runs outside this viewer")
         self._set_running(True)
+        self.unfollow_button.setVisible(True)
         self.last_result = None
         self.show_message(f"{run.run_id} is running in the background ({where}): followed here; Stop stops it.")
         self.worker.start()
@@ -419,7 +424,7 @@ class TrainTab(ProjectTab):
         self.monitor.eta.setText("stopping after the current step…")
 
     def let_go(self) -> None:
-        """Closing with "Keep running in the background": the run goes on without this viewer."""
+        """The run goes on without this tab ("Keep running in the background" at close, "Stop following")."""
         if self.task is not None:
             self.task.detach()
         self._let_go.set()
@@ -468,6 +473,7 @@ class TrainTab(ProjectTab):
         completed = self.last_result is not None and self.last_result.status == "completed"
         self.last_task, self.worker, self.task = self.task, None, None  # last_task: pid and exit code
         self.followed_run = None
+        self.unfollow_button.setVisible(False)
         self.monitor.end(completed)
         self._set_running(False)
         self.session.updated()  # status bar and tabs re-read the project once
