@@ -34,7 +34,7 @@ class TrainingAssistantWidget(QWidget):
         layout.addWidget(self.tabs, 1)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.session.project_changed.connect(self._restore_tab)
-        self.ask_close = self._ask_close  # replaceable (tests): (what runs) -> one of CLOSE_CHOICES
+        self.ask_close = self._ask_close  # replaceable (tests): (what runs) -> STOP, KEEP or CANCEL
         self._close_guard = CloseGuard(self)
         self._default_project()
 
