@@ -13,10 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..project import TrainingProject
+from ..project import TrainingProject, run_control
 from ..project.clock import now
 from ..project.errors import ProjectError
-from ..project.run_control import PROGRESS_FILE, ProgressRecorder, clear_stop_request
 from ..project.runs import describe_process, is_alive, this_process
 from ..project.schemas import TrainingRun
 from .events import CancelToken, EventKind, Listener, ProgressEvent
@@ -65,8 +64,8 @@ def execute_run(
     logger = _project_logger(project) if rank_zero else logging.getLogger("nta.worker")
     if rank_zero:
         run_dir = project.layout.run_dir(run_id)
-        clear_stop_request(run_dir)  # a request left from before a resume must not stop this run
-        emit = ProgressRecorder(run_dir / PROGRESS_FILE, emit, keep_earlier=bool(resume_ckpt))
+        run_control.clear_stop_request(run_dir)  # a request left from before a resume must not stop this run
+        emit = run_control.ProgressRecorder(run_dir / run_control.PROGRESS_FILE, emit, keep_earlier=bool(resume_ckpt))
         _record_start(project, run_id, prepared, training_mode)
         prepared.record_decisions(project)
         logger.info("%s started: %s", run_id, prepared.summary())
@@ -211,7 +210,7 @@ class Heartbeat:
     following the run) into a cooperative cancel."""
 
     def __init__(self, project: TrainingProject, run_id: str, *, enabled: bool = True, cancel: CancelToken | None = None):
-        from ..project import run_control, runs
+        from ..project import runs
 
         self.project, self.run_id, self.enabled, self.cancel = project, run_id, enabled, cancel
         self.every, self.check_every = runs.HEARTBEAT_EVERY_S, run_control.STOP_CHECK_S
@@ -226,11 +225,9 @@ class Heartbeat:
         return self
 
     def _beat(self) -> None:
-        from ..project.run_control import requested_stop
-
         last_beat = time.monotonic()
         while not self._stop.wait(min(self.every, self.check_every)):
-            reason = requested_stop(self.run_dir) if self.cancel is not None and not self.cancel.cancelled else None
+            reason = run_control.requested_stop(self.run_dir) if self.cancel is not None and not self.cancel.cancelled else None
             if reason is not None:
                 logging.getLogger("nta").info("%s: stop requested (%s)", self.run_id, reason)
                 self.cancel.cancel(reason)
