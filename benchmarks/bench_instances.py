@@ -6,7 +6,8 @@ scored on freshly generated images (other seeds than training).
                                          [--variant] [--real] [--modes instance binary] [--keep DIR]
 
 Prints one JSON object: per mode the training time, validation and benchmark figures, and object matching
-(accuracy, F1, PQ at IoU 0.5 and mean 0.5:0.95) over the unseen images.
+(accuracy, F1, PQ at IoU 0.5 and mean 0.5:0.95) over the unseen images; instance models with the post-processing
+tuned on their validation pairs (what every prediction uses) and with the untuned defaults.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from napari_training_assistant.data.synthetic_nuclei import make_nuclei
 from napari_training_assistant.demo import DEMO_EPOCHS, DEMO_LR, TOUCHING_NUCLEI
+from napari_training_assistant.predict.instances import InstanceSettings
 from napari_training_assistant.predict.project_prediction import predict_array
 from napari_training_assistant.project import TrainingProject
 from napari_training_assistant.project.image_io import read_tiff
@@ -29,6 +31,7 @@ from napari_training_assistant.train import TrainOptions, train_project
 from napari_training_assistant.train.instance_metrics import connected_components, match_dataset, summary
 
 # a generator setting never trained on: denser, more of the nuclei touching, a wider range of sizes
+DEFAULTS = InstanceSettings().resolved(2)  # every field given: the checkpoint's tuned post-processing is not used
 VARIANT = {"n_nuclei": 36, "radius_range": (5.0, 15.0), "touching": 0.7, "brightness_range": (0.25, 1.0)}
 
 
@@ -42,11 +45,11 @@ def _train(root: Path, mode: str, pairs: int, epochs: int, seed: int, lr: float 
     return project, {"train_s": round(time.perf_counter() - started, 1), "val": result.metrics, "benchmark": result.benchmark}
 
 
-def _objects(project: TrainingProject, mode: str, seeds: list[int], generator: dict) -> dict:
+def _objects(project: TrainingProject, mode: str, seeds: list[int], generator: dict, instance: InstanceSettings | None = None) -> dict:
     found = []
     for seed in seeds:
         image, truth = make_nuclei(seed=seed, **generator)
-        record = predict_array(project, image, source=f"seed {seed}")
+        record = predict_array(project, image, source=f"seed {seed}", instance=instance)
         labels = read_tiff(project.layout.absolute(record.path))
         found.append((truth, labels if mode == "instance" else connected_components(labels)))
     scores = summary(match_dataset(found))
@@ -65,20 +68,29 @@ def _real(root: Path, models: dict[str, TrainingProject], epochs: int, lr: float
     image, truth = tifffile.imread(REAL / "image.tif"), tifffile.imread(REAL / "labels.tif")
     out: dict = {"objects": int(np.count_nonzero(np.unique(truth)))}
     for mode, project in models.items():
-        labels = read_tiff(project.layout.absolute(predict_array(project, image, source="dsb2018").path))
-        found = labels if mode == "instance" else connected_components(labels)
-        out[f"{mode}_trained_on_generated"] = {k: round(v, 4) for k, v in summary(match_dataset([(truth, found)])).items()}
+        for suffix, instance in (("", None), ("_default_postprocessing", DEFAULTS)) if mode == "instance" else (("", None),):
+            labels = read_tiff(project.layout.absolute(predict_array(project, image, source="dsb2018", instance=instance).path))
+            found = labels if mode == "instance" else connected_components(labels)
+            out[f"{mode}_trained_on_generated{suffix}"] = {k: round(v, 4) for k, v in summary(match_dataset([(truth, found)])).items()}
     project = TrainingProject.create(root / "real", "bench-real", class_names=["background", "nucleus"], output_mode="instance")
     for piece, split in zip(QUADRANTS[:3], ("train", "train", "val"), strict=True):
         project.dataset.add(image[piece], truth[piece], split=split, source="imported")
     started = time.perf_counter()
-    train_project(project, TrainOptions(epochs=epochs, learning_rate=lr))
+    tuning = train_project(project, TrainOptions(epochs=epochs, learning_rate=lr)).metrics.get("instance_postprocessing")
+    train_s = round(time.perf_counter() - started, 1)
     held_out = QUADRANTS[3]
-    labels = read_tiff(project.layout.absolute(predict_array(project, image[held_out], source="dsb2018 quadrant 4").path))
+
+    def scores(instance: InstanceSettings | None) -> dict:
+        record = predict_array(project, image[held_out], source="dsb2018 quadrant 4", instance=instance)
+        labels = read_tiff(project.layout.absolute(record.path))
+        return {k: round(v, 4) for k, v in summary(match_dataset([(truth[held_out], labels)])).items()}
+
     out["instance_trained_on_3_quadrants"] = {
-        "train_s": round(time.perf_counter() - started, 1),
+        "train_s": train_s,  # with the tuning of the post-processing on the val quadrant
         "held_out_objects": int(np.count_nonzero(np.unique(truth[held_out]))),
-        **{k: round(v, 4) for k, v in summary(match_dataset([(truth[held_out], labels)])).items()},
+        "postprocessing_tuned_on_val_quadrant": tuning,
+        **scores(None),  # the checkpoint's tuned post-processing, as every prediction uses it
+        "with_default_postprocessing": scores(DEFAULTS),
     }
     return out
 
@@ -106,8 +118,12 @@ def main() -> None:
         for mode in args.modes:
             project, trained = _train(root, mode, args.pairs, args.epochs, args.train_seed, args.lr)
             trained["unseen"] = _objects(project, mode, args.test_seeds, TOUCHING_NUCLEI)
+            if mode == "instance":  # the same model with the untuned defaults
+                trained["unseen_default_postprocessing"] = _objects(project, mode, args.test_seeds, TOUCHING_NUCLEI, DEFAULTS)
             if args.variant:
                 trained["unseen_variant"] = _objects(project, mode, args.test_seeds, VARIANT)
+                if mode == "instance":
+                    trained["unseen_variant_default_postprocessing"] = _objects(project, mode, args.test_seeds, VARIANT, DEFAULTS)
             out[mode] = trained
             models[mode] = project
         if args.real:

@@ -168,7 +168,7 @@ def _epoch_printer(echo):
     from .train.events import EventKind
 
     def show(event) -> None:
-        if event.kind == EventKind.STARTED:
+        if event.kind in (EventKind.STARTED, EventKind.MESSAGE):
             echo(event.message)
         elif event.kind == EventKind.EPOCH:
             m = event.metrics

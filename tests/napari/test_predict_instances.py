@@ -14,14 +14,18 @@ pytestmark = pytest.mark.qt
 
 @pytest.fixture
 def make_tab(make_napari_viewer, qtbot, make_project, fast_options):
-    """make_tab(trained=True): (project, viewer, tab) of an instance project (with a 1-epoch checkpoint)."""
+    """make_tab(trained=True, tuned=False): (project, viewer, tab) of an instance project (with a 1-epoch
+    checkpoint; `tuned`: a second val pair, of 14 nuclei, so its post-processing is tuned)."""
     from napari_training_assistant.data.synthetic_nuclei import make_nuclei
     from napari_training_assistant.napari.session import ProjectSession
     from napari_training_assistant.napari.tabs.predict_tab import PredictTab
     from napari_training_assistant.train import train_project
 
-    def _make(trained: bool = True):
+    def _make(trained: bool = True, tuned: bool = False):
         project = make_project(output_mode="instance")
+        if tuned:  # a val pair with enough objects: the run tunes its post-processing on it
+            image, labels = make_nuclei((96, 96), n_nuclei=14, radius_range=(4.0, 7.0), seed=77)
+            project.dataset.add(image, labels, split="val")
         if trained:
             train_project(project, fast_options(run_benchmark=False))
         viewer = make_napari_viewer()
@@ -80,6 +84,7 @@ def test_an_instance_prediction_keeps_its_ids_and_its_correction_is_accepted_wit
 def test_the_objects_row_of_an_instance_checkpoint_sets_its_post_processing(make_tab, qtbot):
     project, viewer, tab = make_tab()
     assert not tab.objects.isHidden() and not tab.objects_label.isHidden()
+    assert tab.objects_label.text() == "Objects" and "fewer than 10" in tab.objects_label.toolTip()  # 4 val nuclei: not tuned
     tab.objects.min_size.setValue(30)
     tab.objects.foreground_threshold.setValue(0.6)
     tab.objects.boundary_threshold.setValue(0.4)
@@ -92,6 +97,25 @@ def test_the_objects_row_of_an_instance_checkpoint_sets_its_post_processing(make
     assert parameters["instance_split_depth"] == 0.0
     assert int(layer.data.max()) == parameters["objects"]
     assert "foreground > 0.6, boundary < 0.4, min size 30, split 0.0, min seed size 7" in tab.message.text()
+
+
+def test_the_objects_row_shows_the_checkpoints_tuned_post_processing_and_keeps_the_users_edits(make_tab, qtbot):
+    project, viewer, tab = make_tab(tuned=True)
+    tuning = project.checkpoints.get("latest").metrics["instance_postprocessing"]
+    assert tuning["tuned"]
+    tuned = tuning["settings"]
+    assert tab.objects_label.text() == "Objects (tuned)"
+    assert "tuned on 2 validation image(s), 18 objects: accuracy at IoU 0.5" in tab.objects_label.toolTip()  # 4 + 14 nuclei
+    row = tab.objects
+    shown = (row.foreground_threshold.value(), row.boundary_threshold.value(), row.min_size.value(), row.split_depth.value())
+    assert shown == (tuned["foreground_threshold"], tuned["boundary_threshold"], tuned["min_size"], tuned["split_depth"])
+    row.min_size.setValue(tuned["min_size"] + 5)  # the user's edit ...
+    layer = predict(qtbot, tab, viewer)
+    parameters = project.predictions.registry.predictions[-1].parameters
+    assert parameters["instance_min_size"] == tuned["min_size"] + 5 and parameters["instance_tuned"] is True
+    assert parameters["instance_foreground_threshold"] == tuned["foreground_threshold"]
+    assert row.min_size.value() == tuned["min_size"] + 5  # ... survives the refresh after the prediction
+    assert int(layer.data.max()) == parameters["objects"]
 
 
 def test_a_correction_of_another_shape_is_one_red_line_and_adds_nothing(make_tab, qtbot):

@@ -53,11 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict_option(p, "--device", "device", f"{DEVICE_HELP} (default: auto)")
     predict_option(p, "--runtime", "runtime", "torch, or onnx: the network exported to ONNX and run by onnxruntime, CUDA or CPU (the 'share' extra) (default: torch)")
     p.add_argument("--save-probabilities", action="store_true", help="in-memory path: also save the probabilities (float32 TIFF)")
-    objects = p.add_argument_group("instance models (seeded watershed of the foreground and boundary channels)")
-    instance_option(objects, "--min-size", "min_size", "objects smaller than this many voxels are removed (default: 12 in 2D, 40 in 3D)")
-    instance_option(objects, "--foreground-threshold", "foreground_threshold", "foreground probability above which a voxel is inside an object (default: 0.5)")
-    instance_option(objects, "--boundary-threshold", "boundary_threshold", "boundary probability below which a foreground voxel seeds an object (default: 0.5)")
-    instance_option(objects, "--split-depth", "split_depth", "split an object core where its distance map dips deeper than this many pixels; 0: never (default: 2 in 2D, 0 in 3D)")
+    objects = p.add_argument_group(
+        "instance models (seeded watershed of the foreground and boundary channels; tuned on the validation pairs after training)"
+    )
+    instance_option(objects, "--min-size", "min_size", "objects smaller than this many voxels are removed (default: the checkpoint's tuned value, else 12 in 2D, 40 in 3D)")
+    instance_option(objects, "--foreground-threshold", "foreground_threshold", "foreground probability above which a voxel is inside an object (default: the checkpoint's tuned value, else 0.5)")
+    instance_option(objects, "--boundary-threshold", "boundary_threshold", "boundary probability below which a foreground voxel seeds an object (default: the checkpoint's tuned value, else 0.5)")
+    instance_option(objects, "--split-depth", "split_depth", "split an object core where its distance map dips deeper than this many pixels; 0: never (default: the checkpoint's tuned value, else 2 in 2D, 0 in 3D)")
     blocks = p.add_argument_group("block-wise prediction (OME-Zarr output, Dask)")
     blocks.add_argument("--output", type=Path, help="output .zarr folder inside the project (default: predictions/prediction_NNN.zarr)")
     volume_option(blocks, "--block-shape", "block_shape", "output voxels per block, per axis or one for all (default: ~4096^2 in 2D, 384^3 in 3D)")
@@ -156,7 +158,7 @@ def _progress_printer(quiet: bool):
     def show(event) -> None:
         if quiet and event.kind != EventKind.FINISHED:
             return
-        if event.kind == EventKind.STARTED:
+        if event.kind in (EventKind.STARTED, EventKind.MESSAGE):
             print(event.message, flush=True)
         elif event.kind == EventKind.STEP and sys.stdout.isatty():
             eta = f" ETA {event.eta_s:.0f}s" if event.eta_s is not None else ""
@@ -275,6 +277,7 @@ def predict(args: argparse.Namespace) -> int:
     else:
         objects = record.parameters.get("objects")
         found = f", {objects} objects" if objects is not None else ""
+        found += " (post-processing tuned on its validation pairs)" if record.parameters.get("instance_tuned") else ""
         print(f"{record.prediction_id}: {path} (checkpoint {record.checkpoint_id}{found}, {record.duration_s:.1f} s)")
     return 0
 

@@ -31,6 +31,7 @@ class CheckpointInfo:
     targets: str | None = None
     resolution: tuple[float, ...] | None = None
     axis_order: str | None = None
+    instance_settings: Mapping[str, Any] | None = None  # an instance model's post-processing tuned after training
 
     @classmethod
     def from_metadata(cls, architecture: Mapping[str, Any], metadata: Mapping[str, Any]) -> CheckpointInfo:
@@ -45,6 +46,7 @@ class CheckpointInfo:
             targets=metadata.get("targets", "labels" if points else None),
             resolution=tuple(float(v) for v in metadata["resolution"]) if metadata.get("resolution") else None,
             axis_order=metadata.get("axis_order", "zyx" if points else None),
+            instance_settings=_tuned_settings(metadata),
         )
 
     @property
@@ -93,6 +95,14 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     _, architecture, meta = read_checkpoint(Path(path))
     metadata = meta.get("metadata")
     return CheckpointInfo.from_metadata(require_architecture(architecture, path), metadata if isinstance(metadata, Mapping) else {})
+
+
+def _tuned_settings(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``metrics.instance_postprocessing.settings`` of a checkpoint's metadata when it is a mapping, else None."""
+    metrics = metadata.get("metrics")
+    tuning = metrics.get("instance_postprocessing") if isinstance(metrics, Mapping) else None
+    settings = tuning.get("settings") if isinstance(tuning, Mapping) else None
+    return dict(settings) if isinstance(settings, Mapping) else None
 
 
 def _ints(value: Any) -> tuple[int, ...] | None:

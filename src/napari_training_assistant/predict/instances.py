@@ -19,7 +19,9 @@ so training and post-processing agree on what "boundary" means.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -30,12 +32,18 @@ MIN_SIZE = {2: 12, 3: 40}  # voxels: smaller objects are noise (defaults per spa
 SPLIT_DEPTH = {2: 2.0, 3: 0.0}
 
 
+DEFAULT_FOREGROUND = 0.5
+DEFAULT_BOUNDARY = 0.5
+
+
 @dataclass(frozen=True)
 class InstanceSettings:
-    """Post-processing parameters, recorded with every instance prediction."""
+    """Post-processing parameters, recorded with every instance prediction. A field left None takes the
+    checkpoint's value (`over`: tuned on the validation pairs after training, see `train.instance_tuning`),
+    else the default for the image's dimensionality (`resolved`)."""
 
-    foreground_threshold: float = 0.5
-    boundary_threshold: float = 0.5
+    foreground_threshold: float | None = None  # None: DEFAULT_FOREGROUND
+    boundary_threshold: float | None = None  # None: DEFAULT_BOUNDARY
     min_size: int | None = None  # None: MIN_SIZE for the image's dimensionality
     min_seed_size: int | None = None  # None: a quarter of min_size
     split_depth: float | None = None  # None: SPLIT_DEPTH for the image's dimensionality; 0: never split cores
@@ -45,47 +53,97 @@ class InstanceSettings:
             raise ValueError(f"split_depth must be a number >= 0, got {self.split_depth}")
         for name in ("foreground_threshold", "boundary_threshold"):
             value = getattr(self, name)
-            if not 0 < value < 1:
+            if value is not None and (isinstance(value, bool) or not 0 < value < 1):
                 raise ValueError(f"{name} must lie in (0, 1), got {value}")
         for name in ("min_size", "min_seed_size"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or int(value) != value or value < 0):
                 raise ValueError(f"{name} must be an integer >= 0, got {value}")
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> InstanceSettings:
+        """Settings from a plain mapping (a checkpoint's record); unknown keys are ignored, bad values raise
+        ValueError."""
+        try:
+            return cls(**{f.name: record[f.name] for f in fields(cls) if record.get(f.name) is not None})
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    def over(self, base: InstanceSettings | None) -> InstanceSettings:
+        """These settings with every field left None taken from `base` (e.g. a checkpoint's tuned settings)."""
+        if base is None:
+            return self
+        own = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        if "min_size" in own:
+            own.setdefault("min_seed_size", None)  # derived from this min_size, not from base's
+        return replace(base, **own)
+
     def resolved(self, spatial_dims: int) -> InstanceSettings:
-        """The same settings with the size defaults filled in for a `spatial_dims`-D image."""
+        """The same settings with every default filled in for a `spatial_dims`-D image."""
         min_size = MIN_SIZE[spatial_dims] if self.min_size is None else int(self.min_size)
         seed = max(1, min_size // 4) if self.min_seed_size is None else int(self.min_seed_size)
         split = SPLIT_DEPTH[spatial_dims] if self.split_depth is None else float(self.split_depth)
-        return InstanceSettings(self.foreground_threshold, self.boundary_threshold, min_size, seed, split)
+        foreground = DEFAULT_FOREGROUND if self.foreground_threshold is None else float(self.foreground_threshold)
+        boundary = DEFAULT_BOUNDARY if self.boundary_threshold is None else float(self.boundary_threshold)
+        return InstanceSettings(foreground, boundary, min_size, seed, split)
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
 
     def record(self, spatial_dims: int) -> dict[str, float | int]:
         return {f"instance_{k}": v for k, v in asdict(self.resolved(spatial_dims)).items()}
 
 
+def checkpoint_settings(settings: InstanceSettings | None, tuned: Mapping[str, Any] | None, checkpoint: str) -> InstanceSettings:
+    """`settings` (None: all left to the checkpoint) over a checkpoint's `tuned` record (`CheckpointInfo.instance_settings`);
+    a record that is not valid settings is refused in one line."""
+    from ..project.errors import CheckpointError
+
+    settings = settings or InstanceSettings()
+    if tuned is None:
+        return settings
+    try:
+        return settings.over(InstanceSettings.from_record(tuned))
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {checkpoint} records unusable object post-processing ({exc}): predict with another checkpoint or retrain it") from None
+
+
 def instance_labels(probabilities: np.ndarray, settings: InstanceSettings | None = None) -> np.ndarray:
     """uint32 instance labels (*spatial) from (2, *spatial) foreground/boundary probabilities."""
-    from scipy import ndimage
-    from skimage.segmentation import relabel_sequential, watershed
-
     probabilities = np.asarray(probabilities)
     if probabilities.ndim not in (3, 4) or probabilities.shape[0] != 2:
         raise ValueError(f"instance probabilities must be (2, *spatial) foreground and boundary; got {probabilities.shape}")
-    nd = probabilities.ndim - 1
-    s = (settings or InstanceSettings()).resolved(nd)
-    foreground = probabilities[0] > s.foreground_threshold
+    s = (settings or InstanceSettings()).resolved(probabilities.ndim - 1)
+    foreground, boundary, cores = object_cores(probabilities, s)
+    return grown_objects(foreground, boundary, cores, s)
+
+
+def object_cores(probabilities: np.ndarray, settings: InstanceSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 1 for resolved `settings`: (foreground mask, boundary probability, labelled cores split at their necks)."""
+    from scipy import ndimage
+
+    foreground = probabilities[0] > settings.foreground_threshold
     boundary = probabilities[1].astype(np.float32, copy=False)
+    cores, _ = ndimage.label(foreground & (boundary < settings.boundary_threshold))
+    if settings.split_depth > 0 and cores.any():
+        cores = _split_cores(cores > 0, float(settings.split_depth))
+    return foreground, boundary, cores
+
+
+def grown_objects(foreground: np.ndarray, boundary: np.ndarray, cores: np.ndarray, settings: InstanceSettings) -> np.ndarray:
+    """Steps 2 and 3 for resolved `settings`: the cores (small ones dropped) grown over the boundary within the
+    foreground, orphan pieces added, small objects removed, ids 1..N (uint32)."""
+    from scipy import ndimage
+    from skimage.segmentation import relabel_sequential, watershed
+
     if not foreground.any():
         return np.zeros(foreground.shape, np.uint32)
-    cores, _ = ndimage.label(foreground & (boundary < s.boundary_threshold))
-    if s.split_depth > 0:
-        cores = _split_cores(cores > 0, float(s.split_depth))
-    cores = _drop_small(cores, s.min_seed_size)
+    cores = _drop_small(cores, settings.min_seed_size)
     grown = watershed(boundary, markers=cores, mask=foreground)
     orphans, count = ndimage.label(foreground & (grown == 0))
     if count:
         grown = np.where(orphans > 0, orphans + grown.max(), grown)
-    grown = _drop_small(grown, s.min_size)
+    grown = _drop_small(grown, settings.min_size)
     labels, _, _ = relabel_sequential(grown.astype(np.uint32, copy=False))
     return labels.astype(np.uint32, copy=False)
 

@@ -18,7 +18,7 @@ from ..project.pixel_values import refuse_unusable_pixels
 from ..project.run_options import PredictOptions
 from ..project.schemas import PredictionRecord
 from ..project.user_input import InputError
-from .instances import InstanceSettings
+from .instances import InstanceSettings, checkpoint_settings
 from .onnx_runtime import onnx_model, runtime_parameters
 from .tiling import predict_image, probabilities_to_labels
 from .volume_prediction import VolumeResult, prepare_volume
@@ -74,6 +74,7 @@ def predict_array(
     image = model_input(
         image, channel_axis, channels=info.input_channels, spatial_dims=info.spatial_dims, source=source, model=record.checkpoint_id
     )
+    instance = checkpoint_settings(instance, info.instance_settings, record.checkpoint_id)
     target = _torch_device(device)
     runtime_record = runtime_parameters(options.runtime, target)  # onnxruntime missing: refused before the export
     model = network(path, options.runtime, target)  # everything else checked first: an ONNX export takes seconds
@@ -87,7 +88,6 @@ def predict_array(
         batch_size=batch_size,
         device=target,
     )
-    instance = instance or InstanceSettings()
     labels = probabilities_to_labels(probabilities, architecture, instance)
     duration = time.perf_counter() - started
     parameters: dict[str, Any] = {
@@ -102,7 +102,7 @@ def predict_array(
         **info.prediction_parameters(),
     }
     if architecture["output_mode"] == "instance":
-        parameters.update(instance.record(probabilities.ndim - 1), objects=int(labels.max()))
+        parameters.update(instance.record(probabilities.ndim - 1), objects=int(labels.max()), instance_tuned=info.instance_settings is not None)
     return project.predictions.save(
         labels,
         source=source,

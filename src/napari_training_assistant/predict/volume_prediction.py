@@ -46,7 +46,7 @@ from .block_worker import (
 )
 from .dask_cluster import Cluster, dask_cluster
 from .instance_stitching import MERGE_FRACTION, block_lookup, final_ids, missing_context, slab_widths
-from .instances import InstanceSettings
+from .instances import InstanceSettings, checkpoint_settings
 from .onnx_runtime import runtime_parameters
 from .tiling import DEFAULT_TILE, default_batch_size, tile_stride
 from .volume_inputs import BlockMask, VolumeInput, open_input, open_mask, parse_roi, region_stats
@@ -145,7 +145,7 @@ def prepare_volume(
         raise InputError(
             f"`min_size`, `foreground_threshold` and `boundary_threshold` apply to instance models; {name} is a {config.output_mode} model"
         )
-    instance = (instance or InstanceSettings()) if config.output_mode == "instance" and labels else None
+    instance = checkpoint_settings(instance, info.instance_settings, name) if config.output_mode == "instance" and labels else None
     spatial_axes = _spatial_axes(info)
     volume = open_input(
         source,

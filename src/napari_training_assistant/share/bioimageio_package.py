@@ -223,6 +223,24 @@ def _how_to_apply(mode: str, trained: str, arch: dict[str, Any], spatial: str, s
         *marker,
         f"Input sizes: multiples of {steps} (at least twice that); tile larger images with overlap.",
         f"Output: {_output_description(arch)}.",
+        *_objects_line(arch, source.info.instance_settings, source.record.checkpoint_id),
+    ]
+
+
+def _objects_line(arch: dict[str, Any], tuned: dict[str, Any] | None, checkpoint: str) -> list[str]:
+    """An instance model's watershed settings, as tuned on its validation pairs (or the defaults)."""
+    if arch["output_mode"] != "instance":
+        return []
+    from ..predict.instances import checkpoint_settings
+
+    dims = 3 if arch["spatial_dims"] == "3d" else 2
+    settings = checkpoint_settings(None, tuned, checkpoint).resolved(dims)
+    where = "tuned on the validation pairs after training" if tuned else "defaults"
+    return [
+        f"Objects ({where}): seeds are the connected pieces of foreground > {settings.foreground_threshold} and boundary < "
+        f"{settings.boundary_threshold} (split where their distance map dips deeper than {settings.split_depth} px; seeds "
+        f"under {settings.min_seed_size} px dropped), grown by a watershed over the boundary within the foreground; objects "
+        f"under {settings.min_size} px removed."
     ]
 
 

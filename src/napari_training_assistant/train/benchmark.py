@@ -37,13 +37,15 @@ def instances_of(mask: np.ndarray) -> np.ndarray:
 
 def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: list[str]) -> dict[str, Any]:
     """Dataset-level Dice/IoU of the checkpoint's hard predictions over whole pairs (tiled), and object
-    matching (`instance_metrics`) of the predicted objects: an instance model's watershed objects (default
-    `InstanceSettings`), a binary model's connected components."""
+    matching (`instance_metrics`) of the predicted objects: an instance model's watershed objects (the
+    checkpoint's tuned `InstanceSettings`), a binary model's connected components."""
     from ..predict import predict_image, probabilities_to_labels
+    from ..predict.instances import checkpoint_settings
 
     path = project.checkpoints.path_of(checkpoint_id)
     model = load_model(path)
-    mode = read_checkpoint_info(path).normalization
+    info = read_checkpoint_info(path)
+    mode = info.normalization
     architecture = model.architecture
     scores = ScoreAccumulator(architecture)
     output_mode = architecture["output_mode"]
@@ -56,7 +58,8 @@ def evaluate_on_pairs(project: TrainingProject, checkpoint_id: str, pair_ids: li
         probabilities = predict_image(model, normalize(image, mode, channel_axis_first=True))
         scores.update(torch.from_numpy(probabilities)[None], target_tensor(mask, output_mode), from_logits=False)
         if output_mode == "instance":
-            objects.append((mask, probabilities_to_labels(probabilities, architecture)))
+            settings = checkpoint_settings(None, info.instance_settings, checkpoint_id)
+            objects.append((mask, probabilities_to_labels(probabilities, architecture, settings)))
         elif counts_objects:
             predicted = connected_components(probabilities[0] > float(architecture.get("threshold") or 0.5))
             objects.append((instances_of(mask), predicted))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..model import save_checkpoint
@@ -45,10 +46,20 @@ def final_metrics(run: PreparedRun, trainer: L.Trainer) -> dict[str, Any]:
     return metrics
 
 
-def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, run_id: str, status: str, started: float, reason: str = "") -> TrainResult:
+def finish_run(
+    project: TrainingProject,
+    run: PreparedRun,
+    trainer: L.Trainer,
+    run_id: str,
+    status: str,
+    started: float,
+    reason: str = "",
+    log: Callable[[str], None] = lambda line: None,
+) -> TrainResult:
     """Register the run's checkpoint (once per run: a run that already registered its completed
-    checkpoint gets that one back), benchmark it, draw curves, record the run's end. Weights that are
-    not finite are never registered: the run is recorded as failed."""
+    checkpoint gets that one back) with an instance model's post-processing tuned on the validation pairs,
+    benchmark it, draw curves, record the run's end; `log` gets a line for each step that takes a while.
+    Weights that are not finite are never registered: the run is recorded as failed."""
     metrics = final_metrics(run, trainer)
     run_dir = project.layout.run_dir(run_id)
     checkpoint_id = checkpoint_path = None
@@ -57,6 +68,8 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
     if trainer.global_step > 0:
         _require_finite_weights(project, run, run_id, started)
         done = project.checkpoints.completed_by_run(run_id) if status == "completed" else None
+        if status == "completed" and not done:
+            _tune_postprocessing(run, metrics, timings, log)
         checkpoint_id, path = (done.checkpoint_id, project.checkpoints.path_of(done.checkpoint_id)) if done else _save(project, run, trainer, run_id, status, metrics)
         checkpoint_path = str(path.resolve())
         if status == "completed" and run.options.run_benchmark and project.dataset.ids("benchmark"):
@@ -84,6 +97,21 @@ def finish_run(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, r
         decisions=[d.model_dump(mode="json") for d in run.decisions or []],
         points=run.point_counts(),
     )
+
+
+def _tune_postprocessing(run: PreparedRun, metrics: dict[str, Any], timings: dict[str, float], log: Callable[[str], None]) -> None:
+    """An instance model's seeded-watershed settings chosen on the validation pairs, kept in `metrics`."""
+    from .instance_tuning import tune_run
+
+    if run.architecture.get("output_mode") != "instance":
+        return
+    log("tuning the object post-processing on the validation pairs")
+    tuning_start = time.perf_counter()
+    tuning = tune_run(run)
+    if tuning is not None:
+        metrics["instance_postprocessing"] = tuning.record()
+        timings["tuning_s"] = round(time.perf_counter() - tuning_start, 2)
+        log(tuning.summary())
 
 
 def _save(project: TrainingProject, run: PreparedRun, trainer: L.Trainer, run_id: str, status: str, metrics: dict[str, Any]):

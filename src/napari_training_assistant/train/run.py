@@ -93,13 +93,22 @@ def execute_run(
         return None
     status = "cancelled" if cancel.cancelled else "completed"
     try:
-        result = finish_run(project, prepared, trainer, run_id, status, started, reason=cancel.reason if cancel.cancelled else "")
+        result = finish_run(
+            project, prepared, trainer, run_id, status, started, reason=cancel.reason if cancel.cancelled else "",
+            log=lambda line: _log_line(logger, emit, run_id, line),
+        )
     except TrainingFailed as exc:
         emit(ProgressEvent(EventKind.FINISHED, message=f"failed: {exc}"))
         raise
     logger.info("%s %s: checkpoint %s, %s", run_id, status, result.checkpoint_id, _fmt(result.metrics))
     emit(ProgressEvent(EventKind.FINISHED, metrics=result.metrics, message=f"{status}: {result.checkpoint_id}"))
     return result
+
+
+def _log_line(logger: logging.Logger, emit: Listener, run_id: str, line: str) -> None:
+    """A line about the run's end (after the last epoch) for the project log and the listener's log view."""
+    logger.info("%s %s", run_id, line)
+    emit(ProgressEvent(EventKind.MESSAGE, message=line))
 
 
 RESUMABLE = ("running", "interrupted", "cancelled", "failed")

@@ -137,6 +137,16 @@ class ObjectsRow(QWidget):
             layout.addWidget(QLabel(label))
             layout.addWidget(spin, 1)
 
+    def show_checkpoint(self, tuning: dict[str, Any] | None) -> None:
+        """Show a checkpoint's post-processing: tuned on its validation pairs (`tuning`, its record), else the
+        defaults (auto)."""
+        tuned = (tuning or {}).get("settings") if (tuning or {}).get("tuned") else None
+        tuned = tuned if isinstance(tuned, dict) else {}
+        self.min_size.setValue(int(_number(tuned.get("min_size"), 0)))
+        self.foreground_threshold.setValue(_number(tuned.get("foreground_threshold"), 0.5))
+        self.boundary_threshold.setValue(_number(tuned.get("boundary_threshold"), 0.5))
+        self.split_depth.setValue(_number(tuned.get("split_depth"), -1))
+
     def settings(self) -> dict[str, Any]:
         """`InstanceSettings` keyword arguments (min_size None: the default for the image's dimensionality)."""
         return {
@@ -145,6 +155,22 @@ class ObjectsRow(QWidget):
             "boundary_threshold": round(self.boundary_threshold.value(), 2),
             "split_depth": None if self.split_depth.value() < 0 else round(self.split_depth.value(), 2),
         }
+
+
+def _number(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def tuning_note(tuning: dict[str, Any] | None) -> str:
+    """The Objects row's tooltip line about where its values come from."""
+    if not tuning:
+        return "defaults (this checkpoint was not tuned)"
+    if not tuning.get("tuned"):
+        return f"defaults: {tuning.get('note') or 'not tuned'}"
+    return (
+        f"tuned on {tuning.get('val_images')} validation image(s), {tuning.get('val_objects')} objects: accuracy at IoU 0.5 "
+        f"{_number(tuning.get('default_val_accuracy_50'), float('nan')):.3f} with the defaults, {_number(tuning.get('val_accuracy_50'), float('nan')):.3f} tuned"
+    )
 
 
 class PredictTab(ProjectTab):
@@ -159,6 +185,7 @@ class PredictTab(ProjectTab):
         self.objects = ObjectsRow()
         self.objects.setToolTip("How an instance model's foreground and boundary become objects (seeded watershed)")
         self.objects_label = QLabel("Objects")
+        self._objects_of: str | None = None  # the checkpoint whose post-processing the Objects row shows
         self.checkpoint_combo.currentIndexChanged.connect(self._show_objects)
         self.channel_axis = QSpinBox()
         self.channel_axis.setRange(-1, 5)
@@ -310,20 +337,32 @@ class PredictTab(ProjectTab):
         """The chosen checkpoint: (its id or `latest`/`best`, or None without one; its text)."""
         return self.checkpoint_combo.currentData(), self.checkpoint_combo.currentText()
 
-    def _instance_checkpoint(self) -> bool:
+    def _chosen_record(self):
         project, checkpoint = self.session.project, self.checkpoint_combo.currentData()
         if project is None or checkpoint is None:
-            return False
+            return None
         try:
-            return project.checkpoints.get(checkpoint).architecture.get("output_mode") == "instance"
+            return project.checkpoints.get(checkpoint)
         except ProjectError:
-            return False
+            return None
+
+    def _instance_checkpoint(self) -> bool:
+        record = self._chosen_record()
+        return record is not None and record.architecture.get("output_mode") == "instance"
 
     def _show_objects(self, *_) -> None:
-        """The Objects row only for an instance checkpoint."""
+        """The Objects row only for an instance checkpoint, showing its post-processing (tuned after training)."""
         instance = self._instance_checkpoint()
         self.objects_label.setVisible(instance)
         self.objects.setVisible(instance)
+        record = self._chosen_record()
+        if instance and record.checkpoint_id != self._objects_of:  # the user's edits stay until another checkpoint
+            self._objects_of = record.checkpoint_id
+            tuning = record.metrics.get("instance_postprocessing")
+            tuning = tuning if isinstance(tuning, dict) else None
+            self.objects.show_checkpoint(tuning)
+            self.objects_label.setText("Objects (tuned)" if tuning and tuning.get("tuned") else "Objects")
+            self.objects_label.setToolTip(tuning_note(tuning))
 
     def _update_button(self) -> None:
         ready = self.image_combo.count() > 0 and self.checkpoint_combo.count() > 0 and not self._running
