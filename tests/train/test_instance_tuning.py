@@ -105,12 +105,15 @@ def test_a_finished_run_tunes_on_its_val_pair_and_predictions_and_the_benchmark_
 
 
 def test_a_run_without_val_pairs_keeps_the_defaults_and_says_why(make_project, fast_options):
+    from napari_training_assistant.predict.project_prediction import predict_array
     from napari_training_assistant.train import train_project
 
     project = make_project(output_mode="instance", splits=("train", "train"))
     tuning = train_project(project, fast_options()).metrics["instance_postprocessing"]
     assert not tuning["tuned"] and tuning["note"] == "no val pairs: the run validated on its training pairs"
     assert tuning["settings"] == InstanceSettings().resolved(2).as_dict()
+    image, _ = project.dataset.load(project.dataset.pairs[0].pair_id)
+    assert predict_array(project, image, source="pair 1").parameters["instance_tuned"] is False
 
 
 def test_an_exported_package_tells_how_its_objects_are_made():

@@ -98,10 +98,11 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
 
 
 def _tuned_settings(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """``metrics.instance_postprocessing.settings`` of a checkpoint's metadata when it is a mapping, else None."""
+    """``metrics.instance_postprocessing.settings`` of a checkpoint's metadata when they were tuned (not the
+    defaults kept for a reason) and are a mapping, else None."""
     metrics = metadata.get("metrics")
     tuning = metrics.get("instance_postprocessing") if isinstance(metrics, Mapping) else None
-    settings = tuning.get("settings") if isinstance(tuning, Mapping) else None
+    settings = tuning.get("settings") if isinstance(tuning, Mapping) and tuning.get("tuned") is True else None
     return dict(settings) if isinstance(settings, Mapping) else None
 
 
