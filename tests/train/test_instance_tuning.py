@@ -126,3 +126,18 @@ def test_an_exported_package_tells_how_its_objects_are_made():
     assert "under 30 px removed" in line
     assert "Objects (defaults): seeds are the connected pieces of foreground > 0.5" in _objects_line(arch, None, "old")[0]
     assert _objects_line({"output_mode": "binary", "spatial_dims": "2d"}, None, "b") == []
+
+
+def test_a_failed_tuning_keeps_the_checkpoint_with_the_defaults(make_project, fast_options, monkeypatch):
+    from napari_training_assistant.train import instance_tuning, train_project
+
+    def broken(run):
+        raise MemoryError("no room for the validation probabilities")
+
+    monkeypatch.setattr(instance_tuning, "tune_run", broken)
+    project = make_project(output_mode="instance")
+    lines = []
+    result = train_project(project, fast_options(), listener=lambda event: lines.append(event.message))
+    assert result.status == "completed" and project.checkpoints.get("latest").checkpoint_id == result.checkpoint_id
+    assert "instance_postprocessing" not in result.metrics
+    assert "object post-processing not tuned (MemoryError: no room for the validation probabilities): predictions use the defaults" in lines

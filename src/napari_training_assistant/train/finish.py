@@ -107,7 +107,11 @@ def _tune_postprocessing(run: PreparedRun, metrics: dict[str, Any], timings: dic
         return
     log("tuning the object post-processing on the validation pairs")
     tuning_start = time.perf_counter()
-    tuning = tune_run(run)
+    try:
+        tuning = tune_run(run)
+    except Exception as exc:  # noqa: BLE001 - the checkpoint is saved with the defaults rather than lost
+        log(f"object post-processing not tuned ({type(exc).__name__}: {exc}): predictions use the defaults")
+        return
     if tuning is not None:
         metrics["instance_postprocessing"] = tuning.record()
         timings["tuning_s"] = round(time.perf_counter() - tuning_start, 2)
