@@ -176,26 +176,3 @@ def test_predicting_again_reuses_the_unedited_layer_and_keeps_an_edited_one(setu
     layers = [layer for layer in viewer.layers if "prediction" in layer.name]
     assert len(layers) == 2 and layers[0] is first and first.metadata["nta_prediction"]["prediction_id"] == "prediction_002"
     assert layers[1].metadata["nta_prediction"]["prediction_id"] == "prediction_003"
-
-
-def test_a_labels_layer_is_added_in_steps_and_gets_its_paint_tools_back(make_napari_viewer, qtbot):
-    """The prediction layer is inserted without its polygon and brush overlays (the slowest part of napari's
-    insertion), which come back on the next turns of the event loop: painting and the polygon tool then work."""
-    from napari.layers import Labels
-
-    from napari_training_assistant.napari.prediction_layers import DEFERRED_OVERLAYS, add_labels_in_steps
-
-    deferred = {key for key in DEFERRED_OVERLAYS if key in Labels(np.zeros((2, 2), np.uint8))._overlays}
-    assert deferred  # this napari has them (else the layer is simply inserted whole)
-    viewer = make_napari_viewer()
-    data = np.zeros((64, 80), np.uint32)
-    layer = add_labels_in_steps(viewer, data, name="cells prediction", opacity=0.6)
-    assert layer in viewer.layers and layer.opacity == 0.6
-    assert not deferred & set(layer._overlays)  # inserted without them ...
-    qtbot.waitUntil(lambda: deferred <= set(layer._overlays), timeout=5000)  # ... given back
-    for mode in ("paint", "polygon", "pan_zoom"):
-        layer.mode = mode  # the mode setter reads both overlays
-    layer.paint((10, 10), 3)
-    assert layer.data[10, 10] == 3
-    canvas = viewer.window._qt_viewer.canvas
-    assert deferred <= {key for key, overlay in layer._overlays.items() if overlay in canvas._layer_overlay_to_visual[layer]}

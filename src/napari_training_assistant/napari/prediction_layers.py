@@ -76,34 +76,6 @@ def add_labels(viewer, layers: list[LayerData], **meta: Any) -> list:
     added to each)."""
     added = []
     for data, own, kind in layers:
-        made = add_labels_in_steps(viewer, data, **own, **meta) if kind == "labels" else viewer.add_image(data, **own, **meta)
+        made = viewer.add_labels(data, **own, **meta) if kind == "labels" else viewer.add_image(data, **own, **meta)
         added += made if isinstance(made, list) else [made]
     return added
-
-
-# napari builds the vispy visuals of a Labels layer's polygon and brush tools when the layer is inserted: about
-# 40 % of the insertion, which blocks the GUI thread (measured 183-218 ms for a 512x512 layer, 103-142 ms without them)
-DEFERRED_OVERLAYS = ("polygon", "brush_stroke")
-
-
-def add_labels_in_steps(viewer, data: Any, **kwargs: Any):
-    """`viewer.add_labels` in three turns of the event loop instead of one: the layer is inserted without its
-    paint-tool overlays, which are given back one per turn (before any click can reach the layer's mode), so
-    no single step blocks the viewer as long. A napari without those overlays gets a plain insertion."""
-    from napari.layers import Labels
-    from qtpy.QtCore import QTimer
-
-    layer = Labels(data, **kwargs)
-    overlays = getattr(layer, "_overlays", None)
-    held = [(key, overlays.pop(key)) for key in DEFERRED_OVERLAYS if key in (overlays or {})]
-    viewer.add_layer(layer)
-
-    def give_back() -> None:
-        key, overlay = held.pop(0)
-        overlays[key] = overlay
-        if held:
-            QTimer.singleShot(0, give_back)
-
-    if held:
-        QTimer.singleShot(0, give_back)
-    return layer
