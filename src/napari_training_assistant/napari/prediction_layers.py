@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .labels_insertion import add_labels_in_steps
+
 LayerData = tuple[Any, dict[str, Any], str]
 
 
@@ -76,6 +78,6 @@ def add_labels(viewer, layers: list[LayerData], **meta: Any) -> list:
     added to each)."""
     added = []
     for data, own, kind in layers:
-        made = viewer.add_labels(data, **own, **meta) if kind == "labels" else viewer.add_image(data, **own, **meta)
+        made = add_labels_in_steps(viewer, data, **own, **meta) if kind == "labels" else viewer.add_image(data, **own, **meta)
         added += made if isinstance(made, list) else [made]
     return added

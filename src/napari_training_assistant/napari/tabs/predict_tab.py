@@ -38,6 +38,7 @@ from ...progress import EventKind, ProgressEvent, duration
 from ...project.errors import ProjectError
 from ...project.run_options import IN_MEMORY_VOXELS
 from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
+from ..labels_insertion import warm_labels_layer
 from ..layer_choice import image_data, image_layers, inserted_layer, refill_image_combo
 from ..prediction_layers import (
     add_labels,
@@ -513,8 +514,10 @@ class PredictTab(ProjectTab):
 
 
 def _read_back(project, record) -> tuple[Any, np.ndarray, np.ndarray | None]:
-    """(record, labels, probabilities or None): what the child saved, read in the worker thread."""
+    """(record, labels, probabilities or None): what the child saved, read in the worker thread (which also
+    warms napari's first Labels layer)."""
     from ...project.image_io import read_tiff
 
+    warm_labels_layer()
     path = record.probabilities_path
     return record, read_tiff(project.layout.absolute(record.path)), read_tiff(project.layout.absolute(path)) if path else None

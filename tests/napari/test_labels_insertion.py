@@ -1,0 +1,72 @@
+"""A prediction's Labels layer inserted in steps: the same layer as napari's own insertion, a few steps later."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_training_assistant.napari.labels_insertion import (
+    TOOL_OVERLAYS,
+    add_labels_in_steps,
+    warm_labels_layer,
+)
+
+
+def _built_tools(viewer, layer) -> set[str]:
+    built = viewer.window._qt_viewer.canvas._layer_overlay_to_visual.get(layer, {})
+    return {key for key in TOOL_OVERLAYS if layer._overlays[key] in built}
+
+
+def test_the_layer_is_inserted_hidden_and_inactive_then_shown_active_with_its_tools(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((64, 80), np.float32))
+    layer = add_labels_in_steps(viewer, np.zeros((64, 80), np.uint32), name="cells prediction", opacity=0.6)
+    assert list(viewer.layers) == [image, layer] and layer.opacity == 0.6 and layer.name == "cells prediction"
+    # the first step: inserted, not yet shown, the image still active, no tool visuals built
+    assert not layer.visible and viewer.layers.selection.active is image and not _built_tools(viewer, layer)
+    layer.paint((10, 10), 3)  # its data is ready
+    assert layer.data[10, 10] == 3
+    qtbot.waitUntil(lambda: _built_tools(viewer, layer) == set(TOOL_OVERLAYS), timeout=5000)
+    assert layer.visible and viewer.layers.selection.active is layer and viewer.layers.selection == {layer}
+    assert all(layer._overlays[key].visible for key in TOOL_OVERLAYS)
+    for mode in ("paint", "polygon", "pan_zoom", "paint"):
+        layer.mode = mode
+    assert layer.mode == "paint" and layer._overlays["brush_stroke"].enabled and not layer._overlays["polygon"].enabled
+
+
+def test_a_hidden_layer_stays_hidden(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    layer = add_labels_in_steps(viewer, np.zeros((32, 32), np.uint8), name="mask", visible=False)
+    qtbot.waitUntil(lambda: _built_tools(viewer, layer) == set(TOOL_OVERLAYS), timeout=5000)
+    assert not layer.visible and viewer.layers.selection.active is layer
+
+
+def test_a_layer_removed_before_its_steps_is_no_error(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    kept = viewer.add_image(np.zeros((32, 32), np.float32))
+    layer = add_labels_in_steps(viewer, np.zeros((32, 32), np.uint8), name="gone")
+    viewer.layers.remove(layer)
+    qtbot.waitUntil(lambda: all(layer._overlays[key].visible for key in TOOL_OVERLAYS), timeout=5000)
+    assert list(viewer.layers) == [kept] and viewer.layers.selection.active is not layer
+    assert not viewer.window._qt_viewer.canvas._layer_overlay_to_visual.get(layer)
+
+
+def test_a_failed_insertion_leaves_the_layer_list_activating_new_layers(make_napari_viewer, monkeypatch):
+    viewer = make_napari_viewer()
+
+    def refused(self, layer):
+        raise ValueError("refused")
+
+    monkeypatch.setattr(type(viewer), "add_layer", refused)
+    with pytest.raises(ValueError, match="refused"):
+        add_labels_in_steps(viewer, np.zeros((32, 32), np.uint8), name="refused")
+    monkeypatch.undo()
+    assert viewer.layers._activate_on_insert is True
+    added = viewer.add_labels(np.zeros((8, 8), np.uint8))
+    assert viewer.layers.selection.active is added
+
+
+def test_warming_runs_once_and_needs_no_viewer():
+    warm_labels_layer()
+    warm_labels_layer()
+    assert warm_labels_layer.cache_info().hits >= 1
