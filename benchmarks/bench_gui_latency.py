@@ -8,8 +8,9 @@ busy loop, runs). The training conditions measure from Start until the run's end
 (plot, log, status bar). Two more conditions predict the 512x512 image from the Predict tab (in a child
 process) with the project's checkpoint, from the click until the labels are shown: `predict_new_layer`
 (a new Labels layer, inserted in steps by the plugin) and `predict_again` (the image's unedited prediction
-layer takes the new labels); `predict_new_layer_napari_insertion` is a reference without a goal: the same
-prediction with the layer inserted by napari's own `viewer.add_labels` in one go. Goal: longest gap < 100 ms
+layer takes the new labels), `predict_with_probabilities` (a new Labels layer and an Image layer of the
+foreground probability); `predict_new_layer_napari_insertion` is a reference without a goal: the same
+prediction with the layer inserted by napari's own `viewer.add_layer` in one go. Goal: longest gap < 100 ms
 in all the others. Each condition runs `--repeats` times (interleaved);
 medians are reported, with every run's numbers. Prints one JSON object.
 
@@ -39,7 +40,7 @@ import numpy as np
 
 GOAL_MS = 100.0
 CONDITIONS = ("idle", "training", "training_plus_competing_process", "predict_new_layer", "predict_again",
-              "predict_new_layer_napari_insertion")
+              "predict_with_probabilities", "predict_new_layer_napari_insertion")
 REFERENCE = "predict_new_layer_napari_insertion"  # measured for comparison, no goal
 BUSY_LOOP = "while True: pass"
 
@@ -109,11 +110,16 @@ def make_project(root: Path):
     return project
 
 
-def predict(viewer, tab, new_layer: bool) -> float:
+def remove_predictions(viewer) -> None:
+    """Remove the prediction layers (before a measurement: napari's removal runs a full garbage collection)."""
+    for layer in [layer for layer in viewer.layers if "prediction" in layer.name]:
+        viewer.layers.remove(layer)
+        wait_ms(0)  # napari 0.9.2 (vispy 0.17, Mesa): two removals in one turn, then an insertion -> segfault
+    wait_ms(200)
+
+
+def predict(viewer, tab) -> float:
     """Predict the image from the Predict tab; seconds from the click until the labels are shown."""
-    if new_layer:
-        for layer in [layer for layer in viewer.layers if "prediction" in layer.name]:
-            viewer.layers.remove(layer)
     if not tab.predict_button.isEnabled():
         raise SystemExit(f"cannot predict: {tab.message.text()}")
     started = time.perf_counter()
@@ -127,16 +133,16 @@ def predict(viewer, tab, new_layer: bool) -> float:
 
 @contextlib.contextmanager
 def napari_insertion(active: bool):
-    """Within: prediction layers are inserted by napari's `viewer.add_labels` in one go, not in steps."""
+    """Within: prediction layers are inserted by napari's `viewer.add_layer` in one go, not in steps."""
     from napari_training_assistant.napari import prediction_layers
 
-    in_steps = prediction_layers.add_labels_in_steps
+    in_steps = prediction_layers.insert_in_steps
     if active:
-        prediction_layers.add_labels_in_steps = lambda viewer, data, **kwargs: viewer.add_labels(data, **kwargs)
+        prediction_layers.insert_in_steps = lambda viewer, layers: [viewer.add_layer(layer) for layer in layers]
     try:
         yield
     finally:
-        prediction_layers.add_labels_in_steps = in_steps
+        prediction_layers.insert_in_steps = in_steps
 
 
 def train_unmeasured(tab) -> None:
@@ -149,6 +155,8 @@ def train_unmeasured(tab) -> None:
 
 def measure(condition: str, viewer, widget, idle_s: float) -> dict[str, Any]:
     tab = widget.page("Train")
+    if condition.startswith("predict") and condition != "predict_again":
+        remove_predictions(viewer)
     competitor = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if condition.endswith("competing_process") else None
     try:
         with PanTimer(viewer) as pan:
@@ -156,8 +164,10 @@ def measure(condition: str, viewer, widget, idle_s: float) -> dict[str, Any]:
             if condition == "idle":
                 wait_ms(int(idle_s * 1000))
             elif condition.startswith("predict"):
+                predict_tab = widget.page("Predict")
+                predict_tab.probabilities.setChecked(condition == "predict_with_probabilities")
                 with napari_insertion(condition == REFERENCE):
-                    seconds = predict(viewer, widget.page("Predict"), condition != "predict_again")
+                    seconds = predict(viewer, predict_tab)
                 wait_ms(100)
             else:
                 if not tab.start():

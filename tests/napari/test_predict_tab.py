@@ -30,7 +30,9 @@ def setup(make_napari_viewer, qtbot, make_project, fast_options):
 
 
 def _wait_done(qtbot, tab):
-    qtbot.waitUntil(lambda: tab.predict_button.isEnabled(), timeout=60_000)
+    from napari_training_assistant.napari.layer_insertion import steps_pending
+
+    qtbot.waitUntil(lambda: tab.predict_button.isEnabled() and not steps_pending(), timeout=60_000)
 
 
 def test_predict_adds_labels_layer_and_saves_into_project(setup, qtbot, fast_options):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .labels_insertion import add_labels_in_steps
+from .layer_insertion import image_layers, insert_in_steps
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -75,9 +75,12 @@ def probability_layer(data: Any, name: str, class_names: list[str], **meta: Any)
 
 def add_labels(viewer, layers: list[LayerData], **meta: Any) -> list:
     """Add `labels_layers` (and `probability_layer`) output to the viewer (`meta`, e.g. scale and translate,
-    added to each)."""
+    added to each), in steps that keep the viewer responsive (`insert_in_steps`: the first layer is in the
+    viewer on return, the others follow)."""
+    from napari.layers import Labels
+
     added = []
     for data, own, kind in layers:
-        made = add_labels_in_steps(viewer, data, **own, **meta) if kind == "labels" else viewer.add_image(data, **own, **meta)
-        added += made if isinstance(made, list) else [made]
+        added += [Labels(data, **own, **meta)] if kind == "labels" else image_layers(data, **own, **meta)
+    insert_in_steps(viewer, added)
     return added

@@ -38,9 +38,10 @@ from ...progress import EventKind, ProgressEvent, duration
 from ...project.errors import ProjectError
 from ...project.run_options import IN_MEMORY_VOXELS
 from ..child_tasks import VolumeSummary, predict_into_project, predict_volume_in_project
-from ..labels_insertion import warm_labels_layer
 from ..layer_choice import image_data, image_layers, inserted_layer, refill_image_combo
+from ..layer_insertion import warm_labels_layer
 from ..prediction_layers import (
+    LayerData,
     add_labels,
     has_channel_axis,
     labels_layers,
@@ -433,9 +434,10 @@ class PredictTab(ProjectTab):
         """The output's labels as lazily read (multiscale) Labels layers over the image, before any block is done."""
         image = output / "labels"
         title = f"{self._context['name']} prediction ({checkpoint_id})"
-        self.live_layers = self._add_layers(ome_zarr_levels(image), title, has_channel_axis(image), cache=False)
+        layers = self._labels_data(ome_zarr_levels(image), title, has_channel_axis(image), cache=False)
         if (output / "probabilities").is_dir():
-            self.live_layers += self._add_probabilities(ome_zarr_levels(output / "probabilities"), title, cache=False)
+            layers += self._probability_data(ome_zarr_levels(output / "probabilities"), title, cache=False)
+        self.live_layers = add_labels(self.viewer, layers)
         self._refreshed_at = time.monotonic()
 
     def _refresh_live(self) -> None:
@@ -473,14 +475,14 @@ class PredictTab(ProjectTab):
         multilabel checkpoint), and its probabilities, when saved, as Image layers below it."""
         multilabel = record.parameters.get("output_mode") == "multilabel"
         title = f"{name} prediction ({record.checkpoint_id})"
-        if probabilities is not None:
-            self._add_probabilities(probabilities, title)
+        below = self._probability_data(probabilities, title) if probabilities is not None else []
         reused = None if multilabel else prediction_correction.unedited_prediction(self.viewer, name, np.shape(labels))
         if reused is not None:  # new data for the image's unedited prediction layer: no new layer for napari to build
+            add_labels(self.viewer, below)
             reused.data, reused.name = labels, title
             added = [reused]
-        else:
-            added = self._add_layers(labels, title, multilabel)
+        else:  # one insertion in steps for all the layers: one layer built per step
+            added = add_labels(self.viewer, below + self._labels_data(labels, title, multilabel))[len(below):]
         if not multilabel:  # one labels layer (instance: object ids): the user may correct it and accept it as a training pair
             added[0].metadata[PREDICTION_KEY] = {"prediction_id": record.prediction_id, "image_layer": name, "channel_axis": channel_axis}
             added[0].metadata[EDITED_KEY] = False
@@ -494,18 +496,20 @@ class PredictTab(ProjectTab):
         """Image + the (corrected) prediction layer -> a training pair (`prediction_correction.accept`)."""
         return prediction_correction.accept(self)
 
-    def _add_layers(self, data: Any, title: str, multilabel: bool, **meta: Any) -> list:
-        """Labels layers of `data` (an array or a list of levels) with the source layer's scale and translate."""
-        layers = labels_layers(data, title, multilabel, self.session.project.config.class_names, **meta)
-        level0 = layers[0][0][0] if isinstance(layers[0][0], list) else layers[0][0]
-        context = self._context
-        return add_labels(self.viewer, layers, **spatial_transform(context["layer"], context["channel_axis"], np.ndim(level0)))
-
-    def _add_probabilities(self, data: Any, title: str, **meta: Any) -> list:
-        """Image layers of (C, *spatial) probabilities (an array or a list of levels) over the source image."""
+    def _labels_data(self, data: Any, title: str, multilabel: bool, **meta: Any) -> list[LayerData]:
+        """Labels layer data of `data` (an array or a list of levels) with the source layer's scale and translate."""
         level0 = data[0] if isinstance(data, list) else data
-        layer = probability_layer(data, f"{title} probability", self.session.project.config.class_names, **meta)
-        return add_labels(self.viewer, [layer], **spatial_transform(self._context["layer"], self._context["channel_axis"], np.ndim(level0) - 1))
+        ndim = np.ndim(level0) - (1 if multilabel else 0)
+        return labels_layers(data, title, multilabel, self.session.project.config.class_names, **meta, **self._placement(ndim))
+
+    def _probability_data(self, data: Any, title: str, **meta: Any) -> list[LayerData]:
+        """Image layer data of (C, *spatial) probabilities (an array or a list of levels) over the source image."""
+        level0 = data[0] if isinstance(data, list) else data
+        return [probability_layer(data, f"{title} probability", self.session.project.config.class_names, **meta,
+                                  **self._placement(np.ndim(level0) - 1))]
+
+    def _placement(self, ndim: int) -> dict[str, Any]:
+        return spatial_transform(self._context["layer"], self._context["channel_axis"], ndim)
 
     def _saved(self, record, what: str = "") -> None:  # what: blocks done, or an instance prediction's objects
         duration_s = f" in {record.duration_s:.1f} s" if record.duration_s is not None else ""

@@ -1,13 +1,15 @@
-"""A prediction's Labels layer inserted in steps: the same layer as napari's own insertion, a few steps later."""
+"""A prediction's layers inserted in steps: the same layers as napari's own insertion, a few steps later."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from napari_training_assistant.napari.labels_insertion import (
+from napari_training_assistant.napari.layer_insertion import (
     TOOL_OVERLAYS,
     add_labels_in_steps,
+    image_layers,
+    insert_in_steps,
     warm_labels_layer,
 )
 
@@ -64,6 +66,30 @@ def test_a_failed_insertion_leaves_the_layer_list_activating_new_layers(make_nap
     assert viewer.layers._activate_on_insert is True
     added = viewer.add_labels(np.zeros((8, 8), np.uint8))
     assert viewer.layers.selection.active is added
+
+
+def test_several_layers_are_inserted_one_per_step_and_the_last_becomes_active(make_napari_viewer, qtbot):
+    from napari.layers import Labels
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((32, 32), np.float32))
+    made = [*image_layers(np.ones((2, 32, 32), np.float32), channel_axis=0, name=["p0", "p1"]), Labels(np.zeros((32, 32), np.uint8))]
+    insert_in_steps(viewer, made)
+    assert list(viewer.layers) == [image, made[0]] and viewer.layers.selection.active is image
+    qtbot.waitUntil(lambda: viewer.layers.selection.active is made[2], timeout=5000)
+    assert list(viewer.layers) == [image, *made] and all(layer.visible for layer in made)
+    qtbot.waitUntil(lambda: _built_tools(viewer, made[2]) == set(TOOL_OVERLAYS), timeout=5000)
+
+
+def test_image_layers_are_those_napari_adds(make_napari_viewer):
+    viewer = make_napari_viewer()
+    data = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    options = {"name": ["a", "b"], "colormap": "magma", "blending": "additive", "opacity": 0.7, "contrast_limits": [[0, 1]] * 2}
+    ours, napari_own = image_layers(data, channel_axis=0, **options), viewer.add_image(data, channel_axis=0, **options)
+    for mine, theirs in zip(ours, napari_own, strict=True):
+        assert (mine.name, mine.colormap.name, mine.blending, mine.opacity) == (theirs.name, theirs.colormap.name, theirs.blending, theirs.opacity)
+        assert list(mine.contrast_limits) == list(theirs.contrast_limits) and np.array_equal(mine.data, theirs.data)
+    assert image_layers(data[0], name="one")[0].data.shape == (16, 16)
 
 
 def test_warming_runs_once_and_needs_no_viewer():
