@@ -45,6 +45,11 @@ class Tuning:
     images: int
     note: str = ""
 
+    @classmethod
+    def kept(cls, spatial_dims: int, note: str, objects: int = 0, images: int = 0) -> Tuning:
+        """The defaults kept, for the reason `note`."""
+        return cls(InstanceSettings().resolved(spatial_dims), None, None, objects, images, note)
+
     def record(self) -> dict[str, Any]:
         """The plain-JSON record kept in the checkpoint's metrics."""
         return {
@@ -72,9 +77,9 @@ class Tuning:
 def tune_settings(pairs: Sequence[tuple[np.ndarray, np.ndarray]], spatial_dims: int) -> Tuning:
     """The grid's best `InstanceSettings` on (probabilities (2, *spatial), true instance labels) pairs."""
     objects = sum(int(np.count_nonzero(np.unique(truth))) for _, truth in pairs)
-    default = InstanceSettings().resolved(spatial_dims)
     if objects < MIN_OBJECTS:
-        return Tuning(default, None, None, objects, len(pairs), f"{objects} validation object(s), fewer than {MIN_OBJECTS}")
+        return Tuning.kept(spatial_dims, f"{objects} validation object(s), fewer than {MIN_OBJECTS}", objects, len(pairs))
+    default = InstanceSettings().resolved(spatial_dims)
     scores = _grid_scores(pairs, spatial_dims)
     best = max(scores, key=lambda s: (scores[s]["accuracy_50"], scores[s]["accuracy_mean"], s == default))
     return Tuning(best, scores[best]["accuracy_50"], scores[default]["accuracy_50"], objects, len(pairs))
@@ -86,7 +91,7 @@ def tune_run(run: Any) -> Tuning | None:
         return None
     dims = 3 if run.architecture["spatial_dims"] == "3d" else 2
     if run.data.val_note:
-        return Tuning(InstanceSettings().resolved(dims), None, None, 0, 0, "no val pairs: the run validated on its training pairs")
+        return Tuning.kept(dims, "no val pairs: the run validated on its training pairs")
     from ..predict import predict_image
 
     model = run.module.model
@@ -106,7 +111,7 @@ def tune_on_pairs(predict: Callable[[np.ndarray], np.ndarray], pairs: Sequence[A
         mask = pair.mask[0] if pair.mask.ndim == len(box) + 1 else pair.mask
         data.append((predict(np.ascontiguousarray(pair.image[(slice(None), *box)])), np.asarray(mask[box])))
     if not data:
-        return Tuning(InstanceSettings().resolved(spatial_dims), None, None, 0, 0, "no validation image to tune on")
+        return Tuning.kept(spatial_dims, "no validation image to tune on")
     return tune_settings(data, spatial_dims)
 
 
