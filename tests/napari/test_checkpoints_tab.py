@@ -221,3 +221,13 @@ def test_the_table_shows_six_rows_at_a_1000_px_window(make_napari_viewer, qtbot,
     rows = tab.table.viewport().height() // tab.table.rowHeight(0)
     assert tab.table.rowCount() == 8 and rows >= 6, rows
     assert tab.details.height() >= 100 and tab.canvas.height() >= 180
+
+
+def test_the_plot_is_drawn_only_when_the_tab_is_looked_at(tab, qtbot):
+    """After a run the Train tab is in view: redrawing the hidden benchmark plot would freeze the viewer."""
+    tab.session.updated()  # what the Train tab does after a run
+    qtbot.wait(100)
+    assert tab.canvas.full_draws == 0 and tab.plot_points["ids"] == ["unet_run_001"]
+
+    tab.show()
+    qtbot.waitUntil(lambda: tab.canvas.full_draws == 1, timeout=5000)

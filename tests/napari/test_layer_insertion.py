@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_training_assistant.napari.layer_insertion import (
+    STAND_IN,
     TOOL_OVERLAYS,
     add_labels_in_steps,
     image_layers,
@@ -96,3 +97,44 @@ def test_warming_runs_once_and_needs_no_viewer():
     warm_labels_layer()
     warm_labels_layer()
     assert warm_labels_layer.cache_info().hits >= 1
+
+
+def _controls(viewer, layer):
+    return viewer.window._qt_viewer.controls.widgets.get(layer)
+
+
+def test_the_layer_controls_are_built_a_step_after_the_insertion(make_napari_viewer, qtbot):
+    from napari._qt.layer_controls.qt_labels_controls import QtLabelsControls
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.float32))
+    layer = add_labels_in_steps(viewer, np.zeros((32, 32), np.uint8), name="labels")
+    stand_in = _controls(viewer, layer)
+    assert stand_in is not None and not isinstance(stand_in, QtLabelsControls)  # a blank stand-in at first
+    qtbot.waitUntil(lambda: viewer.layers.selection.active is layer, timeout=5000)
+    container = viewer.window._qt_viewer.controls
+    assert isinstance(_controls(viewer, layer), QtLabelsControls) and container.currentWidget() is _controls(viewer, layer)
+    assert STAND_IN not in [container.widget(i).objectName() for i in range(container.count())]
+
+
+def test_a_layer_selected_before_its_controls_shows_them_once_built(make_napari_viewer, qtbot):
+    from napari._qt.layer_controls.qt_labels_controls import QtLabelsControls
+
+    viewer = make_napari_viewer()
+    layer = add_labels_in_steps(viewer, np.zeros((32, 32), np.uint8), name="labels")
+    viewer.layers.selection.active = layer  # the user clicks it in the layer list at once
+    container = viewer.window._qt_viewer.controls
+    assert container.currentWidget() is _controls(viewer, layer)  # the stand-in, no KeyError
+    qtbot.waitUntil(lambda: isinstance(_controls(viewer, layer), QtLabelsControls), timeout=5000)
+    assert container.currentWidget() is _controls(viewer, layer)
+
+
+def test_a_layer_removed_before_its_controls_leaves_none(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    kept = viewer.add_image(np.zeros((32, 32), np.float32))
+    layers = image_layers(np.ones((2, 32, 32), np.float32), channel_axis=0, name=["p0", "p1"])
+    insert_in_steps(viewer, layers)
+    viewer.layers.remove(layers[0])
+    qtbot.waitUntil(lambda: viewer.layers.selection.active is layers[1], timeout=5000)
+    assert list(viewer.layers) == [kept, layers[1]]
+    assert _controls(viewer, layers[0]) is None and _controls(viewer, layers[1]).objectName() != STAND_IN

@@ -2,17 +2,17 @@
 
 It runs in the GUI thread while the viewer must stay responsive, so it is cheap by design: a STEP event
 only sets the progress bar and one label; the plot changes on EPOCH events only, and then usually by
-blitting (the saved axes background + the three lines, a few ms). A full figure draw (~12 ms of Agg
-rendering) happens only when the axes limits change (once a run: the run's epochs and the first
-loss; again only if a loss rises above the top), on resize, and never while the plot is hidden. No
-file is read here.
+blitting (the saved axes background + the three lines into the canvas buffer, shown with the window's
+next paint, never a repaint of its own). A full figure draw (~12 ms of Agg rendering, more on a busy
+CPU) happens only when the axes limits change (once a run: the run's epochs and the first loss; again
+only if a loss rises above the top), on resize, and never while the plot is hidden. No file is read
+here.
 """
 
 from __future__ import annotations
 
 import math
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from qtpy.QtWidgets import (
@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..progress import EventKind, ProgressEvent, duration
+from .shown_canvas import ShownCanvas
 
 
 class LivePlot(QWidget):
@@ -40,7 +41,7 @@ class LivePlot(QWidget):
         super().__init__(parent)
         self.figure = Figure(figsize=(4, 2.2), dpi=72)  # fixed margins: no layout engine on every draw
         self.figure.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.95)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas = ShownCanvas(self.figure)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.canvas.setFixedHeight(160)
         self.loss_axes = self.figure.add_subplot(1, 1, 1)
@@ -58,7 +59,6 @@ class LivePlot(QWidget):
         self.lines = (self.train_line, self.val_line, self.dice_line)
         legend = QLabel("  ".join(f'<span style="color:{c}">&#9632; {name}</span>' for name, c in self.COLORS.items()))
         self.series: dict[str, list[float]] = {"epoch": [], "train_loss": [], "val_loss": [], "dice": []}
-        self.full_draws = 0
         self._background = None
         self._stale = True
         self.canvas.mpl_connect("draw_event", self._drawn)
@@ -66,6 +66,10 @@ class LivePlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
         layout.addWidget(legend)
+
+    @property
+    def full_draws(self) -> int:
+        return self.canvas.full_draws
 
     @property
     def point_count(self) -> int:
@@ -106,31 +110,25 @@ class LivePlot(QWidget):
         self.train_line.set_data(x, self.series["train_loss"])
         self.val_line.set_data(x, self.series["val_loss"])
         self.dice_line.set_data(x, self.series["dice"])
-        if not self.canvas.isVisible():
-            self._stale = True  # drawn when shown
-        elif self._stale or self._background is None:
-            self.canvas.draw_idle()
+        if self._stale or self._background is None or not self.canvas.isVisible():
+            self.canvas.draw_idle()  # while hidden: when shown
         else:
             self._blit()
 
     def _drawn(self, event) -> None:
         """After a full draw: keep the background (drawn without the animated lines), then add the lines."""
-        self.full_draws += 1
         self._stale = False
         self._background = self.canvas.copy_from_bbox(self.figure.bbox)
         for line in self.lines:
             line.axes.draw_artist(line)
 
     def _blit(self) -> None:
+        """The lines over the saved background, in the canvas buffer; painted with the window's next frame
+        (`update`: matplotlib's `blit` repaints at once, one more composition of the whole window)."""
         self.canvas.restore_region(self._background)
         for line in self.lines:
             line.axes.draw_artist(line)
-        self.canvas.blit(self.figure.bbox)
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        super().showEvent(event)
-        if self._stale or self._background is None:
-            self.canvas.draw_idle()
+        self.canvas.update()
 
 
 def _number(value, default: float) -> float:

@@ -127,8 +127,9 @@ class CheckpointsTab(ProjectTab):
     fills_height = True  # the table, details and plot share the dock's height (table first)
 
     def build(self) -> None:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
+
+        from ..shown_canvas import ShownCanvas
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -163,7 +164,7 @@ class CheckpointsTab(ProjectTab):
         buttons.addWidget(self.predict_button)
         buttons.addWidget(self.export_button)
         self.figure = Figure(figsize=(4, 2.4), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas = ShownCanvas(self.figure)  # redrawn after a run only when the tab is looked at
         self.canvas.setMinimumHeight(180)
         self.axes = self.figure.add_subplot(111)
         self.plot_points: dict[str, list] = {"ids": [], "dice": [], "iou": []}
