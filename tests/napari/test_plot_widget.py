@@ -83,3 +83,53 @@ def test_epochs_added_while_hidden_are_drawn_once_when_shown(qtbot):
     qtbot.waitUntil(lambda: plot.full_draws == 1, timeout=5000)
     qtbot.wait(100)
     assert plot.full_draws == 1 and _painted(plot, 3, 0.75, LivePlot.COLORS["val Dice"])
+
+
+class _Paints:
+    """Counts the paint events a widget gets."""
+
+    def __init__(self, widget) -> None:
+        from qtpy.QtCore import QEvent, QObject
+
+        class Filter(QObject):
+            def eventFilter(inner, obj, event):  # noqa: N802, N805 (Qt naming)
+                if event.type() == QEvent.Type.Paint:
+                    self.count += 1
+                return False
+
+        self.count, self.filter = 0, Filter()
+        widget.installEventFilter(self.filter)
+
+
+def test_a_progress_step_is_painted_with_the_next_frame_not_at_once(qtbot):
+    """QProgressBar.setValue repaints at once: a whole-window composition per step beside napari's canvas."""
+    from napari_training_assistant.napari.progress_bar import ProgressBar
+
+    bar = ProgressBar()
+    qtbot.addWidget(bar)
+    bar.setRange(0, 10)
+    bar.show()
+    qtbot.waitExposed(bar)
+    qtbot.wait(50)
+    paints = _Paints(bar)
+    bar.setValue(4)
+    assert bar.value() == 4 and paints.count == 0
+    qtbot.waitUntil(lambda: paints.count >= 1, timeout=5000)
+
+
+def test_a_blitted_epoch_is_painted_with_the_next_frame_not_at_once(qtbot):
+    from napari_training_assistant.napari.plot_widget import LivePlot
+
+    plot = LivePlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    qtbot.waitExposed(plot)
+    plot.expect_epochs(4)
+    plot.add_epoch(1, {"train_loss": 0.8, "val_dice": 0.2})
+    qtbot.waitUntil(lambda: plot.full_draws == 1, timeout=5000)
+    qtbot.wait(50)
+    paints = _Paints(plot.canvas)
+    plot.add_epoch(2, {"train_loss": 0.5, "val_dice": 0.7})
+    assert paints.count == 0
+    qtbot.waitUntil(lambda: paints.count >= 1, timeout=5000)
+    assert plot.full_draws == 1

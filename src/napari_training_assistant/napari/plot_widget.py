@@ -19,13 +19,13 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QProgressBar,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from ..progress import EventKind, ProgressEvent, duration
+from .progress_bar import ProgressBar
 from .shown_canvas import ShownCanvas
 
 
@@ -143,7 +143,7 @@ class RunMonitor(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.eta = QLabel("")

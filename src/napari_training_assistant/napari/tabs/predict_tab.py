@@ -29,7 +29,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
 )
@@ -48,6 +47,7 @@ from ..prediction_layers import (
     ome_zarr_levels,
     probability_layer,
 )
+from ..progress_bar import ProgressBar
 from ..workers import ChildTask, TaskFailed, child_worker
 from . import prediction_correction
 from .base import ProjectTab
@@ -152,7 +152,7 @@ class PredictTab(ProjectTab):
         )
         self.accept_button.setEnabled(False)
         self.accept_button.clicked.connect(self.accept_correction)
-        self.progress = QProgressBar()
+        self.progress = ProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.eta = QLabel("")
