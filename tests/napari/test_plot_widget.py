@@ -133,3 +133,35 @@ def test_a_blitted_epoch_is_painted_with_the_next_frame_not_at_once(qtbot):
     assert paints.count == 0
     qtbot.waitUntil(lambda: paints.count >= 1, timeout=5000)
     assert plot.full_draws == 1
+
+
+def test_a_run_like_the_last_one_needs_no_full_draw(qtbot):
+    """Same epochs, a first loss under the same nice top: the axes stay, every epoch is blitted."""
+    from napari_training_assistant.napari.plot_widget import LivePlot
+
+    plot = LivePlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    qtbot.waitExposed(plot)
+    draws = []
+    for first_loss in (1.21, 1.12):
+        plot.clear()
+        plot.expect_epochs(3)
+        for epoch in (1, 2, 3):
+            plot.add_epoch(epoch, {"train_loss": first_loss / epoch, "val_dice": epoch / 4})
+            qtbot.wait(20)
+        qtbot.waitUntil(lambda: plot.full_draws >= 1, timeout=5000)
+        qtbot.wait(50)
+        draws.append(plot.full_draws)
+        assert plot.loss_axes.get_ylim() == (0, 1.5)  # 1.15 x 1.21 -> 1.5
+    assert draws[1] == draws[0]  # the second run: blitted only
+    plot.add_epoch(4, {"train_loss": 2.0})  # above the top, beyond the epochs: new limits, one draw
+    qtbot.waitUntil(lambda: plot.full_draws == draws[1] + 1, timeout=5000)
+    assert plot.loss_axes.get_ylim() == (0, 2.5) and plot.loss_axes.get_xlim() == (0.5, 8.5)
+
+
+@pytest.mark.parametrize(("value", "top"), [(1.0, 1.0), (1.0001, 1.25), (1.3, 1.5), (2.6, 3.0), (8.5, 10.0), (13.0, 15.0), (0.42, 0.5)])
+def test_nice_tops(value, top):
+    from napari_training_assistant.napari.plot_widget import _nice_top
+
+    assert _nice_top(value) == pytest.approx(top)

@@ -3,10 +3,10 @@
 It runs in the GUI thread while the viewer must stay responsive, so it is cheap by design: a STEP event
 only sets the progress bar and one label; the plot changes on EPOCH events only, and then usually by
 blitting (the saved axes background + the three lines into the canvas buffer, shown with the window's
-next paint, never a repaint of its own). A full figure draw (~12 ms of Agg rendering, more on a busy
-CPU) happens only when the axes limits change (once a run: the run's epochs and the first loss; again
-only if a loss rises above the top), on resize, and never while the plot is hidden. No file is read
-here.
+next paint, never a repaint of its own). A full figure draw (12-20 ms of Agg rendering, more on a busy
+CPU) happens only when the axes limits change (at most once a run, for the run's epochs and the first
+loss rounded up to a nice top, none when they match the last run's; again only if a loss rises above the
+top), on resize, and never while the plot is hidden. No file is read here.
 """
 
 from __future__ import annotations
@@ -93,17 +93,20 @@ class LivePlot(QWidget):
         self.series["dice"].append(_number(metrics.get("val_dice", metrics.get("dice")), nan))
         losses = [v for v in self.series["train_loss"] + self.series["val_loss"] if math.isfinite(v)]
         if losses and (self.point_count == 1 or max(losses) > self.loss_axes.get_ylim()[1]):
-            self._limits(y_top=max(1.0, max(losses) * 1.15))
+            self._limits(y_top=_nice_top(max(1.0, max(losses) * 1.15)))
         if epoch > self.loss_axes.get_xlim()[1] - 0.5:
             self._limits(x_top=2 * int(epoch))
         self._update()
 
     def _limits(self, x_top: int | None = None, y_top: float | None = None) -> None:
+        """New axes limits; a full draw follows only if they changed (a run like the last one: none)."""
+        before = (self.loss_axes.get_xlim(), self.loss_axes.get_ylim())
         if x_top is not None:
             self.loss_axes.set_xlim(0.5, x_top + 0.5)
         if y_top is not None:
             self.loss_axes.set_ylim(0, y_top)
-        self._stale = True
+        if (self.loss_axes.get_xlim(), self.loss_axes.get_ylim()) != before:
+            self._stale = True
 
     def _update(self) -> None:
         x = self.series["epoch"]
@@ -129,6 +132,13 @@ class LivePlot(QWidget):
         for line in self.lines:
             line.axes.draw_artist(line)
         self.canvas.update()
+
+
+def _nice_top(value: float) -> float:
+    """The smallest of 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten that is >= `value` (> 0): a
+    loss axis whose top stays put from run to run."""
+    scale = 10.0 ** math.floor(math.log10(value))
+    return next(step * scale for step in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if step * scale >= value)
 
 
 def _number(value, default: float) -> float:
