@@ -11,7 +11,7 @@ process) with the project's checkpoint, from the click until the labels are show
 layer takes the new labels), `predict_with_probabilities` (a new Labels layer and an Image layer of the
 foreground probability); `predict_new_layer_napari_insertion` is a reference without a goal: the same
 prediction with the layer inserted by napari's own `viewer.add_layer` in one go. Goal: longest gap < 100 ms
-in all the others. Each condition runs `--repeats` times (interleaved);
+in all the others. Each condition runs `--repeats` times (interleaved, `--settle-s` apart);
 medians are reported, with every run's numbers. Prints one JSON object.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_gui_latency.py
@@ -153,10 +153,11 @@ def train_unmeasured(tab) -> None:
         raise SystemExit(f"training did not complete: {tab.message.text()}")
 
 
-def measure(condition: str, viewer, widget, idle_s: float) -> dict[str, Any]:
+def measure(condition: str, viewer, widget, idle_s: float, settle_s: float) -> dict[str, Any]:
     tab = widget.page("Train")
     if condition.startswith("predict") and condition != "predict_again":
         remove_predictions(viewer)
+    wait_ms(int(settle_s * 1000))  # the last condition's processes gone, its files written
     competitor = subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) if condition.endswith("competing_process") else None
     try:
         with PanTimer(viewer) as pan:
@@ -194,6 +195,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each condition (medians reported)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each training (8 samples of 48x48, batch 2)")
     parser.add_argument("--idle-s", type=float, default=5.0, help="length of the idle measurement")
+    parser.add_argument("--settle-s", type=float, default=2.0, help="unmeasured pause before each measurement")
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS),
                         help="the conditions to measure (default: all)")
     args = parser.parse_args()
@@ -221,7 +223,7 @@ def main() -> None:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in args.conditions}
         for _ in range(args.repeats):
             for name in args.conditions:
-                runs[name].append(measure(name, viewer, widget, args.idle_s))
+                runs[name].append(measure(name, viewer, widget, args.idle_s, args.settle_s))
         widget.close()
         viewer.close()
 
