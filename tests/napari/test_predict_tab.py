@@ -158,6 +158,7 @@ def test_probabilities_come_as_an_optional_image_layer_under_the_labels(setup, q
     assert isinstance(layer, Image) and layer.data.shape == (40, 56) and tuple(layer.scale) == (0.5, 0.5)
     assert float(layer.data.min()) >= 0.0 and float(layer.data.max()) <= 1.0
     assert isinstance(viewer.layers[-1], Labels) and names.index(probability) < len(names) - 1  # the labels stay on top
+    assert tab.image_combo.currentText() == "cells"  # the probabilities are no image to predict next
 
 
 def test_predicting_again_reuses_the_unedited_layer_and_keeps_an_edited_one(setup, qtbot):

@@ -33,9 +33,14 @@ def pairs_with(image_name: str, labels_name: str) -> bool:
 
 
 def inserted_layer(event, kind: str):
-    """The layer an `inserted` event of the viewer's layer list brought, when it is a napari `kind` layer."""
+    """The layer an `inserted` event of the viewer's layer list brought, when it is a napari `kind` layer and
+    not a prediction's probabilities (which the plugin itself adds)."""
+    from .prediction_layers import PROBABILITY_KEY
+
     layer = getattr(event, "value", None)
-    return layer if getattr(event, "type", None) == "inserted" and type(layer).__name__ == kind else None
+    if getattr(event, "type", None) != "inserted" or type(layer).__name__ != kind:
+        return None
+    return None if getattr(layer, "metadata", {}).get(PROBABILITY_KEY) else layer
 
 
 def refill_image_combo(combo: QComboBox, viewer, session, remember_key: str, prefer: str | None = None) -> None:

@@ -12,6 +12,8 @@ from .layer_insertion import image_layers, insert_in_steps
 
 LayerData = tuple[Any, dict[str, Any], str]
 
+PROBABILITY_KEY = "nta_probability"  # metadata of a probability layer the plugin shows: never an image to choose
+
 
 def read_prediction(project, record) -> Any:
     """The labels of a recorded prediction: an array (TIFF), or the levels of an OME-Zarr output (lazy)."""
@@ -67,7 +69,7 @@ def probability_layer(data: Any, name: str, class_names: list[str], **meta: Any)
     names = [f"{name} {class_names[c] if c < len(class_names) else f'channel_{c}'}" for c in range(count)]
     top = 255 if str(levels[0].dtype) == "uint8" else 1.0
     own = {"name": names, "channel_axis": 0, "contrast_limits": [[0, top]] * count, "colormap": "magma",
-           "blending": "additive", "opacity": 0.7, **meta}
+           "blending": "additive", "opacity": 0.7, "metadata": {PROBABILITY_KEY: True}, **meta}
     if len(levels) > 1:
         own["multiscale"] = True
     return (levels if len(levels) > 1 else levels[0]), own, "image"
